@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -159,3 +160,43 @@ TEST(convert, double_spans_round_once) {
 }
 
 } // namespace
+
+namespace custom {
+
+// A format defined by a user in one alias each: both go through every entry point.
+using fp8_e4m3b11fnuz = lowbit::minifloat<4, 3, 11, lowbit::special_values::fnuz>;
+struct three_bit_table {
+  static constexpr int bits = 3;
+  static constexpr std::array<float, 8> values = {-1.0f, -0.5f, -0.25f, 0.0f, 0.25f, 0.5f, 0.75f, 1.0f};
+};
+using three_bit = lowbit::codebook<three_bit_table>;
+
+static_assert(lowbit::scalar_format<fp8_e4m3b11fnuz> && lowbit::scalar_format<three_bit>);
+
+TEST(custom_formats, a_user_alias_works_everywhere) {
+  EXPECT_EQ(fp8_e4m3b11fnuz::max_finite, 30.0); // 1.875 * 2^(15 - 11)
+  EXPECT_EQ(lowbit::format_name<three_bit>, "custom");
+  const std::vector<float> x = {0.3f, -0.8f, 100.0f, 0.6f, -0.0f, 0.125f, 0.1f, 0.9f, 0.7f};
+  std::vector<std::uint8_t> a(x.size()), b(x.size());
+  lowbit::encode_span<three_bit>(std::span<const float>(x), std::span(a));
+  lowbit::reference::encode_span<three_bit>(std::span<const float>(x), std::span(b));
+  EXPECT_EQ(a, b);
+  std::vector<float> y(x.size());
+  lowbit::decode_span<three_bit>(std::span<const std::uint8_t>(a), std::span(y));
+  EXPECT_EQ(y, (std::vector<float>{0.25f, -1.0f, 1.0f, 0.5f, 0.0f, 0.0f, 0.0f, 1.0f, 0.75f}));
+  lowbit::encode_span<fp8_e4m3b11fnuz>(std::span<const float>(x), std::span(a));
+  lowbit::reference::encode_span<fp8_e4m3b11fnuz>(std::span<const float>(x), std::span(b));
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(fp8_e4m3b11fnuz::decode(a[2]), 30.0f);
+}
+
+template <class List>
+struct all_satisfy;
+template <class... Fs>
+struct all_satisfy<lowbit::format_list<Fs...>> {
+  static constexpr bool value = (lowbit::scalar_format<Fs> && ...);
+};
+static_assert(all_satisfy<lowbit::all_scalar_formats>::value);
+static_assert(all_satisfy<lowbit::integer_formats>::value && all_satisfy<lowbit::scale_formats>::value);
+
+} // namespace custom

@@ -7,6 +7,7 @@
 
 #include "lowbit/formats/concepts.hpp"
 #include "lowbit/formats/half.hpp"
+#include "lowbit/formats/minifloat.hpp"
 
 #include <immintrin.h>
 
@@ -33,7 +34,8 @@ template <class F>
 inline constexpr bool can_encode = encodable<F>();
 
 template <class F>
-inline constexpr bool can_decode = F::bits <= 8;
+inline constexpr bool can_decode = F::bits <= 8 || std::is_same_v<F, minifloat<5, 10, 15, special_values::ieee>> ||
+                                   std::is_same_v<F, minifloat<8, 7, 127, special_values::ieee>>;
 
 namespace detail {
 
@@ -236,21 +238,99 @@ void encode_rne(const Src* in, typename F::storage* out, std::size_t n) noexcept
   }
 }
 
-// Decoding of n codes of an (at most) 8-bit format to float, half or bfloat16.
+namespace detail {
+
+// Eight codes to floats. Integers sign-extend and convert; tables of at most 16 entries use two
+// in-register permutes; other 8-bit formats gather from a 256-entry table; fp16 / bf16 widen.
+template <class F>
+struct decoder {
+  static const decode_table<F>& table() noexcept {
+    static const decode_table<F> tab;
+    return tab;
+  }
+  static constexpr bool small = F::family != format_family::integer && code_count<F> <= 16;
+  static constexpr unsigned max_valid = [] { // codes above it have padding bits set
+    if constexpr (F::family == format_family::minifloat)
+      return (1u << F::value_bits) - 1;
+    else
+      return code_count<F> - 1;
+  }();
+  static constexpr bool arithmetic = [] {
+    if constexpr (F::family == format_family::minifloat)
+      return !small && F::has_zero;
+    else
+      return false;
+  }();
+  __m256 lo{}, hi{};
+  const float* tab = nullptr;
+
+  decoder() noexcept {
+    if constexpr (small) {
+      lo = _mm256_loadu_ps(table().value.data());
+      hi = _mm256_loadu_ps(table().value.data() + 8);
+    } else if constexpr (sizeof(typename F::storage) == 1 && F::family != format_family::integer && !arithmetic) {
+      tab = table().value.data();
+    }
+  }
+
+  __m256 operator()(const typename F::storage* p) const noexcept {
+    if constexpr (sizeof(typename F::storage) == 2) {
+      const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      if constexpr (F::exponent_bits == 5)
+        return _mm256_cvtph_ps(w);
+      else
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(w), 16));
+    } else {
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+      const __m256i invalid = _mm256_cmpgt_epi32(c, set1(max_valid));
+      __m256 v;
+      if constexpr (F::family == format_family::integer) {
+        constexpr int up = 32 - F::bits;
+        const __m256i x = F::is_signed ? _mm256_srai_epi32(_mm256_slli_epi32(c, up), up) : c;
+        v = _mm256_cvtepi32_ps(x);
+      } else if constexpr (arithmetic) {
+        // Place exponent and mantissa under float's fields and rescale by 2^(127 - bias): exact
+        // for normals and subnormals alike. Then patch inf and NaN.
+        constexpr float rescale = static_cast<float>(lowbit::detail::exp2i(127 - F::bias));
+        const __m256i mag = _mm256_and_si256(c, set1(F::mag_mask));
+        const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(c, set1(F::sign_mask)), 31 - (F::value_bits - 1));
+        v = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(mag, 23 - F::mantissa_bits)), _mm256_set1_ps(rescale));
+        __m256i nan = invalid;
+        if constexpr (F::has_inf) {
+          const __m256i inf = _mm256_cmpeq_epi32(mag, set1(F::inf_code));
+          v = _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::infinity()), _mm256_castsi256_ps(inf));
+          nan = _mm256_or_si256(nan, _mm256_cmpgt_epi32(mag, set1(F::inf_code)));
+        } else if constexpr (F::specials == special_values::fn) {
+          nan = _mm256_or_si256(nan, _mm256_cmpeq_epi32(mag, set1(F::mag_mask)));
+        } else if constexpr (F::specials == special_values::fnuz) {
+          nan = _mm256_or_si256(nan, _mm256_cmpeq_epi32(c, set1(F::sign_mask)));
+        }
+        v = _mm256_or_ps(v, _mm256_castsi256_ps(sign));
+        return _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()), _mm256_castsi256_ps(nan));
+      } else if constexpr (small) {
+        const __m256 a = _mm256_permutevar8x32_ps(lo, c), b = _mm256_permutevar8x32_ps(hi, c);
+        v = _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(c, 28)));
+      } else {
+        return _mm256_i32gather_ps(tab, c, 4); // the table holds NaN for invalid codes
+      }
+      return _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()), _mm256_castsi256_ps(invalid));
+    }
+  }
+};
+
+} // namespace detail
+
+// Decoding of n codes to float, half or bfloat16.
 template <class F, class Dst>
 void decode(const typename F::storage* in, Dst* out, std::size_t n) noexcept {
   static_assert(can_decode<F>);
-  static const detail::decode_table<F> tab;
+  const detail::decoder<F> dec;
   std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(in + i)));
-    detail::store8(out + i, _mm256_i32gather_ps(tab.value.data(), idx, 4), 8);
-  }
+  for (; i + 8 <= n; i += 8) detail::store8(out + i, dec(in + i), 8);
   if (i < n) {
-    std::uint8_t tail[8]{};
-    std::memcpy(tail, in + i, n - i);
-    const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(tail)));
-    detail::store8(out + i, _mm256_i32gather_ps(tab.value.data(), idx, 4), n - i);
+    typename F::storage tail[8]{};
+    std::memcpy(tail, in + i, (n - i) * sizeof(tail[0]));
+    detail::store8(out + i, dec(tail), n - i);
   }
 }
 
