@@ -3,6 +3,7 @@
 
 #include "lowbit/core/bits.hpp"
 #include "lowbit/core/config.hpp"
+#include "lowbit/core/buffer.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/formats/catalog.hpp"
 #include "lowbit/formats/codebook.hpp"
@@ -12,3 +13,4 @@
 #include "lowbit/formats/integer.hpp"
 #include "lowbit/formats/minifloat.hpp"
 #include "lowbit/formats/rounding.hpp"
+#include "lowbit/schemes/all.hpp"

@@ -187,7 +187,42 @@ struct ternary_table {
   static constexpr std::array<float, 3> values = {-1.0f, 0.0f, 1.0f};
 };
 
+// bitsandbytes' signed 8-bit "dynamic" map (create_dynamic_map(signed=True)): for i = 0..6,
+// the midpoints of 2^i + 1 points evenly spaced over [0.1, 1], times +-10^(i-6); plus 0 and 1.
+// 256 values in [-0.99296875, 1]. Computed here in double and rounded once to float, which may
+// differ from bitsandbytes' float32 torch.linspace arithmetic in the last ulp of some entries.
+struct dynamic8_table {
+  static constexpr int bits = 8;
+  static constexpr std::array<float, 256> values = [] {
+    std::array<double, 256> d{};
+    std::size_t n = 0;
+    for (int i = 0; i < 7; ++i) {
+      double p10 = 1;
+      for (int k = 0; k < 6 - i; ++k) p10 *= 10; // exact
+      const int points = (1 << i) + 1;
+      for (int j = 0; j + 1 < points; ++j) {
+        const double b0 = 0.1 + 0.9 * j / (points - 1), b1 = 0.1 + 0.9 * (j + 1) / (points - 1);
+        const double m = (b0 + b1) / 2 / p10;
+        d[n++] = m;
+        d[n++] = -m;
+      }
+    }
+    d[n++] = 0.0;
+    d[n++] = 1.0;
+    for (std::size_t a = 1; a < n; ++a) // insertion sort (constexpr)
+      for (std::size_t b = a; b > 0 && d[b - 1] > d[b]; --b) {
+        const double t = d[b];
+        d[b] = d[b - 1];
+        d[b - 1] = t;
+      }
+    std::array<float, 256> f{};
+    for (std::size_t i = 0; i < 256; ++i) f[i] = static_cast<float>(d[i]);
+    return f;
+  }();
+};
+
 using nf4 = codebook<nf4_table>;
+using dynamic8 = codebook<dynamic8_table>;
 using fp4_bnb = codebook<fp4_bnb_table>;
 using ternary = codebook<ternary_table>;
 

@@ -21,6 +21,12 @@
 
 namespace lowbit::avx2 {
 
+// integer_format instantiations (codes are the values themselves, no implicit scale).
+template <class F>
+concept plain_integer = F::family == format_family::integer&& requires {
+  F::code_mask;
+};
+
 template <class F>
 consteval bool encodable() {
   if constexpr (F::family == format_family::minifloat)
@@ -28,7 +34,7 @@ consteval bool encodable() {
   else if constexpr (F::family == format_family::codebook)
     return F::distinct <= 16;
   else
-    return true;
+    return plain_integer<F>;
 }
 template <class F>
 inline constexpr bool can_encode = encodable<F>();
@@ -248,7 +254,7 @@ struct decoder {
     static const decode_table<F> tab;
     return tab;
   }
-  static constexpr bool small = F::family != format_family::integer && code_count<F> <= 16;
+  static constexpr bool small = !plain_integer<F> && code_count<F> <= 16;
   static constexpr unsigned max_valid = [] { // codes above it have padding bits set
     if constexpr (F::family == format_family::minifloat)
       return (1u << F::value_bits) - 1;
@@ -268,7 +274,7 @@ struct decoder {
     if constexpr (small) {
       lo = _mm256_loadu_ps(table().value.data());
       hi = _mm256_loadu_ps(table().value.data() + 8);
-    } else if constexpr (sizeof(typename F::storage) == 1 && F::family != format_family::integer && !arithmetic) {
+    } else if constexpr (sizeof(typename F::storage) == 1 && !plain_integer<F> && !arithmetic) {
       tab = table().value.data();
     }
   }
@@ -284,7 +290,7 @@ struct decoder {
       const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
       const __m256i invalid = _mm256_cmpgt_epi32(c, set1(max_valid));
       __m256 v;
-      if constexpr (F::family == format_family::integer) {
+      if constexpr (plain_integer<F>) {
         constexpr int up = 32 - F::bits;
         const __m256i x = F::is_signed ? _mm256_srai_epi32(_mm256_slli_epi32(c, up), up) : c;
         v = _mm256_cvtepi32_ps(x);

@@ -1,0 +1,97 @@
+// Byte-exact packing of element codes. Dense LSB-first bit stream: code i occupies bits
+// [i*b, (i+1)*b) of the row, counting from bit 0 of byte 0, so 4-bit codes sit two per byte with
+// the low nibble first, 2-bit codes four per byte from the low bits, and 3- and 6-bit codes
+// straddle bytes. Ternary codes (0, 1, 2 = -1, 0, +1) also pack five per byte in base 3:
+// byte = t0 + 3 t1 + 9 t2 + 27 t3 + 81 t4 (1.6 bits per weight; bytes >= 243 are corrupt).
+#pragma once
+
+#include "lowbit/core/error.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace lowbit {
+
+enum class code_layout : std::uint8_t {
+  bits,  // dense LSB-first bit stream of `bits`-wide codes
+  base3, // five ternary codes per byte
+};
+
+// Bytes holding n codes of the given width in the given layout.
+constexpr std::size_t packed_bytes(code_layout layout, int bits, std::size_t n) noexcept {
+  if (layout == code_layout::base3) return (n + 4) / 5;
+  return (n * static_cast<std::size_t>(bits) + 7) / 8;
+}
+
+namespace detail {
+
+inline void check_pack(const char* what, std::size_t have, std::size_t need) {
+  if (have < need)
+    throw invalid_argument(std::string(what) + ": buffer of " + std::to_string(have) + " bytes, need " +
+                           std::to_string(need));
+}
+
+} // namespace detail
+
+// Packs codes (each < 2^bits, higher bits ignored) into out, which must hold
+// packed_bytes(bits, codes.size()) bytes; unused trailing bits are zero.
+inline void pack_codes(code_layout layout, int bits, std::span<const std::uint8_t> codes, std::span<std::uint8_t> out) {
+  const std::size_t n = codes.size(), need = packed_bytes(layout, bits, n);
+  detail::check_pack("pack_codes: output", out.size(), need);
+  if (layout == code_layout::base3) {
+    for (std::size_t byte = 0; byte < need; ++byte) {
+      unsigned v = 0;
+      for (std::size_t j = 5; j-- > 0;) {
+        const std::size_t i = byte * 5 + j;
+        v = v * 3 + (i < n ? (codes[i] > 2 ? 2u : codes[i]) : 0u);
+      }
+      out[byte] = static_cast<std::uint8_t>(v);
+    }
+    return;
+  }
+  if (bits == 8) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = codes[i];
+    return;
+  }
+  const unsigned mask = (1u << bits) - 1;
+  for (std::size_t b = 0; b < need; ++b) out[b] = 0;
+  std::size_t bit = 0;
+  for (std::size_t i = 0; i < n; ++i, bit += static_cast<std::size_t>(bits)) {
+    const unsigned v = (codes[i] & mask) << (bit % 8);
+    out[bit / 8] = static_cast<std::uint8_t>(out[bit / 8] | (v & 0xFFu));
+    if (v >> 8) out[bit / 8 + 1] = static_cast<std::uint8_t>(out[bit / 8 + 1] | (v >> 8));
+  }
+}
+
+// Unpacks n = codes.size() codes. A base-3 byte >= 243 throws lowbit::error (corrupt data).
+inline void unpack_codes(code_layout layout, int bits, std::span<const std::uint8_t> in,
+                         std::span<std::uint8_t> codes) {
+  const std::size_t n = codes.size(), need = packed_bytes(layout, bits, n);
+  detail::check_pack("unpack_codes: input", in.size(), need);
+  if (layout == code_layout::base3) {
+    for (std::size_t byte = 0; byte < need; ++byte) {
+      unsigned v = in[byte];
+      if (v >= 243)
+        throw error("unpack_codes: base-3 byte " + std::to_string(byte) + " is " + std::to_string(v) +
+                    ", expected < 243 (corrupt data)");
+      for (std::size_t j = 0; j < 5; ++j, v /= 3)
+        if (byte * 5 + j < n) codes[byte * 5 + j] = static_cast<std::uint8_t>(v % 3);
+    }
+    return;
+  }
+  if (bits == 8) {
+    for (std::size_t i = 0; i < n; ++i) codes[i] = in[i];
+    return;
+  }
+  const unsigned mask = (1u << bits) - 1;
+  std::size_t bit = 0;
+  for (std::size_t i = 0; i < n; ++i, bit += static_cast<std::size_t>(bits)) {
+    unsigned v = in[bit / 8] >> (bit % 8);
+    if (bit % 8 + static_cast<std::size_t>(bits) > 8) v |= static_cast<unsigned>(in[bit / 8 + 1]) << (8 - bit % 8);
+    codes[i] = static_cast<std::uint8_t>(v & mask);
+  }
+}
+
+} // namespace lowbit

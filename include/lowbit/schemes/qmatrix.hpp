@@ -1,0 +1,307 @@
+// The packed quantized matrix of a scheme, and quantize / dequantize / fake_quant.
+// Layout (byte-exact, stable): W is rows x cols (N x K, K the reduction axis), row-major.
+// Codes: one plane, row r at byte r * row_bytes(), each row padded with zero values to whole
+// blocks and packed per `packing.hpp` (4-bit: two per byte, low nibble first). Scales: a
+// separate plane of ScaleFmt storage, indexed by block_scheme::scale_index (row-major over
+// blocks for group granularity). Zero points (asymmetric schemes): one byte per scale.
+// Tensor scale: one float (1 when the scheme has none).
+#pragma once
+
+#include "lowbit/core/buffer.hpp"
+#include "lowbit/core/error.hpp"
+#include "lowbit/formats/convert.hpp"
+#include "lowbit/schemes/packing.hpp"
+#include "lowbit/schemes/scheme.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lowbit {
+
+namespace detail {
+// What the scale plane stores: the scale format's storage, or second-level codes.
+template <class S, bool = S::scale_quant::enabled>
+struct scale_storage_of {
+  using type = typename S::scale_format::storage;
+};
+template <class S>
+struct scale_storage_of<S, true> {
+  using type = typename S::scale_quant::codes::storage;
+};
+} // namespace detail
+
+template <scheme S>
+class qmatrix {
+public:
+  using scheme_type = S;
+  using element = typename S::element;
+  static constexpr bool double_quantized = S::scale_quant::enabled;
+  using scale_storage = typename detail::scale_storage_of<S>::type;
+
+  qmatrix() = default;
+  qmatrix(std::size_t rows, std::size_t cols)
+      : rows_(rows), cols_(cols), codes_(rows * row_bytes_for(cols)), scales_(S::scale_count(rows, cols)),
+        zeros_(S::has_zero_point ? S::scale_count(rows, cols) : 0), scale_absmax_(second_level_count(rows, cols)) {}
+
+  // Number of fp32 second-level scales (double quantization), else 0.
+  static std::size_t second_level_count(std::size_t rows, std::size_t cols) noexcept {
+    if constexpr (double_quantized)
+      return (S::scale_count(rows, cols) + S::scale_quant::block - 1) / S::scale_quant::block;
+    else
+      return 0;
+  }
+
+  std::size_t rows() const noexcept { return rows_; }
+  std::size_t cols() const noexcept { return cols_; }
+  std::size_t padded_cols() const noexcept { return S::padded_cols(cols_); }
+  std::size_t row_bytes() const noexcept { return row_bytes_for(cols_); }
+  static std::size_t row_bytes_for(std::size_t cols) noexcept {
+    return packed_bytes(S::layout, S::code_bits, S::padded_cols(cols));
+  }
+
+  std::span<std::uint8_t> codes() noexcept { return codes_; }
+  std::span<const std::uint8_t> codes() const noexcept { return codes_; }
+  std::span<const std::uint8_t> row_codes(std::size_t r) const noexcept {
+    return std::span<const std::uint8_t>(codes_).subspan(r * row_bytes(), row_bytes());
+  }
+  std::span<scale_storage> scales() noexcept { return scales_; }
+  std::span<const scale_storage> scales() const noexcept { return scales_; }
+  std::span<std::uint8_t> zero_points() noexcept { return zeros_; }
+  std::span<const std::uint8_t> zero_points() const noexcept { return zeros_; }
+  float tensor_scale() const noexcept { return tensor_scale_; }
+  void set_tensor_scale(float t) noexcept { tensor_scale_ = t; }
+  // Double quantization: fp32 absmax of each block of second-level codes, and the mean offset.
+  std::span<float> scale_absmax() noexcept { return scale_absmax_; }
+  std::span<const float> scale_absmax() const noexcept { return scale_absmax_; }
+  float scale_offset() const noexcept { return scale_offset_; }
+  void set_scale_offset(float o) noexcept { scale_offset_ = o; }
+
+  // Effective (dequantization) scale of scale unit u, and of element (r, c).
+  float unit_scale(std::size_t u) const noexcept {
+    if constexpr (double_quantized)
+      return S::scale_quant::codes::decode(scales_[u]) * scale_absmax_[u / S::scale_quant::block] + scale_offset_;
+    else
+      return S::unit_scale(scales_[u], tensor_scale_);
+  }
+  float scale_at(std::size_t r, std::size_t c) const noexcept { return unit_scale(S::scale_index(r, c, cols_)); }
+  std::uint8_t zero_at(std::size_t r, std::size_t c) const noexcept {
+    if constexpr (S::has_zero_point)
+      return zeros_[S::scale_index(r, c, cols_)];
+    else
+      return 0;
+  }
+
+  double bits_per_weight() const noexcept { return S::bits_per_weight(rows_, cols_); }
+  std::size_t storage_bytes() const noexcept {
+    return codes_.size() + scales_.size() * sizeof(scale_storage) + zeros_.size() + (S::has_tensor_scale ? 4 : 0) +
+           (double_quantized ? 4 * (scale_absmax_.size() + 1) : 0);
+  }
+
+private:
+  std::size_t rows_ = 0, cols_ = 0;
+  aligned_vector<std::uint8_t> codes_;
+  aligned_vector<scale_storage> scales_;
+  std::vector<std::uint8_t> zeros_;
+  std::vector<float> scale_absmax_;
+  float tensor_scale_ = 1.0f;
+  float scale_offset_ = 0.0f;
+};
+
+namespace detail {
+
+inline void check_shape(const char* fn, std::size_t size, std::size_t rows, std::size_t cols) {
+  if (rows == 0 || cols == 0)
+    throw invalid_argument(std::string(fn) + ": shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+                           " is empty, expected rows >= 1 and cols >= 1");
+  if (cols > (std::size_t{1} << 40) / rows)
+    throw invalid_argument(std::string(fn) + ": shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+                           " exceeds 2^40 elements");
+  if (size != rows * cols)
+    throw invalid_argument(std::string(fn) + ": data has " + std::to_string(size) + " elements, shape " +
+                           std::to_string(rows) + "x" + std::to_string(cols) + " needs " + std::to_string(rows * cols));
+}
+
+template <scheme S>
+void check_finite(const char* fn, std::span<const float> x, std::size_t cols) {
+  if constexpr (!S::rule::allows_non_finite) {
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (!std::isfinite(x[i]))
+        throw invalid_argument(std::string(fn) + ": element (" + std::to_string(i / cols) + ", " +
+                               std::to_string(i % cols) + ") is " + std::to_string(x[i]) +
+                               "; this scheme needs finite input (only MX schemes encode NaN/inf, as a NaN scale)");
+  }
+}
+
+// Chooses every unit's scale (and zero point) of x; calls store(unit_index, params).
+template <scheme S, class Store>
+float choose_all(std::span<const float> x, std::size_t rows, std::size_t cols, Store&& store) {
+  using E = typename S::element;
+  using SF = typename S::scale_format;
+  float tensor_scale = 1.0f;
+  if constexpr (S::has_tensor_scale) tensor_scale = S::rule::template tensor_scale<E, SF>(abs_max(x));
+  std::vector<float> unit;
+  switch (S::gran) {
+  case granularity::tensor: store(0, S::rule::template choose<E, SF>(x, tensor_scale)); break;
+  case granularity::row:
+    for (std::size_t r = 0; r < rows; ++r)
+      store(r, S::rule::template choose<E, SF>(x.subspan(r * cols, cols), tensor_scale));
+    break;
+  case granularity::column:
+    unit.resize(rows);
+    for (std::size_t c = 0; c < cols; ++c) {
+      for (std::size_t r = 0; r < rows; ++r) unit[r] = x[r * cols + c];
+      store(c, S::rule::template choose<E, SF>(unit, tensor_scale));
+    }
+    break;
+  case granularity::group: {
+    const std::size_t groups = S::padded_cols(cols) / S::block;
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t c0 = g * S::block, n = std::min(S::block, cols - c0); // padding is zeros
+        store(r * groups + g, S::rule::template choose<E, SF>(x.subspan(r * cols + c0, n), tensor_scale));
+      }
+    break;
+  }
+  }
+  return tensor_scale;
+}
+
+// Encodes n consecutive elements that share one effective scale and zero point, through the
+// element format's span encoder (AVX2 where compiled; bit-identical to S::encode).
+template <scheme S>
+void encode_run(const float* x, std::size_t n, float scale, std::uint8_t zero, std::uint8_t* codes,
+                std::vector<float>& tmp) {
+  using E = typename S::element;
+  if (!(scale > 0.0f) || !std::isfinite(scale)) {
+    const auto z = S::encode(0.0f, scale, zero);
+    for (std::size_t i = 0; i < n; ++i) codes[i] = z;
+    return;
+  }
+  tmp.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if constexpr (S::has_zero_point)
+      tmp[i] = std::nearbyint(x[i] / scale) + static_cast<float>(zero);
+    else
+      tmp[i] = x[i] / scale;
+  }
+  encode_span<E>(std::span<const float>(tmp.data(), n), std::span<typename E::storage>(codes, n));
+}
+
+// Calls f(c0, n) for each run of columns [c0, c0 + n) of a row that shares one scale unit.
+template <scheme S, class F>
+void for_each_run(std::size_t cols, F&& f) {
+  if constexpr (S::gran == granularity::group) {
+    for (std::size_t c0 = 0; c0 < cols; c0 += S::block) f(c0, std::min(S::block, cols - c0));
+  } else if constexpr (S::gran == granularity::column) {
+    for (std::size_t c = 0; c < cols; ++c) f(c, std::size_t{1});
+  } else {
+    f(std::size_t{0}, cols);
+  }
+}
+
+// Effective per-unit scales of x: `encode` (what elements are rounded with) and, in q, what
+// dequantization uses; they differ only under double quantization.
+template <scheme S>
+std::vector<float> choose_into(std::span<const float> x, std::size_t rows, std::size_t cols, qmatrix<S>& q) {
+  std::vector<float> encode(S::scale_count(rows, cols));
+  const float t = choose_all<S>(x, rows, cols, [&](std::size_t u, const auto& p) {
+    encode[u] = static_cast<float>(S::scale_format::decode(p.scale_code));
+    if constexpr (!qmatrix<S>::double_quantized) q.scales()[u] = p.scale_code;
+    if constexpr (S::has_zero_point) q.zero_points()[u] = p.zero_code;
+  });
+  q.set_tensor_scale(t);
+  if constexpr (qmatrix<S>::double_quantized) {
+    using codes = typename S::scale_quant::codes;
+    constexpr std::size_t b2 = S::scale_quant::block;
+    double sum = 0;
+    for (float v : encode) sum += v;
+    const auto offset = static_cast<float>(sum / static_cast<double>(encode.size()));
+    q.set_scale_offset(offset);
+    for (std::size_t k = 0; k * b2 < encode.size(); ++k) {
+      const std::size_t end = std::min(encode.size(), (k + 1) * b2);
+      float amax = 0.0f;
+      for (std::size_t u = k * b2; u < end; ++u) amax = std::max(amax, std::fabs(encode[u] - offset));
+      q.scale_absmax()[k] = amax;
+      for (std::size_t u = k * b2; u < end; ++u)
+        q.scales()[u] = codes::encode(amax > 0.0f ? (encode[u] - offset) / amax : 0.0f);
+    }
+  } else {
+    for (float& e : encode) e *= t;
+  }
+  return encode;
+}
+
+} // namespace detail
+
+// Quantizes the row-major rows x cols matrix x. Throws lowbit::invalid_argument for a wrong
+// size or shape, and for non-finite input unless the scheme encodes it (MX: NaN scale).
+template <scheme S>
+qmatrix<S> quantize(std::span<const float> x, std::size_t rows, std::size_t cols) {
+  detail::check_shape("quantize", x.size(), rows, cols);
+  detail::check_finite<S>("quantize", x, cols);
+  qmatrix<S> q(rows, cols);
+  const std::vector<float> scale = detail::choose_into<S>(x, rows, cols, q);
+  const std::size_t pc = q.padded_cols();
+  const auto zero_code = static_cast<std::uint8_t>(S::encode(0.0f, 1.0f, 0));
+  std::vector<std::uint8_t> row(pc);
+  std::vector<float> tmp;
+  for (std::size_t r = 0; r < rows; ++r) {
+    detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
+      const std::size_t u = S::scale_index(r, c0, cols);
+      detail::encode_run<S>(&x[r * cols + c0], n, scale[u], q.zero_at(r, c0), &row[c0], tmp);
+    });
+    for (std::size_t c = cols; c < pc; ++c) row[c] = S::has_zero_point ? q.zero_at(r, c) : zero_code;
+    pack_codes(S::layout, S::code_bits, row, q.codes().subspan(r * q.row_bytes(), q.row_bytes()));
+  }
+  return q;
+}
+
+// Dequantizes into out (rows * cols floats, row-major).
+template <scheme S>
+void dequantize(const qmatrix<S>& q, std::span<float> out) {
+  if (out.size() != q.rows() * q.cols())
+    detail::throw_size_mismatch("dequantize: output", out.size(), q.rows() * q.cols());
+  std::vector<std::uint8_t> row(q.padded_cols());
+  for (std::size_t r = 0; r < q.rows(); ++r) {
+    unpack_codes(S::layout, S::code_bits, q.row_codes(r), row);
+    detail::for_each_run<S>(q.cols(), [&](std::size_t c0, std::size_t n) {
+      const float s = q.scale_at(r, c0);
+      const std::uint8_t z = q.zero_at(r, c0);
+      for (std::size_t c = c0; c < c0 + n; ++c) out[r * q.cols() + c] = S::decode(row[c], s, z);
+    });
+  }
+}
+
+template <scheme S>
+std::vector<float> dequantize(const qmatrix<S>& q) {
+  std::vector<float> out(q.rows() * q.cols());
+  dequantize(q, std::span<float>(out));
+  return out;
+}
+
+// Quantize then dequantize without packing: out = dequantize(quantize(x)), bit for bit.
+template <scheme S>
+void fake_quant(std::span<const float> x, std::size_t rows, std::size_t cols, std::span<float> out) {
+  detail::check_shape("fake_quant", x.size(), rows, cols);
+  detail::check_finite<S>("fake_quant", x, cols);
+  if (out.size() != x.size()) detail::throw_size_mismatch("fake_quant: output", out.size(), x.size());
+  qmatrix<S> params(rows, cols); // its scales, zero points and second level; codes unused
+  const std::vector<float> scale = detail::choose_into<S>(x, rows, cols, params);
+  std::vector<std::uint8_t> codes(cols);
+  std::vector<float> tmp;
+  for (std::size_t r = 0; r < rows; ++r)
+    detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
+      const std::size_t u = S::scale_index(r, c0, cols);
+      const std::uint8_t z = params.zero_at(r, c0);
+      detail::encode_run<S>(&x[r * cols + c0], n, scale[u], z, codes.data(), tmp);
+      const float s = params.unit_scale(u);
+      for (std::size_t j = 0; j < n; ++j) out[r * cols + c0 + j] = S::decode(codes[j], s, z);
+    });
+}
+
+} // namespace lowbit
