@@ -1,9 +1,13 @@
 // quantize / dequantize / fake_quant throughput of every named scheme on a 4096 x 4096 fp32
-// matrix (GB/s of float data), single-threaded. Baseline in the same binary: a memcpy of the
-// matrix.
+// matrix (GB/s of float data), with 1 and 2 threads (real time). Baseline in the same binary:
+// a memcpy of the matrix.
 #include <lowbit/lowbit.hpp>
 
 #include <benchmark/benchmark.h>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include <cstring>
 #include <random>
@@ -26,12 +30,22 @@ const std::vector<float>& matrix() {
   return x;
 }
 
+// Benchmarks take the thread count as their argument (1 and 2 here; OpenMP builds only).
+void use_threads(benchmark::State& state) {
+#if defined(_OPENMP)
+  omp_set_num_threads(static_cast<int>(state.range(0)));
+#else
+  if (state.range(0) != 1) state.SkipWithError("built without OpenMP");
+#endif
+}
+
 void set_counters(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(rows * cols * sizeof(float)));
 }
 
 template <class S>
 void quantize_bench(benchmark::State& state) {
+  use_threads(state);
   (void)matrix(); // built once, outside any timing
   for (auto _ : state) benchmark::DoNotOptimize(lowbit::quantize<S>(matrix(), rows, cols));
   set_counters(state);
@@ -39,6 +53,7 @@ void quantize_bench(benchmark::State& state) {
 
 template <class S>
 void dequantize_bench(benchmark::State& state) {
+  use_threads(state);
   const auto q = lowbit::quantize<S>(matrix(), rows, cols);
   std::vector<float> y(rows * cols);
   for (auto _ : state) {
@@ -50,6 +65,7 @@ void dequantize_bench(benchmark::State& state) {
 
 template <class S>
 void fake_quant_bench(benchmark::State& state) {
+  use_threads(state);
   (void)matrix();
   std::vector<float> y(rows * cols);
   for (auto _ : state) {
@@ -72,9 +88,10 @@ void memcpy_baseline(benchmark::State& state) {
 template <class S>
 void add(const char* name) {
   const std::string n(name);
-  benchmark::RegisterBenchmark(("quantize/" + n).c_str(), quantize_bench<S>)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark(("dequantize/" + n).c_str(), dequantize_bench<S>)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark(("fake_quant/" + n).c_str(), fake_quant_bench<S>)->Unit(benchmark::kMillisecond);
+  for (auto* b : {benchmark::RegisterBenchmark(("quantize/" + n).c_str(), quantize_bench<S>),
+                  benchmark::RegisterBenchmark(("dequantize/" + n).c_str(), dequantize_bench<S>),
+                  benchmark::RegisterBenchmark(("fake_quant/" + n).c_str(), fake_quant_bench<S>)})
+    b->Unit(benchmark::kMillisecond)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 }
 
 const bool registered = [] {
@@ -89,6 +106,7 @@ const bool registered = [] {
   add<int_asym<4, 128>>("uint4_g128_fp16_zero_point");
   add<int8_group<128>>("int8_g128_fp16");
   add<nf4_scheme<64>>("nf4_b64");
+  add<nf4_dq>("nf4_b64_double_quant");
   add<ternary_absmean>("ternary_absmean");
   add<ternary_absmean_base3>("ternary_absmean_base3");
   return true;

@@ -1,5 +1,6 @@
 // lowbit quickstart: quantize a Gaussian and a heavy-tailed (Student-t, 3 dof) matrix to every
-// scalar format with one per-tensor absmax scale, and print bits, range, MSE and SQNR.
+// scalar format with one per-tensor absmax scale, then to every block format (scheme), and
+// print bits, range, MSE and SQNR.
 #include <lowbit/lowbit.hpp>
 
 #include <algorithm>
@@ -35,6 +36,16 @@ result quantize_roundtrip(const std::vector<float>& x) {
   return {err / static_cast<double>(x.size()), 10 * std::log10(sig / err)};
 }
 
+template <class S>
+void scheme_row(const char* name, const std::vector<float>& g, const std::vector<float>& t, std::size_t rows,
+                std::size_t cols) {
+  const auto qg = lowbit::quantize<S>(g, rows, cols);
+  const auto mg = lowbit::measure_error(g, lowbit::dequantize(qg));
+  const auto mt = lowbit::measure_error(t, lowbit::dequantize(lowbit::quantize<S>(t, rows, cols)));
+  std::printf("%-22s %7.3f | %10.3e %8.2f dB | %10.3e %8.2f dB\n", name, qg.bits_per_weight(), mg.mse, mg.sqnr_db,
+              mt.mse, mt.sqnr_db);
+}
+
 } // namespace
 
 int main() {
@@ -57,4 +68,20 @@ int main() {
     std::printf("%-14s %4d %12.6g | %10.3e %8.2f dB | %10.3e %8.2f dB\n", lowbit::format_name<F>.data(), F::bits,
                 F::max_finite, rg.mse, rg.sqnr_db, rt.mse, rt.sqnr_db);
   });
+
+  std::printf("\nBlock formats (scales per block of the reduction axis):\n");
+  std::printf("%-22s %7s | %-22s | %-22s\n", "scheme", "bits/w", "Gaussian  MSE / SQNR dB", "Student-t(3) MSE / SQNR");
+  scheme_row<lowbit::mxfp8_e4m3>("mxfp8_e4m3", g, t, rows, cols);
+  scheme_row<lowbit::mxfp6_e2m3>("mxfp6_e2m3", g, t, rows, cols);
+  scheme_row<lowbit::mxfp4>("mxfp4", g, t, rows, cols);
+  scheme_row<lowbit::mxint8>("mxint8", g, t, rows, cols);
+  scheme_row<lowbit::nvfp4>("nvfp4", g, t, rows, cols);
+  scheme_row<lowbit::int8_group<128>>("int8 g128 fp16", g, t, rows, cols);
+  scheme_row<lowbit::int4_group<128>>("int4 g128 fp16", g, t, rows, cols);
+  scheme_row<lowbit::int_asym<4, 128>>("uint4 g128 + zero", g, t, rows, cols);
+  scheme_row<lowbit::int_sym<3, 64>>("int3 g64 fp16", g, t, rows, cols);
+  scheme_row<lowbit::int_asym<2, 32>>("uint2 g32 + zero", g, t, rows, cols);
+  scheme_row<lowbit::nf4_scheme<64>>("nf4 b64", g, t, rows, cols);
+  scheme_row<lowbit::nf4_dq>("nf4 b64 + double quant", g, t, rows, cols);
+  scheme_row<lowbit::ternary_absmean_base3>("ternary (BitNet) base3", g, t, rows, cols);
 }

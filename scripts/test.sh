@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-require_packages cmake make g++ clang libgtest-dev libbenchmark-dev
+require_packages cmake make g++ clang libgtest-dev libbenchmark-dev libomp-dev libeigen3-dev
 
 jobs=$(nproc)
 configs=("$@")

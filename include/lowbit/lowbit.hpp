@@ -2,8 +2,8 @@
 #pragma once
 
 #include "lowbit/core/bits.hpp"
-#include "lowbit/core/config.hpp"
 #include "lowbit/core/buffer.hpp"
+#include "lowbit/core/config.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/formats/catalog.hpp"
 #include "lowbit/formats/codebook.hpp"

@@ -9,6 +9,7 @@
 
 #include "lowbit/core/buffer.hpp"
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/threading.hpp"
 #include "lowbit/formats/convert.hpp"
 #include "lowbit/schemes/packing.hpp"
 #include "lowbit/schemes/scheme.hpp"
@@ -148,8 +149,10 @@ float choose_all(std::span<const float> x, std::size_t rows, std::size_t cols, S
   switch (S::gran) {
   case granularity::tensor: store(0, S::rule::template choose<E, SF>(x, tensor_scale)); break;
   case granularity::row:
-    for (std::size_t r = 0; r < rows; ++r)
-      store(r, S::rule::template choose<E, SF>(x.subspan(r * cols, cols), tensor_scale));
+    parallel_rows(rows, x.size(), [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t r = r0; r < r1; ++r)
+        store(r, S::rule::template choose<E, SF>(x.subspan(r * cols, cols), tensor_scale));
+    });
     break;
   case granularity::column:
     unit.resize(rows);
@@ -160,11 +163,13 @@ float choose_all(std::span<const float> x, std::size_t rows, std::size_t cols, S
     break;
   case granularity::group: {
     const std::size_t groups = S::padded_cols(cols) / S::block;
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t g = 0; g < groups; ++g) {
-        const std::size_t c0 = g * S::block, n = std::min(S::block, cols - c0); // padding is zeros
-        store(r * groups + g, S::rule::template choose<E, SF>(x.subspan(r * cols + c0, n), tensor_scale));
-      }
+    parallel_rows(rows, x.size(), [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t r = r0; r < r1; ++r)
+        for (std::size_t g = 0; g < groups; ++g) {
+          const std::size_t c0 = g * S::block, n = std::min(S::block, cols - c0); // padding is zeros
+          store(r * groups + g, S::rule::template choose<E, SF>(x.subspan(r * cols + c0, n), tensor_scale));
+        }
+    });
     break;
   }
   }
@@ -248,33 +253,53 @@ qmatrix<S> quantize(std::span<const float> x, std::size_t rows, std::size_t cols
   const std::vector<float> scale = detail::choose_into<S>(x, rows, cols, q);
   const std::size_t pc = q.padded_cols();
   const auto zero_code = static_cast<std::uint8_t>(S::encode(0.0f, 1.0f, 0));
-  std::vector<std::uint8_t> row(pc);
-  std::vector<float> tmp;
-  for (std::size_t r = 0; r < rows; ++r) {
-    detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
-      const std::size_t u = S::scale_index(r, c0, cols);
-      detail::encode_run<S>(&x[r * cols + c0], n, scale[u], q.zero_at(r, c0), &row[c0], tmp);
-    });
-    for (std::size_t c = cols; c < pc; ++c) row[c] = S::has_zero_point ? q.zero_at(r, c) : zero_code;
-    pack_codes(S::layout, S::code_bits, row, q.codes().subspan(r * q.row_bytes(), q.row_bytes()));
-  }
+  parallel_rows(rows, x.size(), [&](std::size_t r0, std::size_t r1) {
+    std::vector<std::uint8_t> row(pc);
+    std::vector<float> tmp;
+    for (std::size_t r = r0; r < r1; ++r) {
+      detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
+        const std::size_t u = S::scale_index(r, c0, cols);
+        detail::encode_run<S>(&x[r * cols + c0], n, scale[u], q.zero_at(r, c0), &row[c0], tmp);
+      });
+      for (std::size_t c = cols; c < pc; ++c) row[c] = S::has_zero_point ? q.zero_at(r, c) : zero_code;
+      pack_codes(S::layout, S::code_bits, row, q.codes().subspan(r * q.row_bytes(), q.row_bytes()));
+    }
+  });
   return q;
 }
+
+namespace detail {
+
+// out[j] = scale * (decode(codes[j]) - zero) for one run, through the element's span decoder.
+template <scheme S>
+void decode_run(const std::uint8_t* codes, std::size_t n, float scale, std::uint8_t zero, float* out) {
+  using E = typename S::element;
+  decode_span<E>(std::span<const typename E::storage>(codes, n), std::span<float>(out, n));
+  for (std::size_t j = 0; j < n; ++j) {
+    if constexpr (S::has_zero_point)
+      out[j] = scale * (out[j] - static_cast<float>(zero));
+    else
+      out[j] = scale * out[j];
+  }
+}
+
+} // namespace detail
 
 // Dequantizes into out (rows * cols floats, row-major).
 template <scheme S>
 void dequantize(const qmatrix<S>& q, std::span<float> out) {
   if (out.size() != q.rows() * q.cols())
     detail::throw_size_mismatch("dequantize: output", out.size(), q.rows() * q.cols());
-  std::vector<std::uint8_t> row(q.padded_cols());
-  for (std::size_t r = 0; r < q.rows(); ++r) {
-    unpack_codes(S::layout, S::code_bits, q.row_codes(r), row);
-    detail::for_each_run<S>(q.cols(), [&](std::size_t c0, std::size_t n) {
-      const float s = q.scale_at(r, c0);
-      const std::uint8_t z = q.zero_at(r, c0);
-      for (std::size_t c = c0; c < c0 + n; ++c) out[r * q.cols() + c] = S::decode(row[c], s, z);
-    });
-  }
+  const std::size_t cols = q.cols();
+  parallel_rows(q.rows(), out.size(), [&](std::size_t r0, std::size_t r1) {
+    std::vector<std::uint8_t> row(q.padded_cols());
+    for (std::size_t r = r0; r < r1; ++r) {
+      unpack_codes(S::layout, S::code_bits, q.row_codes(r), row);
+      detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
+        detail::decode_run<S>(&row[c0], n, q.scale_at(r, c0), q.zero_at(r, c0), &out[r * cols + c0]);
+      });
+    }
+  });
 }
 
 template <scheme S>
@@ -292,16 +317,17 @@ void fake_quant(std::span<const float> x, std::size_t rows, std::size_t cols, st
   if (out.size() != x.size()) detail::throw_size_mismatch("fake_quant: output", out.size(), x.size());
   qmatrix<S> params(rows, cols); // its scales, zero points and second level; codes unused
   const std::vector<float> scale = detail::choose_into<S>(x, rows, cols, params);
-  std::vector<std::uint8_t> codes(cols);
-  std::vector<float> tmp;
-  for (std::size_t r = 0; r < rows; ++r)
-    detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
-      const std::size_t u = S::scale_index(r, c0, cols);
-      const std::uint8_t z = params.zero_at(r, c0);
-      detail::encode_run<S>(&x[r * cols + c0], n, scale[u], z, codes.data(), tmp);
-      const float s = params.unit_scale(u);
-      for (std::size_t j = 0; j < n; ++j) out[r * cols + c0 + j] = S::decode(codes[j], s, z);
-    });
+  parallel_rows(rows, x.size(), [&](std::size_t r0, std::size_t r1) {
+    std::vector<std::uint8_t> codes(cols);
+    std::vector<float> tmp;
+    for (std::size_t r = r0; r < r1; ++r)
+      detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
+        const std::size_t u = S::scale_index(r, c0, cols);
+        const std::uint8_t z = params.zero_at(r, c0);
+        detail::encode_run<S>(&x[r * cols + c0], n, scale[u], z, codes.data(), tmp);
+        detail::decode_run<S>(codes.data(), n, params.unit_scale(u), z, &out[r * cols + c0]);
+      });
+  });
 }
 
 } // namespace lowbit

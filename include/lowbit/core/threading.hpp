@@ -1,0 +1,43 @@
+// Row-parallel loops: OpenMP when the consumer compiles with it (-fopenmp), otherwise serial.
+// Rows are split statically into contiguous ranges and every row is computed the same way on
+// any thread, so results are identical whatever the thread count.
+#pragma once
+
+#include <cstddef>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace lowbit {
+
+// Threads the parallel loops may use (1 without OpenMP).
+inline int max_threads() noexcept {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Calls body(begin, end) over a partition of [0, rows); body must not throw. `work` (elements
+// touched) below ~64K stays serial, where threads cost more than they save.
+template <class Body>
+void parallel_rows(std::size_t rows, std::size_t work, Body&& body) {
+#if defined(_OPENMP)
+  if (work >= (std::size_t{1} << 16) && rows > 1 && omp_get_max_threads() > 1) {
+#pragma omp parallel
+    {
+      const auto t = static_cast<std::size_t>(omp_get_thread_num());
+      const auto nt = static_cast<std::size_t>(omp_get_num_threads());
+      body(rows * t / nt, rows * (t + 1) / nt);
+    }
+    return;
+  }
+#else
+  (void)work;
+#endif
+  body(std::size_t{0}, rows);
+}
+
+} // namespace lowbit
