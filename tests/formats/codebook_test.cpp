@@ -2,6 +2,8 @@
 // brute-force scan written here.
 #include "lowbit/formats/codebook.hpp"
 
+#include "formats/test_names.hpp"
+
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -41,13 +43,7 @@ unsigned brute_nearest(double x) {
 template <class F>
 class codebook_fmt : public ::testing::Test {};
 using codebook_types = ::testing::Types<nf4, fp4_bnb, ternary>;
-struct name_of {
-  template <class F>
-  static std::string GetName(int) {
-    return std::string(format_name<F>);
-  }
-};
-TYPED_TEST_SUITE(codebook_fmt, codebook_types, name_of);
+TYPED_TEST_SUITE(codebook_fmt, codebook_types, lowbit_test::format_test_names);
 
 TYPED_TEST(codebook_fmt, every_code_round_trips_and_invalid_codes_are_nan) {
   using F = TypeParam;

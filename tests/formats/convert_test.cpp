@@ -4,6 +4,8 @@
 #include "lowbit/formats/catalog.hpp"
 #include "lowbit/formats/convert.hpp"
 
+#include "formats/test_names.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -59,13 +61,7 @@ template <class... Fs>
 struct to_types<format_list<Fs...>> {
   using type = ::testing::Types<Fs..., fp16, bf16>;
 };
-struct name_of {
-  template <class F>
-  static std::string GetName(int) {
-    return std::string(format_name<F>);
-  }
-};
-TYPED_TEST_SUITE(convert_fmt, to_types<all_scalar_formats>::type, name_of);
+TYPED_TEST_SUITE(convert_fmt, to_types<all_scalar_formats>::type, lowbit_test::format_test_names);
 
 TYPED_TEST(convert_fmt, encode_span_matches_the_scalar_reference) {
   using F = TypeParam;

@@ -3,6 +3,8 @@
 
 #include "lowbit/formats/integer.hpp"
 
+#include "formats/test_names.hpp"
+
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -19,13 +21,7 @@ template <class F>
 class integer_fmt : public ::testing::Test {};
 using integer_types = ::testing::Types<int2, int3, int4, int5, int6, int7, int8, uint2, uint3, uint4, uint5, uint6,
                                        uint7, uint8, int2_sym, int3_sym, int4_sym, int8_sym>;
-struct name_of {
-  template <class F>
-  static std::string GetName(int) {
-    return std::string(format_name<F>);
-  }
-};
-TYPED_TEST_SUITE(integer_fmt, integer_types, name_of);
+TYPED_TEST_SUITE(integer_fmt, integer_types, lowbit_test::format_test_names);
 
 TYPED_TEST(integer_fmt, range_follows_bits_and_signedness) {
   using F = TypeParam;

@@ -3,6 +3,8 @@
 
 #include "lowbit/formats/minifloat.hpp"
 
+#include "formats/test_names.hpp"
+
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -21,13 +23,7 @@ template <class F>
 class minifloat_format : public ::testing::Test {};
 using minifloat_types = ::testing::Types<fp8_e4m3, fp8_e5m2, fp8_e4m3fnuz, fp8_e5m2fnuz, fp6_e3m2, fp6_e2m3, fp4_e2m1,
                                          e8m0, ue4m3, ue5m3, fp16, bf16>;
-struct name_of {
-  template <class F>
-  static std::string GetName(int) {
-    return std::string(format_name<F>);
-  }
-};
-TYPED_TEST_SUITE(minifloat_format, minifloat_types, name_of);
+TYPED_TEST_SUITE(minifloat_format, minifloat_types, lowbit_test::format_test_names);
 
 // Same double, NaN matching NaN, and the sign of zero compared.
 ::testing::AssertionResult same_value(double got, double want) {

@@ -26,13 +26,16 @@ TEST(packing, layouts_are_byte_exact) {
   EXPECT_EQ(pack(code_layout::base3, 2, {2, 1, 0, 0, 0, 1}), (std::vector<std::uint8_t>{5, 1}));
   EXPECT_EQ(pack(code_layout::base3, 2, {2, 2, 2, 2, 2}), (std::vector<std::uint8_t>{242}));
   EXPECT_EQ(lowbit::packed_bytes(code_layout::base3, 2, 160), 32u) << "1.6 bits per weight";
+  EXPECT_EQ(pack(code_layout::nibbles_high_first, 4, {0x1, 0x2, 0xF}), (std::vector<std::uint8_t>{0x12, 0xF0}))
+      << "bitsandbytes order";
 }
 
 TEST(packing, every_width_and_length_round_trips) {
   std::mt19937 rng(9);
-  for (code_layout l : {code_layout::bits, code_layout::base3}) {
+  for (code_layout l : {code_layout::bits, code_layout::base3, code_layout::nibbles_high_first}) {
     for (int bits = 1; bits <= 8; ++bits) {
       if (l == code_layout::base3 && bits != 2) continue;
+      if (l == code_layout::nibbles_high_first && bits != 4) continue;
       const unsigned limit = l == code_layout::base3 ? 3u : 1u << bits;
       for (std::size_t n = 0; n <= 70; ++n) {
         std::vector<std::uint8_t> codes(n);

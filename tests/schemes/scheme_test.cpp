@@ -455,6 +455,11 @@ TEST(nf4_dq, codes_match_nf4_and_scales_are_rebuilt_from_the_second_level) {
               plain.bits_per_weight(), db_plain, q.bits_per_weight(), db_dq);
   EXPECT_NEAR(db_dq, db_plain, 0.1) << "double quantization costs almost nothing";
   EXPECT_NEAR(nf4_dq::nominal_bits_per_weight(), 4.127, 0.0005);
+  // bitsandbytes' byte order holds the same codes, swapped within each byte.
+  const auto bnb = quantize<nf4_dq_bnb>(x, rows, cols);
+  EXPECT_EQ(dequantize(bnb), y);
+  for (std::size_t i = 0; i < q.codes().size(); ++i)
+    ASSERT_EQ(bnb.codes()[i], static_cast<std::uint8_t>((q.codes()[i] << 4) | (q.codes()[i] >> 4)));
   EXPECT_DOUBLE_EQ(nf4_dq::nominal_bits_per_weight(), 4.0 + 8.0 / 64 + 32.0 / (64 * 256));
 }
 

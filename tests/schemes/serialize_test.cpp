@@ -51,6 +51,7 @@ TEST(serialize, every_named_scheme_round_trips) {
   round_trip<nf4_scheme<>>(3, 70);
   round_trip<nf4_dq>(3, 70);
   round_trip<nf4_dq>(40, 1000);
+  round_trip<nf4_dq_bnb>(3, 70);
   round_trip<ternary_absmean>(3, 70);
   round_trip<ternary_absmean_base3>(3, 70);
 }

@@ -3,6 +3,7 @@
 // the low nibble first, 2-bit codes four per byte from the low bits, and 3- and 6-bit codes
 // straddle bytes. Ternary codes (0, 1, 2 = -1, 0, +1) also pack five per byte in base 3:
 // byte = t0 + 3 t1 + 9 t2 + 27 t3 + 81 t4 (1.6 bits per weight; bytes >= 243 are corrupt).
+// bitsandbytes' 4-bit order is also available: byte = code[2j] << 4 | code[2j + 1].
 #pragma once
 
 #include "lowbit/core/error.hpp"
@@ -15,13 +16,15 @@
 namespace lowbit {
 
 enum class code_layout : std::uint8_t {
-  bits,  // dense LSB-first bit stream of `bits`-wide codes
-  base3, // five ternary codes per byte
+  bits,               // dense LSB-first bit stream of `bits`-wide codes
+  base3,              // five ternary codes per byte
+  nibbles_high_first, // 4-bit codes, the first of each pair in the high nibble (bitsandbytes)
 };
 
 // Bytes holding n codes of the given width in the given layout.
 constexpr std::size_t packed_bytes(code_layout layout, int bits, std::size_t n) noexcept {
   if (layout == code_layout::base3) return (n + 4) / 5;
+  if (layout == code_layout::nibbles_high_first) return (n + 1) / 2;
   return (n * static_cast<std::size_t>(bits) + 7) / 8;
 }
 
@@ -48,6 +51,13 @@ inline void pack_codes(code_layout layout, int bits, std::span<const std::uint8_
         v = v * 3 + (i < n ? (codes[i] > 2 ? 2u : codes[i]) : 0u);
       }
       out[byte] = static_cast<std::uint8_t>(v);
+    }
+    return;
+  }
+  if (layout == code_layout::nibbles_high_first) {
+    for (std::size_t b = 0; b < need; ++b) {
+      const unsigned hi = codes[2 * b] & 0xFu, lo = 2 * b + 1 < n ? codes[2 * b + 1] & 0xFu : 0u;
+      out[b] = static_cast<std::uint8_t>(hi << 4 | lo);
     }
     return;
   }
@@ -79,6 +89,10 @@ inline void unpack_codes(code_layout layout, int bits, std::span<const std::uint
       for (std::size_t j = 0; j < 5; ++j, v /= 3)
         if (byte * 5 + j < n) codes[byte * 5 + j] = static_cast<std::uint8_t>(v % 3);
     }
+    return;
+  }
+  if (layout == code_layout::nibbles_high_first) {
+    for (std::size_t i = 0; i < n; ++i) codes[i] = static_cast<std::uint8_t>(i % 2 ? in[i / 2] & 0xF : in[i / 2] >> 4);
     return;
   }
   if (bits == 8) {

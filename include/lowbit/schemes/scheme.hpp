@@ -85,6 +85,7 @@ struct block_scheme {
   static constexpr bool has_tensor_scale = Rule::has_tensor_scale;
   static_assert(Gran != granularity::group || Block > 0, "groups need a size");
   static_assert(Layout != code_layout::base3 || std::is_same_v<Element, ternary>, "base 3 packs ternary codes");
+  static_assert(Layout != code_layout::nibbles_high_first || Element::bits == 4, "nibble order needs 4-bit codes");
 
   // Bits of one stored scale; with double quantization, its code plus its share of the fp32
   // second-level absmax.
@@ -207,6 +208,9 @@ template <std::size_t Block = 64, std::size_t Block2 = 256>
 using nf4_dq_scheme =
     block_scheme<nf4, fp32_scale, granularity::group, Block, absmax_scale<>, code_layout::bits, double_quant<Block2>>;
 using nf4_dq = nf4_dq_scheme<>;
+// The same with bitsandbytes' byte layout (first code of each pair in the high nibble).
+using nf4_dq_bnb = block_scheme<nf4, fp32_scale, granularity::group, 64, absmax_scale<>,
+                                code_layout::nibbles_high_first, double_quant<256>>;
 
 // BitNet b1.58 ternary: absmean (or absmedian) scale per tensor or per group; 2-bit codes or
 // five per byte in base 3.

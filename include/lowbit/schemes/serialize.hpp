@@ -41,6 +41,7 @@ std::string scheme_name() {
     n += "/absmax";
   }
   if (S::layout == code_layout::base3) n += "/base3";
+  if (S::layout == code_layout::nibbles_high_first) n += "/nibbles-high-first";
   if constexpr (S::scale_quant::enabled)
     n +=
         "/dq-" + std::string(format_name<typename S::scale_quant::codes>) + "-" + std::to_string(S::scale_quant::block);
