@@ -1,6 +1,7 @@
 // lowbit quickstart: quantize a Gaussian and a heavy-tailed (Student-t, 3 dof) matrix to every
 // scalar format with one per-tensor absmax scale, then to every block format (scheme), and
-// print bits, range, MSE and SQNR.
+// print bits, range, MSE and SQNR; then quantize a linear layer whose input has outlier
+// channels with several quantizer policies and print the output SQNR of each.
 #include <lowbit/lowbit.hpp>
 
 #include <algorithm>
@@ -46,6 +47,24 @@ void scheme_row(const char* name, const std::vector<float>& g, const std::vector
               mt.mse, mt.sqnr_db);
 }
 
+// Output SQNR (dB) of a quantized linear layer against the float product X * W^T.
+template <class S, class Policy>
+double layer_sqnr(const Policy& policy, const std::vector<float>& x, std::size_t tokens, const std::vector<float>& w,
+                  std::size_t rows, std::size_t cols, const lowbit::activation_stats& stats) {
+  const auto layer = policy.template quantize<S>(w, rows, cols, &stats);
+  return lowbit::measure_error(lowbit::reference::linear(x, tokens, w, rows, cols), layer.forward_reference(x, tokens))
+      .sqnr_db;
+}
+
+template <class Policy>
+void policy_row(const Policy& policy, const std::vector<float>& x, std::size_t tokens, const std::vector<float>& w,
+                std::size_t rows, std::size_t cols, const lowbit::activation_stats& stats) {
+  std::printf("%-40s %8.2f dB %8.2f dB %8.2f dB\n", Policy::name().c_str(),
+              layer_sqnr<lowbit::int_sym<3, 128>>(policy, x, tokens, w, rows, cols, stats),
+              layer_sqnr<lowbit::int4_group<128>>(policy, x, tokens, w, rows, cols, stats),
+              layer_sqnr<lowbit::mxfp4>(policy, x, tokens, w, rows, cols, stats));
+}
+
 } // namespace
 
 int main() {
@@ -84,4 +103,21 @@ int main() {
   scheme_row<lowbit::nf4_scheme<64>>("nf4 b64", g, t, rows, cols);
   scheme_row<lowbit::nf4_dq>("nf4 b64 + double quant", g, t, rows, cols);
   scheme_row<lowbit::ternary_absmean_base3>("ternary (BitNet) base3", g, t, rows, cols);
+
+  // A linear layer: Student-t weights, activations with a few outlier channels (as in LLMs).
+  const std::size_t tokens = 64, out_features = 256, in_features = 1024;
+  std::vector<float> w(out_features * in_features), x(tokens * in_features);
+  for (auto& v : w) v = 0.02f * heavy(rng);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = gauss(rng) * (i % in_features % 97 == 5 ? 40.0f : 1.0f);
+  lowbit::activation_stats stats(in_features); // calibration: stream batches of activations
+  stats.observe(x, tokens);
+  std::printf("\nQuantizer policies on a %zux%zu linear layer (outlier input channels), output SQNR:\n", out_features,
+              in_features);
+  std::printf("%-40s %11s %11s %11s\n", "policy", "int3 g128", "int4 g128", "mxfp4");
+  using namespace lowbit;
+  policy_row(pipeline{rtn_absmax{}}, x, tokens, w, out_features, in_features, stats);
+  policy_row(pipeline{rtn_mse{}}, x, tokens, w, out_features, in_features, stats);
+  policy_row(pipeline{hadamard{.seed = 1}, rtn_mse{}}, x, tokens, w, out_features, in_features, stats);
+  policy_row(pipeline{smooth_quant{.alpha = 0.3f}, hadamard{.seed = 1}, rtn_mse{}}, x, tokens, w, out_features,
+             in_features, stats);
 }

@@ -29,7 +29,7 @@ unsigned brute_nearest(double x) {
     if (a == b) continue;
     const bool c_closer = b > a ? x > mid : x < mid;
     const bool tie = x == mid;
-    if (c_closer || (tie && std::fabs(b) < std::fabs(a))) best = c;
+    if (c_closer || (tie && (std::fabs(b) < std::fabs(a) || (std::fabs(b) == std::fabs(a) && b > a)))) best = c;
   }
   if (v[best] == 0) { // pick the zero whose sign matches
     for (unsigned c = 0; c < v.size(); ++c)
@@ -42,7 +42,7 @@ unsigned brute_nearest(double x) {
 
 template <class F>
 class codebook_fmt : public ::testing::Test {};
-using codebook_types = ::testing::Types<nf4, fp4_bnb, ternary>;
+using codebook_types = ::testing::Types<nf4, fp4_bnb, ternary, midrise<1>, midrise<2>, midrise<4>, midrise<8>>;
 TYPED_TEST_SUITE(codebook_fmt, codebook_types, lowbit_test::format_test_names);
 
 TYPED_TEST(codebook_fmt, every_code_round_trips_and_invalid_codes_are_nan) {
@@ -92,7 +92,10 @@ TYPED_TEST(codebook_fmt, out_of_range_and_non_finite_inputs_clamp) {
   EXPECT_EQ(F::encode(-inf), F::sorted[0].code);
   EXPECT_EQ((F::template encode<rounding::nearest_even, overflow::non_saturating>(inf)),
             F::sorted[F::distinct - 1].code);
-  EXPECT_EQ(F::decode(F::encode(std::numeric_limits<float>::quiet_NaN())), 0.0f);
+  // NaN encodes as 0 does: the value nearest zero (of a +-a pair, +a).
+  EXPECT_EQ(F::encode(std::numeric_limits<float>::quiet_NaN()), F::encode(0.0f));
+  EXPECT_EQ(std::fabs(F::decode(F::encode(0.0f))), F::min_normal * (F::sorted[F::zero_index].value != 0));
+  EXPECT_GE(F::decode(F::encode(0.0f)), 0.0f);
 }
 
 TYPED_TEST(codebook_fmt, toward_zero_never_increases_magnitude_past_the_input) {

@@ -2,8 +2,8 @@
 // order. Instantiated as NF4 (QLoRA, Dettmers et al. 2023, Appendix E table), the bitsandbytes
 // FP4 table (its code assignment) and BitNet b1.58 ternary {-1, 0, +1}.
 // Encoding picks the nearest value; an exact tie between two neighbours goes to the one of
-// smaller magnitude (toward zero). There is no inf or NaN: out-of-range values clamp to the
-// ends in both overflow modes and NaN encodes as the zero code (or the value nearest zero).
+// smaller magnitude (toward zero), or between -a and +a (at x = +-0) to +a. There is no inf or NaN: out-of-range values
+// clamp to the ends in both overflow modes and NaN encodes as the zero code (or the value nearest zero).
 #pragma once
 
 #include "lowbit/core/bits.hpp"
@@ -82,11 +82,11 @@ public:
   }();
   static constexpr bool has_negative_zero = negative_zero_code >= 0;
 
-  // Sorted position of the value closest to zero: what NaN encodes to.
+  // Sorted position of the value closest to zero (of a +-a pair, +a): what NaN encodes to, as 0.
   static constexpr std::size_t zero_index = [] {
     std::size_t best = 0;
     for (std::size_t i = 1; i < distinct; ++i)
-      if (abs(sorted[i].value) < abs(sorted[best].value)) best = i;
+      if (abs(sorted[i].value) <= abs(sorted[best].value)) best = i;
     return best;
   }();
 
@@ -187,6 +187,22 @@ struct ternary_table {
   static constexpr std::array<float, 3> values = {-1.0f, 0.0f, 1.0f};
 };
 
+// The symmetric mid-rise uniform grid of 2^Bits levels, i - (2^Bits - 1) / 2 for code i
+// ({-0.5, 0.5} at 1 bit, {-1.5, -0.5, 0.5, 1.5} at 2): no zero level, every level used. The
+// grid of Max's (1960) optimal uniform quantizers and of QuEST's "centered" integers.
+template <int Bits>
+struct midrise_table {
+  static_assert(Bits >= 1 && Bits <= 8);
+  static constexpr int bits = Bits;
+  static constexpr std::array<float, (std::size_t{1} << Bits)> values = [] {
+    std::array<float, (std::size_t{1} << Bits)> v{};
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] = static_cast<float>(static_cast<double>(i) - (static_cast<double>(v.size()) - 1) / 2);
+    return v;
+  }();
+  static constexpr char name[] = {'m', 'i', 'd', 'r', 'i', 's', 'e', static_cast<char>('0' + Bits), '\0'};
+};
+
 // bitsandbytes' signed 8-bit "dynamic" map (create_dynamic_map(signed=True)): for i = 0..6,
 // the midpoints of 2^i + 1 points evenly spaced over [0.1, 1], times +-10^(i-6); plus 0 and 1.
 // 256 values in [-0.99296875, 1]. Computed here in double and rounded once to float, which may
@@ -225,6 +241,8 @@ using nf4 = codebook<nf4_table>;
 using dynamic8 = codebook<dynamic8_table>;
 using fp4_bnb = codebook<fp4_bnb_table>;
 using ternary = codebook<ternary_table>;
+template <int Bits>
+using midrise = codebook<midrise_table<Bits>>;
 
 template <>
 inline constexpr std::string_view format_name<nf4> = "nf4";
@@ -232,5 +250,7 @@ template <>
 inline constexpr std::string_view format_name<fp4_bnb> = "fp4_bnb";
 template <>
 inline constexpr std::string_view format_name<ternary> = "ternary";
+template <int Bits>
+inline constexpr std::string_view format_name<midrise<Bits>> = midrise_table<Bits>::name;
 
 } // namespace lowbit

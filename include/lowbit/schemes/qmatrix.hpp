@@ -138,27 +138,49 @@ void check_finite(const char* fn, std::span<const float> x, std::size_t cols) {
   }
 }
 
+// The scheme's own rule: how quantize chooses a unit's scale unless a policy says otherwise
+// (quantizers/scale_search.hpp has the clipping searches). A chooser maps a unit's elements, their
+// importance weights (same length, or empty for uniform) and the tensor scale to block_params.
+struct rule_chooser {
+  template <scheme S>
+  block_params<typename S::scale_format> choose(std::span<const float> x, std::span<const float> /*weights*/,
+                                                float tensor_scale) const {
+    return S::rule::template choose<typename S::element, typename S::scale_format>(x, tensor_scale);
+  }
+};
+
 // Chooses every unit's scale (and zero point) of x; calls store(unit_index, params).
-template <scheme S, class Store>
-float choose_all(std::span<const float> x, std::size_t rows, std::size_t cols, Store&& store) {
+// col_weights: per-column importance (size cols) or empty; a unit gets the weights of its columns.
+template <scheme S, class Store, class Chooser = rule_chooser>
+float choose_all(std::span<const float> x, std::size_t rows, std::size_t cols, Store&& store,
+                 const Chooser& chooser = {}, std::span<const float> col_weights = {}) {
   using E = typename S::element;
   using SF = typename S::scale_format;
   float tensor_scale = 1.0f;
   if constexpr (S::has_tensor_scale) tensor_scale = S::rule::template tensor_scale<E, SF>(abs_max(x));
+  const auto weights_of = [&](std::size_t c0, std::size_t n) {
+    return col_weights.empty() ? col_weights : col_weights.subspan(c0, n);
+  };
   std::vector<float> unit;
   switch (S::gran) {
-  case granularity::tensor: store(0, S::rule::template choose<E, SF>(x, tensor_scale)); break;
+  case granularity::tensor: {
+    std::vector<float> tiled; // the per-column weights repeated for every row
+    if (!col_weights.empty())
+      for (std::size_t r = 0; r < rows; ++r) tiled.insert(tiled.end(), col_weights.begin(), col_weights.end());
+    store(0, chooser.template choose<S>(x, tiled, tensor_scale));
+    break;
+  }
   case granularity::row:
     parallel_rows(rows, x.size(), [&](std::size_t r0, std::size_t r1) {
       for (std::size_t r = r0; r < r1; ++r)
-        store(r, S::rule::template choose<E, SF>(x.subspan(r * cols, cols), tensor_scale));
+        store(r, chooser.template choose<S>(x.subspan(r * cols, cols), weights_of(0, cols), tensor_scale));
     });
     break;
   case granularity::column:
     unit.resize(rows);
     for (std::size_t c = 0; c < cols; ++c) {
       for (std::size_t r = 0; r < rows; ++r) unit[r] = x[r * cols + c];
-      store(c, S::rule::template choose<E, SF>(unit, tensor_scale));
+      store(c, chooser.template choose<S>(unit, std::span<const float>{}, tensor_scale)); // one weight: irrelevant
     }
     break;
   case granularity::group: {
@@ -167,7 +189,8 @@ float choose_all(std::span<const float> x, std::size_t rows, std::size_t cols, S
       for (std::size_t r = r0; r < r1; ++r)
         for (std::size_t g = 0; g < groups; ++g) {
           const std::size_t c0 = g * S::block, n = std::min(S::block, cols - c0); // padding is zeros
-          store(r * groups + g, S::rule::template choose<E, SF>(x.subspan(r * cols + c0, n), tensor_scale));
+          store(r * groups + g,
+                chooser.template choose<S>(x.subspan(r * cols + c0, n), weights_of(c0, n), tensor_scale));
         }
     });
     break;
@@ -176,11 +199,19 @@ float choose_all(std::span<const float> x, std::size_t rows, std::size_t cols, S
   return tensor_scale;
 }
 
+// How elements are rounded to codes: nearest-even (the default, vectorized) or stochastic with
+// random_bits(seed, r * cols + c), so results depend only on the seed, never on threads.
+struct element_rounding {
+  rounding mode = rounding::nearest_even;
+  std::uint64_t seed = 0;
+};
+
 // Encodes n consecutive elements that share one effective scale and zero point, through the
-// element format's span encoder (AVX2 where compiled; bit-identical to S::encode).
+// element format's span encoder (AVX2 where compiled; bit-identical to S::encode). `index0` is
+// the flat index of x[0], for stochastic rounding.
 template <scheme S>
 void encode_run(const float* x, std::size_t n, float scale, std::uint8_t zero, std::uint8_t* codes,
-                std::vector<float>& tmp) {
+                std::vector<float>& tmp, element_rounding rnd = {}, std::size_t index0 = 0) {
   using E = typename S::element;
   if (!(scale > 0.0f) || !std::isfinite(scale)) {
     const auto z = S::encode(0.0f, scale, zero);
@@ -188,6 +219,15 @@ void encode_run(const float* x, std::size_t n, float scale, std::uint8_t zero, s
     return;
   }
   tmp.resize(n);
+  if (rnd.mode != rounding::nearest_even) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const float q = x[i] / scale + (S::has_zero_point ? static_cast<float>(zero) : 0.0f);
+      const std::uint32_t bits = random_bits(rnd.seed, index0 + i);
+      codes[i] = rnd.mode == rounding::stochastic ? E::template encode<rounding::stochastic>(q, bits)
+                                                  : E::template encode<rounding::toward_zero>(q);
+    }
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     if constexpr (S::has_zero_point)
       tmp[i] = std::nearbyint(x[i] / scale) + static_cast<float>(zero);
@@ -211,14 +251,18 @@ void for_each_run(std::size_t cols, F&& f) {
 
 // Effective per-unit scales of x: `encode` (what elements are rounded with) and, in q, what
 // dequantization uses; they differ only under double quantization.
-template <scheme S>
-std::vector<float> choose_into(std::span<const float> x, std::size_t rows, std::size_t cols, qmatrix<S>& q) {
+template <scheme S, class Chooser = rule_chooser>
+std::vector<float> choose_into(std::span<const float> x, std::size_t rows, std::size_t cols, qmatrix<S>& q,
+                               const Chooser& chooser = {}, std::span<const float> col_weights = {}) {
   std::vector<float> encode(S::scale_count(rows, cols));
-  const float t = choose_all<S>(x, rows, cols, [&](std::size_t u, const auto& p) {
-    encode[u] = static_cast<float>(S::scale_format::decode(p.scale_code));
-    if constexpr (!qmatrix<S>::double_quantized) q.scales()[u] = p.scale_code;
-    if constexpr (S::has_zero_point) q.zero_points()[u] = p.zero_code;
-  });
+  const float t = choose_all<S>(
+      x, rows, cols,
+      [&](std::size_t u, const auto& p) {
+        encode[u] = static_cast<float>(S::scale_format::decode(p.scale_code));
+        if constexpr (!qmatrix<S>::double_quantized) q.scales()[u] = p.scale_code;
+        if constexpr (S::has_zero_point) q.zero_points()[u] = p.zero_code;
+      },
+      chooser, col_weights);
   q.set_tensor_scale(t);
   if constexpr (qmatrix<S>::double_quantized) {
     using codes = typename S::scale_quant::codes;
@@ -243,29 +287,40 @@ std::vector<float> choose_into(std::span<const float> x, std::size_t rows, std::
 
 } // namespace detail
 
-// Quantizes the row-major rows x cols matrix x. Throws lowbit::invalid_argument for a wrong
-// size or shape, and for non-finite input unless the scheme encodes it (MX: NaN scale).
-template <scheme S>
-qmatrix<S> quantize(std::span<const float> x, std::size_t rows, std::size_t cols) {
-  detail::check_shape("quantize", x.size(), rows, cols);
-  detail::check_finite<S>("quantize", x, cols);
+namespace detail {
+
+template <scheme S, class Chooser>
+qmatrix<S> quantize_with(std::span<const float> x, std::size_t rows, std::size_t cols, const Chooser& chooser,
+                         std::span<const float> col_weights, element_rounding rnd) {
+  check_shape("quantize", x.size(), rows, cols);
+  check_finite<S>("quantize", x, cols);
   qmatrix<S> q(rows, cols);
-  const std::vector<float> scale = detail::choose_into<S>(x, rows, cols, q);
+  const std::vector<float> scale = choose_into<S>(x, rows, cols, q, chooser, col_weights);
   const std::size_t pc = q.padded_cols();
   const auto zero_code = static_cast<std::uint8_t>(S::encode(0.0f, 1.0f, 0));
   parallel_rows(rows, x.size(), [&](std::size_t r0, std::size_t r1) {
     std::vector<std::uint8_t> row(pc);
     std::vector<float> tmp;
     for (std::size_t r = r0; r < r1; ++r) {
-      detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
+      for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
         const std::size_t u = S::scale_index(r, c0, cols);
-        detail::encode_run<S>(&x[r * cols + c0], n, scale[u], q.zero_at(r, c0), &row[c0], tmp);
+        encode_run<S>(&x[r * cols + c0], n, scale[u], q.zero_at(r, c0), &row[c0], tmp, rnd, r * cols + c0);
       });
       for (std::size_t c = cols; c < pc; ++c) row[c] = S::has_zero_point ? q.zero_at(r, c) : zero_code;
       pack_codes(S::layout, S::code_bits, row, q.codes().subspan(r * q.row_bytes(), q.row_bytes()));
     }
   });
   return q;
+}
+
+} // namespace detail
+
+// Quantizes the row-major rows x cols matrix x with the scheme's own scale rule and
+// round-to-nearest-even (quantizers/ has the other policies). Throws lowbit::invalid_argument for
+// a wrong size or shape, and for non-finite input unless the scheme encodes it (MX: NaN scale).
+template <scheme S>
+qmatrix<S> quantize(std::span<const float> x, std::size_t rows, std::size_t cols) {
+  return detail::quantize_with<S>(x, rows, cols, detail::rule_chooser{}, {}, {});
 }
 
 namespace detail {
@@ -309,25 +364,35 @@ std::vector<float> dequantize(const qmatrix<S>& q) {
   return out;
 }
 
-// Quantize then dequantize without packing: out = dequantize(quantize(x)), bit for bit.
-template <scheme S>
-void fake_quant(std::span<const float> x, std::size_t rows, std::size_t cols, std::span<float> out) {
-  detail::check_shape("fake_quant", x.size(), rows, cols);
-  detail::check_finite<S>("fake_quant", x, cols);
-  if (out.size() != x.size()) detail::throw_size_mismatch("fake_quant: output", out.size(), x.size());
+namespace detail {
+
+template <scheme S, class Chooser>
+void fake_quant_with(std::span<const float> x, std::size_t rows, std::size_t cols, std::span<float> out,
+                     const Chooser& chooser, std::span<const float> col_weights, element_rounding rnd) {
+  check_shape("fake_quant", x.size(), rows, cols);
+  check_finite<S>("fake_quant", x, cols);
+  if (out.size() != x.size()) throw_size_mismatch("fake_quant: output", out.size(), x.size());
   qmatrix<S> params(rows, cols); // its scales, zero points and second level; codes unused
-  const std::vector<float> scale = detail::choose_into<S>(x, rows, cols, params);
+  const std::vector<float> scale = choose_into<S>(x, rows, cols, params, chooser, col_weights);
   parallel_rows(rows, x.size(), [&](std::size_t r0, std::size_t r1) {
     std::vector<std::uint8_t> codes(cols);
     std::vector<float> tmp;
     for (std::size_t r = r0; r < r1; ++r)
-      detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
+      for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
         const std::size_t u = S::scale_index(r, c0, cols);
         const std::uint8_t z = params.zero_at(r, c0);
-        detail::encode_run<S>(&x[r * cols + c0], n, scale[u], z, codes.data(), tmp);
-        detail::decode_run<S>(codes.data(), n, params.unit_scale(u), z, &out[r * cols + c0]);
+        encode_run<S>(&x[r * cols + c0], n, scale[u], z, codes.data(), tmp, rnd, r * cols + c0);
+        decode_run<S>(codes.data(), n, params.unit_scale(u), z, &out[r * cols + c0]);
       });
   });
+}
+
+} // namespace detail
+
+// Quantize then dequantize without packing: out = dequantize(quantize(x)), bit for bit.
+template <scheme S>
+void fake_quant(std::span<const float> x, std::size_t rows, std::size_t cols, std::span<float> out) {
+  detail::fake_quant_with<S>(x, rows, cols, out, detail::rule_chooser{}, {}, {});
 }
 
 } // namespace lowbit

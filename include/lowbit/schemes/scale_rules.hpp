@@ -65,6 +65,7 @@ enum class scale_rounding : std::uint8_t {
 // normal (8 for E4M3, 15 for E5M2, 4 for E3M2, 2 for E2M3 and E2M1, 0 for MXINT8).
 template <scale_rounding Rounding = scale_rounding::floor>
 struct pow2_scale {
+  static constexpr bool range_only = true; // depends on the block only through its min and max
   static constexpr bool has_zero_point = false;
   static constexpr bool has_tensor_scale = false;
   static constexpr bool allows_non_finite = true; // a NaN/inf block gets the NaN scale (OCP MX)
@@ -125,6 +126,7 @@ enum class tensor_scaling : std::uint8_t { none, fit_scale_range };
 // (round to nearest even, saturating). Integer groups, NF4, NVFP4, ggml-style ternary.
 template <tensor_scaling Tensor = tensor_scaling::none>
 struct absmax_scale {
+  static constexpr bool range_only = true; // depends on the block only through its min and max
   static constexpr bool has_zero_point = false;
   static constexpr bool has_tensor_scale = Tensor != tensor_scaling::none;
   static constexpr bool allows_non_finite = false;
@@ -149,6 +151,7 @@ struct absmax_scale {
 // Asymmetric min-max with an integer zero point (GPTQ's quantizer): the range [min(x, 0),
 // max(x, 0)] maps onto codes [0, maxq]; zero = round(-min / scale).
 struct minmax_scale {
+  static constexpr bool range_only = true; // depends on the block only through its min and max
   static constexpr bool has_zero_point = true;
   static constexpr bool has_tensor_scale = false;
   static constexpr bool allows_non_finite = false;
