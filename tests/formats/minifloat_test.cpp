@@ -22,7 +22,7 @@ using namespace lowbit;
 template <class F>
 class minifloat_format : public ::testing::Test {};
 using minifloat_types = ::testing::Types<fp8_e4m3, fp8_e5m2, fp8_e4m3fnuz, fp8_e5m2fnuz, fp6_e3m2, fp6_e2m3, fp4_e2m1,
-                                         e8m0, ue4m3, ue5m3, fp16, bf16>;
+                                         fp4_e1m2, fp4_e3m0, e8m0, ue4m3, ue5m3, fp16, bf16>;
 TYPED_TEST_SUITE(minifloat_format, minifloat_types, lowbit_test::format_test_names);
 
 // Same double, NaN matching NaN, and the sign of zero compared.

@@ -44,6 +44,10 @@ inline constexpr spec spec_of<lowbit::fp6_e2m3>{2, 3, 1, true, nan_rule::finite,
 template <>
 inline constexpr spec spec_of<lowbit::fp4_e2m1>{2, 1, 1, true, nan_rule::finite, true, 4};
 template <>
+inline constexpr spec spec_of<lowbit::fp4_e1m2>{1, 2, 1, true, nan_rule::finite, true, 4};
+template <>
+inline constexpr spec spec_of<lowbit::fp4_e3m0>{3, 0, 3, true, nan_rule::finite, true, 4};
+template <>
 inline constexpr spec spec_of<lowbit::e8m0>{8, 0, 127, false, nan_rule::fn, false, 8};
 template <>
 inline constexpr spec spec_of<lowbit::ue4m3>{4, 3, 7, false, nan_rule::fn, true, 8};

@@ -217,16 +217,6 @@ TEST(rtn, stochastic_rounding_is_unbiased_and_deterministic_per_seed) {
 
 } // namespace
 
-// LLM-FP4's 4-bit splits besides E2M1 (no inf/NaN, all codes finite).
-namespace lowbit {
-using fp4_e1m2 = minifloat<1, 2, 1, special_values::finite>; // 0, 0.25 .. 1.75
-using fp4_e3m0 = minifloat<3, 0, 3, special_values::finite>; // 0.25 .. 16 (and 0, 0.125)
-template <>
-inline constexpr std::string_view format_name<fp4_e1m2> = "fp4_e1m2";
-template <>
-inline constexpr std::string_view format_name<fp4_e3m0> = "fp4_e3m0";
-} // namespace lowbit
-
 namespace {
 
 using namespace lowbit;

@@ -141,7 +141,13 @@ struct minifloat {
     const int lsb_exp = se - L::bias - L::mantissa_bits; // |x| = sig * 2^lsb_exp exactly
     const int top_exp = static_cast<int>(std::bit_width(sig)) - 1 + lsb_exp;
     int quantum_exp = (top_exp > exponent_min ? top_exp : exponent_min) - ManBits;
-    U r = detail::round_shift<R>(sig, quantum_exp - lsb_exp, random); // |x| ~ r * 2^quantum_exp
+    // |x| ~ r * 2^quantum_exp. Without mantissa bits there is no even neighbour to prefer, so
+    // ties round up (away from zero), as E8M0 does.
+    U r;
+    if constexpr (ManBits == 0 && R == rounding::nearest_even)
+      r = detail::round_shift_half_up(sig, quantum_exp - lsb_exp);
+    else
+      r = detail::round_shift<R>(sig, quantum_exp - lsb_exp, random);
     if (r == 0) return underflow_result(neg);
     if (r >> (ManBits + 1)) { // rounding carried into the next binade; r is exactly 2^(ManBits+1)
       r >>= 1;
@@ -221,6 +227,9 @@ using fp8_e5m2fnuz = minifloat<5, 2, 16, special_values::fnuz>; // max 57344
 using fp6_e3m2 = minifloat<3, 2, 3, special_values::finite>; // max 28
 using fp6_e2m3 = minifloat<2, 3, 1, special_values::finite>; // max 7.5
 using fp4_e2m1 = minifloat<2, 1, 1, special_values::finite>; // {0, .5, 1, 1.5, 2, 3, 4, 6}
+// The other 4-bit splits LLM-FP4 (Liu et al., 2023) searches over, all codes finite.
+using fp4_e1m2 = minifloat<1, 2, 1, special_values::finite>; // {0, .25, .5, .75, 1, 1.25, 1.5, 1.75}
+using fp4_e3m0 = minifloat<3, 0, 3, special_values::finite>; // {0, .25, .5, 1, 2, 4, 8, 16}
 // Scale formats.
 using e8m0 = minifloat<8, 0, 127, special_values::fn, false, false>;  // 2^-127..2^127, 0xFF NaN
 using ue4m3 = minifloat<4, 3, 7, special_values::fn, false, true, 8>; // NVFP4 block scale, max 448
@@ -243,6 +252,10 @@ template <>
 inline constexpr std::string_view format_name<fp6_e2m3> = "fp6_e2m3";
 template <>
 inline constexpr std::string_view format_name<fp4_e2m1> = "fp4_e2m1";
+template <>
+inline constexpr std::string_view format_name<fp4_e1m2> = "fp4_e1m2";
+template <>
+inline constexpr std::string_view format_name<fp4_e3m0> = "fp4_e3m0";
 template <>
 inline constexpr std::string_view format_name<e8m0> = "e8m0";
 template <>

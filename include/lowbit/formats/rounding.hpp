@@ -59,5 +59,16 @@ constexpr U round_shift(U sig, int shift, std::uint32_t random) noexcept {
   }
 }
 
+// sig * 2^-shift rounded to nearest with ties away from zero.
+template <class U>
+constexpr U round_shift_half_up(U sig, int shift) noexcept {
+  static_assert(std::is_unsigned_v<U>);
+  constexpr int width = static_cast<int>(sizeof(U) * 8);
+  if (shift <= 0) return static_cast<U>(sig << -shift);
+  if (shift > width) return U{0}; // below half of the quantum
+  const U q = shift == width ? U{0} : static_cast<U>(sig >> shift);
+  return static_cast<U>(q + ((sig >> (shift - 1)) & 1u));
+}
+
 } // namespace detail
 } // namespace lowbit

@@ -93,11 +93,17 @@ inline __m256i encode8_minifloat(__m256 x) noexcept {
   const __m256i a = _mm256_and_si256(u, set1(0x7fffffffu));
   const __m256i neg = _mm256_srai_epi32(u, 31);
 
-  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(a, shift), set1(1));
+  // Ties to the even code; without mantissa bits, ties round up (as minifloat::encode does).
+  const __m256i odd = F::mantissa_bits == 0 ? set1(1) : _mm256_and_si256(_mm256_srli_epi32(a, shift), set1(1));
   const __m256i t = _mm256_add_epi32(_mm256_add_epi32(a, set1(rebias + (1u << (shift - 1)) - 1u)), odd);
   const __m256i code_normal = _mm256_srli_epi32(t, shift);
-  const __m256 f = _mm256_add_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(set1(magic)));
-  const __m256i code_sub = _mm256_sub_epi32(_mm256_castps_si256(f), set1(magic));
+  __m256i code_sub;
+  if constexpr (F::mantissa_bits == 0) { // no subnormals: 0 below half the smallest normal, else it
+    code_sub = _mm256_and_si256(_mm256_cmpgt_epi32(a, set1(min_normal_bits - (1u << 23) - 1u)), set1(1));
+  } else {
+    const __m256 f = _mm256_add_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(set1(magic)));
+    code_sub = _mm256_sub_epi32(_mm256_castps_si256(f), set1(magic));
+  }
   const __m256i is_sub = _mm256_cmpgt_epi32(set1(min_normal_bits), a);
   __m256i code = _mm256_blendv_epi8(code_normal, code_sub, is_sub);
 
