@@ -120,6 +120,8 @@ public:
   std::size_t size() const noexcept { return n_; }
   std::size_t block() const noexcept { return block_; }
   bool randomized() const noexcept { return !signs_.empty(); }
+  // The random signs D (empty when not randomized).
+  std::span<const float> signs() const noexcept { return signs_; }
 
   // x <- x Q (x a row vector of size n): signs, then the blockwise transform.
   void apply(std::span<float> x) const {

@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -40,21 +41,38 @@ public:
   struct step {
     std::vector<float> divide;               // x_j /= divide[j] (SmoothQuant), or empty
     std::optional<hadamard_rotation> rotate; // x <- x Q, or none
+    std::vector<std::uint32_t> gather;       // x'_j = x_{gather[j]} (GPTQ's act-order), or empty
   };
 
   explicit input_transform(std::size_t cols = 0) : cols_(cols) {}
   std::size_t cols() const noexcept { return cols_; }
   const std::vector<step>& steps() const noexcept { return steps_; }
   bool identity() const noexcept { return steps_.empty(); }
-  void add_smoothing(std::vector<float> s) { steps_.push_back({std::move(s), std::nullopt}); }
-  void add_rotation(hadamard_rotation q) { steps_.push_back({{}, std::move(q)}); }
+  void add_smoothing(std::vector<float> s) { steps_.push_back({std::move(s), std::nullopt, {}}); }
+  void add_rotation(hadamard_rotation q) { steps_.push_back({{}, std::move(q), {}}); }
+  void add_gather(std::vector<std::uint32_t> order) {
+    if (order.size() != cols_) detail::throw_size_mismatch("input_transform::add_gather", order.size(), cols_);
+    std::vector<bool> seen(cols_, false);
+    for (std::uint32_t j : order) {
+      if (j >= cols_ || seen[j]) throw invalid_argument("input_transform::add_gather: not a permutation");
+      seen[j] = true;
+    }
+    steps_.push_back({{}, std::nullopt, std::move(order)});
+  }
 
   // Applies every step to the tokens x cols activations x, in place.
   void apply(std::span<float> x, std::size_t tokens) const {
     if (x.size() != tokens * cols_) detail::throw_size_mismatch("input_transform::apply", x.size(), tokens * cols_);
+    std::vector<float> row;
     for (const step& s : steps_) {
       if (!s.divide.empty()) smooth_activations(x, tokens, cols_, s.divide);
       if (s.rotate) s.rotate->apply_rows(x, tokens);
+      if (!s.gather.empty())
+        for (std::size_t t = 0; t < tokens; ++t) {
+          row.assign(x.begin() + static_cast<std::ptrdiff_t>(t * cols_),
+                     x.begin() + static_cast<std::ptrdiff_t>((t + 1) * cols_));
+          for (std::size_t j = 0; j < cols_; ++j) x[t * cols_ + j] = row[s.gather[j]];
+        }
     }
   }
 
@@ -77,12 +95,22 @@ struct quantized_linear {
   }
 };
 
-// State a pipeline threads through its transforms.
+// No Hessian in the pipeline's state (see layer_state).
+struct no_hessian {
+  void scale_channels(std::span<const float>) noexcept {}
+  void rotate(const hadamard_rotation&) noexcept {}
+};
+
+// State a pipeline threads through its transforms. Hessian: the type of the calibration
+// Hessian carried along (gptq.hpp's `hessian`), kept consistent with every transform.
+template <class Hessian = no_hessian>
 struct layer_state {
+  using hessian_type = Hessian;
   std::vector<float> act_absmax; // per input channel, empty when unknown
   std::vector<float> importance; // per input channel, empty for uniform
   bool rotated = false;
   input_transform input;
+  std::optional<Hessian> hess; // sum X^T X of the layer's (transformed) input, if given
 };
 
 // SmoothQuant as a pipeline stage (needs calibration statistics, and must precede rotations).
@@ -91,7 +119,8 @@ struct smooth_quant {
   float floor = 1e-5f;
   static constexpr const char* name() noexcept { return "smoothquant"; }
 
-  void transform(std::vector<float>& w, std::size_t rows, std::size_t cols, layer_state& st) const {
+  template <class State>
+  void transform(std::vector<float>& w, std::size_t rows, std::size_t cols, State& st) const {
     if (st.rotated)
       throw invalid_argument("smooth_quant: place SmoothQuant before any rotation (per-channel statistics of "
                              "rotated activations are not known)");
@@ -103,6 +132,7 @@ struct smooth_quant {
       st.act_absmax[j] /= s[j];
       if (!st.importance.empty()) st.importance[j] /= s[j] * s[j];
     }
+    if (st.hess) st.hess->scale_channels(s);
     st.input.add_smoothing(std::move(s));
   }
 };
@@ -113,9 +143,11 @@ struct hadamard {
   std::size_t block = 0; // 0: the largest power of two dividing the input size
   static constexpr const char* name() noexcept { return "hadamard"; }
 
-  void transform(std::vector<float>& w, std::size_t rows, std::size_t cols, layer_state& st) const {
+  template <class State>
+  void transform(std::vector<float>& w, std::size_t rows, std::size_t cols, State& st) const {
     hadamard_rotation q(cols, seed, block);
     q.apply_rows(w, rows);
+    if (st.hess) st.hess->rotate(q);
     st.act_absmax.clear();
     st.importance.clear();
     st.rotated = true;
@@ -124,7 +156,7 @@ struct hadamard {
 };
 
 template <class T>
-concept weight_transform = requires(const T t, std::vector<float>& w, layer_state& st) {
+concept weight_transform = requires(const T t, std::vector<float>& w, layer_state<>& st) {
   t.transform(w, std::size_t{}, std::size_t{}, st);
 };
 
@@ -135,6 +167,14 @@ concept weight_quantizer = requires(const P p, std::span<const float> w, std::sp
   {
     p.template quantize<int4_group<128>>(w, std::size_t{}, std::size_t{}, importance)
     } -> std::same_as<qmatrix<int4_group<128>>>;
+};
+
+// A policy that quantizes given the Hessian of the layer's input (GPTQ); its result holds the
+// packed `weight` and, when `permuted`, the input order in `permutation`.
+template <class P, class H>
+concept hessian_quantizer = requires(const P p, std::span<const float> w, const H& h) {
+  p.template quantize<int4_group<128>>(w, std::size_t{}, std::size_t{}, h).weight;
+  p.template quantize<int4_group<128>>(w, std::size_t{}, std::size_t{}, h).permuted;
 };
 
 template <class... Stages>
@@ -156,8 +196,23 @@ struct pipeline {
   template <scheme S>
   quantized_linear<S> quantize(std::span<const float> w, std::size_t rows, std::size_t cols,
                                const activation_stats* calib = nullptr) const {
+    return quantize_impl<S>(w, rows, cols, calib, static_cast<const no_hessian*>(nullptr));
+  }
+  // The same with the Hessian (sum X^T X) of the layer's input, for a Hessian-based last stage
+  // (GPTQ); the transforms keep it consistent (smoothing scales it, rotations rotate it).
+  template <scheme S, class Hessian>
+  quantized_linear<S> quantize(std::span<const float> w, std::size_t rows, std::size_t cols,
+                               const activation_stats* calib, const Hessian& h) const {
+    return quantize_impl<S>(w, rows, cols, calib, &h);
+  }
+
+private:
+  template <scheme S, class Hessian>
+  quantized_linear<S> quantize_impl(std::span<const float> w, std::size_t rows, std::size_t cols,
+                                    const activation_stats* calib, const Hessian* h) const {
     detail::check_shape("pipeline::quantize", w.size(), rows, cols);
-    layer_state st{{}, {}, false, input_transform(cols)};
+    layer_state<Hessian> st{{}, {}, false, input_transform(cols), std::nullopt};
+    if (h && !std::is_same_v<Hessian, no_hessian>) st.hess.emplace(*h);
     if (calib) {
       if (calib->channels() != cols)
         throw invalid_argument("pipeline::quantize: calibration has " + std::to_string(calib->channels()) +
@@ -171,9 +226,8 @@ struct pipeline {
     return run<S>(tw, rows, cols, st, std::index_sequence_for<Stages...>{});
   }
 
-private:
-  template <scheme S, std::size_t... I>
-  quantized_linear<S> run(std::vector<float>& w, std::size_t rows, std::size_t cols, layer_state& st,
+  template <scheme S, class State, std::size_t... I>
+  quantized_linear<S> run(std::vector<float>& w, std::size_t rows, std::size_t cols, State& st,
                           std::index_sequence<I...>) const {
     constexpr std::size_t last = sizeof...(Stages) - 1;
     const auto transform_one = [&]<std::size_t K>() {
@@ -184,10 +238,18 @@ private:
       }
     };
     (transform_one.template operator()<I>(), ...);
-    static_assert(weight_quantizer<std::tuple_element_t<last, std::tuple<Stages...>>>,
-                  "the last stage of a pipeline quantizes (e.g. rtn<mse_search>)");
-    qmatrix<S> q = std::get<last>(stages).template quantize<S>(w, rows, cols, st.importance);
-    return {std::move(q), std::move(st.input)};
+    using Last = std::tuple_element_t<last, std::tuple<Stages...>>;
+    using H = typename State::hessian_type;
+    if constexpr (!std::is_same_v<H, no_hessian> && hessian_quantizer<Last, H>) {
+      auto r = std::get<last>(stages).template quantize<S>(w, rows, cols, *st.hess);
+      if (r.permuted) st.input.add_gather(r.permutation);
+      return {std::move(r.weight), std::move(st.input)};
+    } else {
+      static_assert(weight_quantizer<Last>, "the last stage of a pipeline quantizes (e.g. rtn<mse_search>); a "
+                                            "Hessian-based one (gptq) needs the Hessian passed to quantize");
+      qmatrix<S> q = std::get<last>(stages).template quantize<S>(w, rows, cols, st.importance);
+      return {std::move(q), std::move(st.input)};
+    }
   }
 };
 

@@ -249,21 +249,12 @@ void for_each_run(std::size_t cols, F&& f) {
   }
 }
 
-// Effective per-unit scales of x: `encode` (what elements are rounded with) and, in q, what
-// dequantization uses; they differ only under double quantization.
-template <scheme S, class Chooser = rule_chooser>
-std::vector<float> choose_into(std::span<const float> x, std::size_t rows, std::size_t cols, qmatrix<S>& q,
-                               const Chooser& chooser = {}, std::span<const float> col_weights = {}) {
-  std::vector<float> encode(S::scale_count(rows, cols));
-  const float t = choose_all<S>(
-      x, rows, cols,
-      [&](std::size_t u, const auto& p) {
-        encode[u] = static_cast<float>(S::scale_format::decode(p.scale_code));
-        if constexpr (!qmatrix<S>::double_quantized) q.scales()[u] = p.scale_code;
-        if constexpr (S::has_zero_point) q.zero_points()[u] = p.zero_code;
-      },
-      chooser, col_weights);
-  q.set_tensor_scale(t);
+// Stores the chosen per-unit scales in q once q's tensor scale is set. `encode` holds the
+// first-level scales (ScaleFmt decoded, without the tensor scale); on return it holds what
+// elements are rounded with: times the tensor scale, or, under double quantization, unchanged
+// while q's plane gets the second-level codes (mean offset, one fp32 absmax per Block2).
+template <scheme S>
+void store_scales(qmatrix<S>& q, std::vector<float>& encode) {
   if constexpr (qmatrix<S>::double_quantized) {
     using codes = typename S::scale_quant::codes;
     constexpr std::size_t b2 = S::scale_quant::block;
@@ -280,8 +271,26 @@ std::vector<float> choose_into(std::span<const float> x, std::size_t rows, std::
         q.scales()[u] = codes::encode(amax > 0.0f ? (encode[u] - offset) / amax : 0.0f);
     }
   } else {
-    for (float& e : encode) e *= t;
+    for (float& e : encode) e *= q.tensor_scale();
   }
+}
+
+// Effective per-unit scales of x: `encode` (what elements are rounded with) and, in q, what
+// dequantization uses; they differ only under double quantization.
+template <scheme S, class Chooser = rule_chooser>
+std::vector<float> choose_into(std::span<const float> x, std::size_t rows, std::size_t cols, qmatrix<S>& q,
+                               const Chooser& chooser = {}, std::span<const float> col_weights = {}) {
+  std::vector<float> encode(S::scale_count(rows, cols));
+  const float t = choose_all<S>(
+      x, rows, cols,
+      [&](std::size_t u, const auto& p) {
+        encode[u] = static_cast<float>(S::scale_format::decode(p.scale_code));
+        if constexpr (!qmatrix<S>::double_quantized) q.scales()[u] = p.scale_code;
+        if constexpr (S::has_zero_point) q.zero_points()[u] = p.zero_code;
+      },
+      chooser, col_weights);
+  q.set_tensor_scale(t);
+  store_scales<S>(q, encode);
   return encode;
 }
 
