@@ -39,6 +39,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <numeric>
 #include <span>
 #include <string>
@@ -106,7 +107,8 @@ public:
     samples_ += tokens;
   }
 
-  // sum X^T X, full and symmetric.
+  // sum X^T X: its lower triangle (the upper is not kept), and the full symmetric matrix.
+  const Eigen::MatrixXd& lower_sum() const noexcept { return sum_; }
   Eigen::MatrixXd sum() const {
     Eigen::MatrixXd s = sum_.selfadjointView<Eigen::Lower>();
     return s;
@@ -211,32 +213,71 @@ struct gptq_result {
 namespace detail {
 
 // Upper U with U^T U = H^-1 from H = V V^T, V upper: the Cholesky factor of the reversed H
-// read backwards, then U = V^-1 by blocked recursion (a third of a general inverse's work).
-inline void invert_upper_in_place(Eigen::Ref<Eigen::MatrixXd> a) {
-  const Eigen::Index n = a.rows();
-  if (n <= 64) {
-    Eigen::MatrixXd inv = Eigen::MatrixXd::Identity(n, n);
-    a.triangularView<Eigen::Upper>().solveInPlace(inv);
-    a.triangularView<Eigen::Upper>() = inv;
-    return;
+// read backwards, then U = V^-1. Both are blocked so that nearly all work is GEMM / TRSM on
+// panels that run in parallel tasks; each task computes the same thing on any thread.
+inline constexpr Eigen::Index factor_block = 128;
+
+// In-place lower Cholesky (right-looking, blocks of 128); false if a is not positive definite.
+template <class Mat>
+bool cholesky_in_place(Mat& a) {
+  const Eigen::Index n = a.rows(), nb = factor_block;
+  for (Eigen::Index k = 0; k < n; k += nb) {
+    const Eigen::Index b = std::min(nb, n - k), rest = n - k - b;
+    Eigen::Ref<Mat> a11 = a.block(k, k, b, b);
+    Eigen::LLT<Eigen::Ref<Mat>> llt(a11);
+    if (llt.info() != Eigen::Success) return false;
+    if (rest == 0) break;
+    const Eigen::Index row_tasks = (rest + nb - 1) / nb;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) if (rest > 2 * nb)
+#endif
+    for (Eigen::Index t = 0; t < row_tasks; ++t) { // A21 <- A21 L11^-T
+      const Eigen::Index r0 = k + b + t * nb, rn = std::min(nb, n - r0);
+      auto blk = a.block(r0, k, rn, b);
+      a.block(k, k, b, b)
+          .template triangularView<Eigen::Lower>()
+          .transpose()
+          .template solveInPlace<Eigen::OnTheRight>(blk);
+    }
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) if (rest > 2 * nb)
+#endif
+    for (Eigen::Index t = 0; t < row_tasks; ++t) { // A22 -= A21 A21^T, lower part, by column panels
+      const Eigen::Index j0 = k + b + t * nb, w = std::min(nb, n - j0);
+      a.block(j0, j0, n - j0, w).noalias() -= a.block(j0, k, n - j0, b) * a.block(j0, k, w, b).transpose();
+    }
   }
-  const Eigen::Index k = n / 2;
-  // [A11 A12; 0 A22]^-1 = [X11, -X11 A12 X22; 0, X22]
-  invert_upper_in_place(a.topLeftCorner(k, k));
-  invert_upper_in_place(a.bottomRightCorner(n - k, n - k));
-  Eigen::MatrixXd t = a.topRightCorner(k, n - k) * a.bottomRightCorner(n - k, n - k).triangularView<Eigen::Upper>();
-  a.topRightCorner(k, n - k).noalias() = -(a.topLeftCorner(k, k).triangularView<Eigen::Upper>() * t);
+  return true;
 }
 
-// Returns false if h is not positive definite.
-inline bool inverse_hessian_factor(const Eigen::MatrixXd& h, Eigen::MatrixXd& u) {
-  Eigen::LLT<Eigen::MatrixXd> llt(h.reverse());
-  if (llt.info() != Eigen::Success) return false;
-  u = Eigen::MatrixXd(llt.matrixL()).reverse(); // V, upper
-  for (Eigen::Index i = 0; i < u.rows(); ++i)
-    if (!(u(i, i) > 0.0) || !std::isfinite(u(i, i))) return false;
-  invert_upper_in_place(u);
-  u.triangularView<Eigen::StrictlyLower>().setZero();
+// u <- u^-1 for upper triangular u, by independent column panels (U's panel solves V X = I).
+template <class Mat>
+void invert_upper(Mat& u) {
+  const Eigen::Index n = u.rows(), nb = factor_block, panels = (n + nb - 1) / nb;
+  Mat x = Mat::Zero(n, n);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) if (panels > 1)
+#endif
+  for (Eigen::Index p = panels - 1; p >= 0; --p) { // the costliest first
+    const Eigen::Index j0 = p * nb, w = std::min(nb, n - j0), j1 = j0 + w;
+    auto panel = x.block(0, j0, j1, w);
+    panel.bottomRows(w).setIdentity();
+    u.topLeftCorner(j1, j1).template triangularView<Eigen::Upper>().solveInPlace(panel);
+  }
+  u = std::move(x);
+}
+
+// Returns false if h is not positive definite. h is overwritten.
+template <class Mat>
+bool inverse_hessian_factor(Mat& h, Mat& u) {
+  u = h.reverse();
+  if (!cholesky_in_place(u)) return false;
+  u.template triangularView<Eigen::StrictlyUpper>().setZero();
+  h = u.reverse(); // V, upper
+  for (Eigen::Index i = 0; i < h.rows(); ++i)
+    if (!(h(i, i) > 0) || !std::isfinite(h(i, i))) return false;
+  invert_upper(h);
+  u = std::move(h);
   return u.allFinite();
 }
 
@@ -276,14 +317,25 @@ gptq_result<S> gptq_run(std::span<const float> w_in, std::size_t rows, std::size
 
   const Eigen::Index n = static_cast<Eigen::Index>(cols);
   gptq_result<S> res;
-  Eigen::MatrixXd h = hs.matrix();
+  // H = 2/n sum, read from the sum's lower triangle; dead inputs get H_cc = 1.
+  const Eigen::MatrixXd& lower = hs.lower_sum();
+  const double hscale = 2.0 / static_cast<double>(hs.samples());
+  std::vector<double> diag(cols);
   std::vector<float> w0(w_in.begin(), w_in.end()); // dead columns zeroed
-  for (Eigen::Index c = 0; c < n; ++c)
-    if (h(c, c) == 0.0) {
-      h(c, c) = 1.0;
+  for (Eigen::Index c = 0; c < n; ++c) {
+    diag[static_cast<std::size_t>(c)] = lower(c, c) * hscale;
+    if (lower(c, c) == 0.0) {
+      diag[static_cast<std::size_t>(c)] = 1.0;
       for (std::size_t r = 0; r < rows; ++r) w0[r * cols + static_cast<std::size_t>(c)] = 0.0f;
       ++res.dead_columns;
     }
+  }
+  const auto h = [&](std::size_t i, std::size_t j) {
+    return i == j ? diag[i]
+                  : (i > j ? lower(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j))
+                           : lower(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(i))) *
+                        hscale;
+  };
 
   // Parameters chosen up front: the tensor scale and every unit other than dynamic groups.
   constexpr bool grouped = S::gran == granularity::group;
@@ -302,33 +354,30 @@ gptq_result<S> gptq_run(std::span<const float> w_in, std::size_t rows, std::size
   std::vector<std::uint32_t> perm(cols);
   std::iota(perm.begin(), perm.end(), 0u);
   if (opt.act_order) {
-    std::stable_sort(perm.begin(), perm.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return h(static_cast<Eigen::Index>(a), static_cast<Eigen::Index>(a)) >
-             h(static_cast<Eigen::Index>(b), static_cast<Eigen::Index>(b));
-    });
+    std::stable_sort(perm.begin(), perm.end(), [&](std::uint32_t a, std::uint32_t b) { return diag[a] > diag[b]; });
     res.permutation = perm;
   }
-  Eigen::MatrixXd hp(n, n);
-  for (Eigen::Index j = 0; j < n; ++j)
-    for (Eigen::Index i = 0; i < n; ++i)
-      hp(i, j) = h(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(j)]);
+  const double mean_diag = std::accumulate(diag.begin(), diag.end(), 0.0) / static_cast<double>(cols);
 
-  // Damping, raised until H_d is positive definite.
-  double lambda = opt.percdamp * hp.diagonal().mean();
-  Eigen::MatrixXd u;
+  // Damping, raised until H_d is positive definite. The factorization runs in Real, as the
+  // reference's does in fp32.
+  double lambda = opt.percdamp * mean_diag;
+  MatR hd(n, n), ur;
   for (;;) {
-    Eigen::MatrixXd hd = hp;
-    hd.diagonal().array() += lambda;
-    if (inverse_hessian_factor(hd, u)) break;
+    for (Eigen::Index j = 0; j < n; ++j)
+      for (Eigen::Index i = 0; i < n; ++i)
+        hd(i, j) = static_cast<Real>(h(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(j)]) +
+                                     (i == j ? lambda : 0.0));
+    if (inverse_hessian_factor(hd, ur)) break;
     if (res.damping_retries >= opt.damping_retries)
       throw invalid_argument(
           "gptq: H + lambda I is not positive definite even with lambda = " + std::to_string(lambda) + " after " +
           std::to_string(res.damping_retries) + " retries (degenerate or non-finite calibration data?)");
-    lambda = std::max(lambda * 10.0, 1e-6 * hp.diagonal().mean());
+    lambda = std::max(lambda * 10.0, 1e-6 * mean_diag);
     ++res.damping_retries;
   }
   res.damping = lambda;
-  const MatR ur = u.template cast<Real>();
+  hd = MatR(); // release
 
   const std::size_t g = grouped ? S::block : 0;
   const std::size_t groups = grouped ? S::padded_cols(cols) / S::block : 0;
