@@ -293,8 +293,8 @@ void expect_beats_rtn(const layer& l, const hessian& h, double plain_margin, dou
   const double eg = l.output_error(g.dequantize_original()), ea = l.output_error(ga.dequantize_original());
   const double er = l.output_error(dequantize(quantize<S>(l.w, l.rows, l.cols)));
   const auto name = std::string(format_name<typename S::element>) + " block " + std::to_string(S::block);
-  std::printf("%-20s output error: rtn %.4g, gptq %.4g (%.2fx less), gptq act-order %.4g (%.2fx less)\n",
-              name.c_str(), er, eg, er / eg, ea, er / ea);
+  std::printf("%-20s output error: rtn %.4g, gptq %.4g (%.2fx less), gptq act-order %.4g (%.2fx less)\n", name.c_str(),
+              er, eg, er / eg, ea, er / ea);
   if (plain_margin > 0) {
     EXPECT_LT(eg, plain_margin * er) << name;
   }
