@@ -15,6 +15,22 @@
 
 namespace lowbit {
 
+namespace detail {
+
+// A calibration batch: tokens rows of n channels, every value finite. fn names the caller.
+inline void check_calibration_batch(const char* fn, std::span<const float> x, std::size_t tokens, std::size_t n) {
+  if (x.size() != tokens * n)
+    throw invalid_argument(std::string(fn) + ": batch has " + std::to_string(x.size()) + " values, " +
+                           std::to_string(tokens) + " tokens x " + std::to_string(n) + " channels needs " +
+                           std::to_string(tokens * n));
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!std::isfinite(x[i]))
+      throw invalid_argument(std::string(fn) + ": token " + std::to_string(i / n) + ", channel " +
+                             std::to_string(i % n) + " is " + std::to_string(x[i]));
+}
+
+} // namespace detail
+
 class activation_stats {
 public:
   explicit activation_stats(std::size_t channels) : absmax_(channels, 0.0f), sum_squares_(channels, 0.0) {
@@ -25,14 +41,7 @@ public:
   // lowbit::invalid_argument for a wrong size or a non-finite value (nothing is recorded then).
   void observe(std::span<const float> x, std::size_t tokens) {
     const std::size_t n = absmax_.size();
-    if (x.size() != tokens * n)
-      throw invalid_argument("activation_stats::observe: batch has " + std::to_string(x.size()) + " values, " +
-                             std::to_string(tokens) + " tokens x " + std::to_string(n) + " channels needs " +
-                             std::to_string(tokens * n));
-    for (std::size_t i = 0; i < x.size(); ++i)
-      if (!std::isfinite(x[i]))
-        throw invalid_argument("activation_stats::observe: token " + std::to_string(i / n) + ", channel " +
-                               std::to_string(i % n) + " is " + std::to_string(x[i]));
+    detail::check_calibration_batch("activation_stats::observe", x, tokens, n);
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t j = 0; j < n; ++j) {
         const float v = x[t * n + j];

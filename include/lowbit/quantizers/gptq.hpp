@@ -29,6 +29,7 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/threading.hpp"
+#include "lowbit/quantizers/calibration.hpp"
 #include "lowbit/quantizers/hadamard.hpp"
 #include "lowbit/quantizers/scale_search.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
@@ -79,14 +80,7 @@ public:
   // lowbit::invalid_argument for a wrong size or a non-finite value (nothing is added then).
   void add(std::span<const float> x, std::size_t tokens) {
     const std::size_t n = channels();
-    if (x.size() != tokens * n)
-      throw invalid_argument("hessian::add: batch has " + std::to_string(x.size()) + " values, " +
-                             std::to_string(tokens) + " tokens x " + std::to_string(n) + " channels needs " +
-                             std::to_string(tokens * n));
-    for (std::size_t i = 0; i < x.size(); ++i)
-      if (!std::isfinite(x[i]))
-        throw invalid_argument("hessian::add: token " + std::to_string(i / n) + ", channel " + std::to_string(i % n) +
-                               " is " + std::to_string(x[i]));
+    detail::check_calibration_batch("hessian::add", x, tokens, n);
     const Eigen::Index ni = to_index(n);
     const Eigen::Index panels = (ni + to_index(panel) - 1) / to_index(panel);
     for (std::size_t t0 = 0; t0 < tokens; t0 += chunk_tokens) {
@@ -157,15 +151,8 @@ private:
       for (std::size_t i = 0; i < n; ++i) v[i] *= signs[i];
     const double norm = 1.0 / std::sqrt(static_cast<double>(b));
     for (std::size_t b0 = 0; b0 < n; b0 += b) {
-      double* x = v + b0;
-      for (std::size_t h = 1; h < b; h *= 2)
-        for (std::size_t i = 0; i < b; i += 2 * h)
-          for (std::size_t j = i; j < i + h; ++j) {
-            const double a = x[j], c = x[j + h];
-            x[j] = a + c;
-            x[j + h] = a - c;
-          }
-      for (std::size_t i = 0; i < b; ++i) x[i] *= norm;
+      reference::fwht_unnormalized(v + b0, b);
+      for (std::size_t i = 0; i < b; ++i) v[b0 + i] *= norm;
     }
   }
 

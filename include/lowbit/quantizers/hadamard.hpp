@@ -29,12 +29,14 @@ namespace lowbit {
 
 namespace reference {
 
-// Unnormalized in-place Walsh-Hadamard transform, Sylvester order: x <- H_n x.
-inline void fwht_unnormalized(float* x, std::size_t n) noexcept {
+// Unnormalized in-place Walsh-Hadamard transform, Sylvester order: x <- H_n x (float, or
+// double for the Hessian rotation of gptq.hpp).
+template <class T>
+void fwht_unnormalized(T* x, std::size_t n) noexcept {
   for (std::size_t h = 1; h < n; h *= 2)
     for (std::size_t i = 0; i < n; i += 2 * h)
       for (std::size_t j = i; j < i + h; ++j) {
-        const float a = x[j], b = x[j + h];
+        const T a = x[j], b = x[j + h];
         x[j] = a + b;
         x[j + h] = a - b;
       }
