@@ -20,6 +20,15 @@ inline int max_threads() noexcept {
 #endif
 }
 
+// Index of the calling thread inside a parallel region (0 outside, and without OpenMP).
+inline int thread_index() noexcept {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 // Calls body(begin, end) over a partition of [0, rows); body must not throw. `work` (elements
 // touched) below ~64K stays serial, where threads cost more than they save.
 template <class Body>

@@ -1,12 +1,24 @@
-// Scalar reference of the linear layer Y = X * W^T (+ bias): the executable spec the SIMD
-// kernels are tested against, and the float product quantizer tests measure error with.
-// X is tokens x K, W is N x K (row-major, K the reduction axis), Y is tokens x N; sums are
-// accumulated in double and rounded once.
+// Scalar references of the linear layer Y = X * W^T (+ bias), the executable specs the SIMD
+// kernels are tested against. X is tokens x K, W is N x K (row-major, K the reduction axis), Y
+// is tokens x N.
+// - linear: float W; sums accumulated in double and rounded once (also what quantizer tests
+//   measure error with).
+// - linear_dequantized: the weight-only float path, the exact product with dequantize(W).
+// - linear_int8: the integer-dot path, bit for bit: activations quantized per span
+//   (kernels/activations.hpp), weights as int8 values (kernels/layout.hpp), and the SIMD lane
+//   structure written out: lane l of a 32-position chunk sums positions 4l..4l+3 in int32, then
+//   acc[l] = fma(float(isum), weight_scale * activation_scale, acc[l]); Y = lane_sum(acc) + bias.
 #pragma once
 
 #include "lowbit/core/error.hpp"
+#include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/layout.hpp"
+#include "lowbit/schemes/qmatrix.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,6 +44,78 @@ inline std::vector<float> linear(std::span<const float> x, std::size_t tokens, s
   std::vector<float> y(tokens * rows);
   linear(x, tokens, w, rows, cols, y, bias);
   return y;
+}
+
+// Y = X * dequantize(W)^T (+ bias), accumulated in double.
+template <scheme S, kernels::activation_type T = float>
+void linear_dequantized(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::span<float> y,
+                        std::span<const float> bias = {}) {
+  kernels::check_linear("reference::linear_dequantized", w, x.size(), tokens, y.size(), bias.size());
+  std::vector<float> xf(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) xf[i] = kernels::to_float(x[i]);
+  linear(xf, tokens, dequantize(w), w.rows(), w.cols(), y, bias);
+}
+
+namespace detail {
+
+// Row r of W as int8 values (minus the zero point) in natural code order, padded with zeros to
+// whole spans.
+template <kernels::int8_dot_scheme S>
+void int8_weight_row(const qmatrix<S>& w, std::size_t r, std::vector<std::uint8_t>& codes,
+                     std::vector<std::int8_t>& out) {
+  using G = kernels::chunk_geometry<S>;
+  using E = typename S::element;
+  const std::size_t pc = w.padded_cols(), n = G::spans(w.cols()) * G::span;
+  codes.assign(pc, 0);
+  unpack_codes(S::layout, S::code_bits, w.row_codes(r), codes);
+  out.assign(n, 0);
+  for (std::size_t c = 0; c < pc; ++c) {
+    int v;
+    if constexpr (S::layout != code_layout::base3 && S::code_bits == 8)
+      v = static_cast<std::int8_t>(codes[c]);
+    else
+      v = kernels::int8_table<E>::get().v[codes[c] & 15u];
+    if constexpr (S::has_zero_point) v -= w.zero_at(r, c);
+    out[c] = static_cast<std::int8_t>(v);
+  }
+}
+
+} // namespace detail
+
+// The integer-dot path (see the header comment). Bit-exact spec of kernels::linear_int8.
+template <kernels::int8_dot_scheme S, kernels::activation_type T = float>
+void linear_int8(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::span<float> y,
+                 std::span<const float> bias = {}) {
+  using G = kernels::chunk_geometry<S>;
+  kernels::check_linear("reference::linear_int8", w, x.size(), tokens, y.size(), bias.size());
+  const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols), pc = w.padded_cols();
+  kernels::int8_activations a;
+  kernels::quantize_activations<S>(x, tokens, cols, a);
+  const kernels::scale_reader<S> ws(w, kernels::int8_value_mult<S>());
+  std::vector<std::uint8_t> codes;
+  std::vector<std::int8_t> wv;
+  for (std::size_t r = 0; r < rows; ++r) {
+    detail::int8_weight_row(w, r, codes, wv);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::int8_t* xq = a.q_row(t);
+      float acc[8] = {};
+      for (std::size_t sp = 0; sp < spans; ++sp) {
+        const std::size_t c0 = sp * G::span;
+        for (std::size_t ch = 0; ch < G::chunks_per_span; ++ch)
+          for (std::size_t l = 0; l < 8; ++l) {
+            const std::size_t p0 = ch * kernels::chunk + 4 * l;
+            std::int32_t isum = 0;
+            for (std::size_t i = 0; i < 4; ++i) isum += std::int32_t{wv[c0 + G::code_at(p0 + i)]} * xq[c0 + p0 + i];
+            const std::size_t c = std::min(c0 + G::code_at(p0), pc - 1);
+            const float sc = ws(S::scale_index(r, c, cols)) * a.scale_row(t)[sp];
+            acc[l] = std::fma(static_cast<float>(isum), sc, acc[l]);
+          }
+      }
+      float out = kernels::lane_sum(acc);
+      if (!bias.empty()) out += bias[r];
+      y[t * rows + r] = out;
+    }
+  }
 }
 
 } // namespace lowbit::reference

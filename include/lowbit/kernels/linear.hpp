@@ -1,0 +1,90 @@
+// The linear layer on a packed matrix: Y = X * W^T (+ bias), W a qmatrix of any scheme (N x K),
+// X tokens x K in fp32, fp16 or bf16, Y tokens x N in fp32. The kernel is chosen at compile time
+// from the scheme, the path and the ISA (AVX2 + FMA + F16C, else the scalar references):
+// - linear_path::float_weights: the product with the dequantized matrix, in fp32;
+// - linear_path::int8_dot: activations quantized to int8 per 32 positions, int8 dot products
+//   (kernels/reference.hpp, linear_int8, is its bit-exact spec); for int8_dot_scheme only;
+// - linear_path::automatic: int8_dot where the element's int8 table is exact (INT2-8, E2M1,
+//   MXINT8, ternary), float_weights otherwise (NF4, FP6, FP8, ...).
+// A linear_workspace, created once and passed to every call, removes all allocation from calls
+// after the first.
+#pragma once
+
+#include "lowbit/core/buffer.hpp"
+#include "lowbit/core/config.hpp"
+#include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/layout.hpp"
+#include "lowbit/kernels/reference.hpp"
+
+#if LOWBIT_HAS_AVX2
+#include "lowbit/kernels/avx2/float_dot.hpp"
+#include "lowbit/kernels/avx2/int8_dot.hpp"
+#endif
+
+#include <cstddef>
+#include <span>
+
+namespace lowbit {
+
+enum class linear_path { automatic, float_weights, int8_dot };
+
+// The path linear_path::automatic resolves to for scheme S.
+template <scheme S>
+constexpr linear_path automatic_path() noexcept {
+  if constexpr (kernels::int8_dot_scheme<S>) {
+    using E = typename S::element;
+    if constexpr (S::layout == code_layout::base3 || S::code_bits == 8)
+      return linear_path::int8_dot;
+    else if constexpr (kernels::int8_table<E>::get().exact)
+      return linear_path::int8_dot;
+    else
+      return linear_path::float_weights;
+  } else {
+    return linear_path::float_weights;
+  }
+}
+
+// Reusable buffers of linear(): quantized or converted activations and per-thread scratch.
+class linear_workspace {
+public:
+  kernels::int8_activations activations;
+  aligned_vector<float> x;
+  aligned_vector<float> scratch;
+};
+
+template <linear_path P = linear_path::automatic, scheme S, kernels::activation_type T>
+void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::span<float> y,
+            std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
+  constexpr linear_path path = P == linear_path::automatic ? automatic_path<S>() : P;
+  static_assert(path != linear_path::int8_dot || kernels::int8_dot_scheme<S>,
+                "linear_path::int8_dot needs 2-, 4- or 8-bit (signed) codes or base-3 ternary, with tensor, row "
+                "or group scales (groups of 16 or a multiple of 32)");
+  kernels::check_linear("linear", w, x.size(), tokens, y.size(), bias.size());
+  if (tokens == 0) return;
+#if LOWBIT_HAS_AVX2
+  linear_workspace local;
+  linear_workspace& ws = workspace ? *workspace : local;
+  if constexpr (path == linear_path::int8_dot) {
+    kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
+    kernels::avx2::linear_int8(w, ws.activations, y, bias);
+  } else {
+    const std::size_t cols = w.cols(), kx = (cols + 7) / 8 * 8;
+    ws.x.resize(tokens * kx);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      for (std::size_t k = 0; k < cols; ++k) ws.x[t * kx + k] = kernels::to_float(x[t * cols + k]);
+      for (std::size_t k = cols; k < kx; ++k) ws.x[t * kx + k] = 0.0f;
+    }
+    ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::float_scratch_size(w));
+    kernels::avx2::linear_float(w, ws.x.data(), tokens, kx, y, bias, ws.scratch.data());
+  }
+#else
+  (void)workspace;
+  if constexpr (path == linear_path::int8_dot)
+    reference::linear_int8(x, tokens, w, y, bias);
+  else
+    reference::linear_dequantized(x, tokens, w, y, bias);
+#endif
+}
+
+} // namespace lowbit

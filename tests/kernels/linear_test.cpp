@@ -1,0 +1,392 @@
+// The linear-layer kernels: the SIMD integer-dot path bit for bit against reference::linear_int8,
+// the float path within an fp32 bound of reference::linear_dequantized, the int8 spec within its
+// activation-rounding bound of the exact product, on many schemes, shapes, tails, token counts and
+// thread counts; plus the building blocks (int8 tables, kernel order, activation quantization)
+// and bad input.
+#include "lowbit/kernels/linear.hpp"
+#include "lowbit/schemes/all.hpp"
+
+#include "quantizers/test_data.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace {
+
+using namespace lowbit;
+
+struct shape {
+  std::size_t rows, cols, tokens;
+};
+// Odd rows (row-tile tails), K with partial chunks and partial groups, 1..9 tokens (token tails).
+const shape shapes[] = {{1, 32, 1}, {5, 64, 2}, {7, 96, 3}, {9, 160, 5}, {13, 200, 4}, {67, 320, 9}, {3, 48, 1}};
+
+template <class S>
+qmatrix<S> random_weights(std::size_t rows, std::size_t cols, std::uint32_t seed) {
+  return quantize<S>(lowbit_test::student_t3(rows * cols, seed), rows, cols);
+}
+
+void set_threads(int n) {
+#if defined(_OPENMP)
+  omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+// Sum over k of |w_k x_k| per output: the scale of fp32 rounding error.
+std::vector<double> magnitude(const std::vector<float>& x, std::size_t tokens, const std::vector<float>& w,
+                              std::size_t rows, std::size_t cols) {
+  std::vector<double> m(tokens * rows);
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t r = 0; r < rows; ++r) {
+      double s = 0;
+      for (std::size_t k = 0; k < cols; ++k) s += std::fabs(static_cast<double>(x[t * cols + k]) * w[r * cols + k]);
+      m[t * rows + r] = s;
+    }
+  return m;
+}
+
+template <class S>
+void int8_matches_reference() {
+  for (const shape& s : shapes) {
+    if (S::gran == granularity::group && s.cols < S::block) continue;
+    const auto w = random_weights<S>(s.rows, s.cols, 11);
+    const auto x = lowbit_test::gaussian(s.tokens * s.cols, 12);
+    const auto bias = lowbit_test::uniform(s.rows, 13);
+    std::vector<float> want(s.tokens * s.rows);
+    reference::linear_int8<S>(std::span<const float>(x), s.tokens, w, want, bias);
+    for (int threads : {1, 2, 3}) {
+      set_threads(threads);
+      std::vector<float> got(want.size(), -1.0f);
+      linear<linear_path::int8_dot>(std::span<const float>(x), s.tokens, w, std::span<float>(got), bias);
+      for (std::size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(got[i]), std::bit_cast<std::uint32_t>(want[i]))
+            << "rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens << " threads " << threads << " at "
+            << i << ": " << got[i] << " vs " << want[i];
+    }
+    set_threads(2);
+  }
+}
+
+// The int8 spec against the exact product with the dequantized matrix: activations are rounded
+// to within s/2 per span (s = amax / 127), weights are exact or within half an int8 step of the
+// table, and the fp32 arithmetic adds a relative 1e-5.
+template <class S>
+void int8_within_activation_rounding() {
+  const std::size_t rows = 17, cols = 320, tokens = 3;
+  const auto w = random_weights<S>(rows, cols, 21);
+  const auto x = lowbit_test::gaussian(tokens * cols, 22);
+  const auto wd = dequantize(w);
+  std::vector<float> exact(tokens * rows), got(tokens * rows);
+  reference::linear(x, tokens, wd, rows, cols, std::span<float>(exact));
+  reference::linear_int8<S>(std::span<const float>(x), tokens, w, got);
+  using G = kernels::chunk_geometry<S>;
+  bool exact_table = true;
+  if constexpr (S::code_bits <= 4) exact_table = kernels::int8_table<typename S::element>::get().exact;
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t r = 0; r < rows; ++r) {
+      double bound = 0, wmax = 0, xabs = 0;
+      for (std::size_t c0 = 0; c0 < cols; c0 += G::span) {
+        double amax = 0, wsum = 0;
+        for (std::size_t c = c0; c < std::min(cols, c0 + G::span); ++c) {
+          amax = std::max(amax, std::fabs(static_cast<double>(x[t * cols + c])));
+          wsum += std::fabs(wd[r * cols + c]);
+          wmax = std::max(wmax, std::fabs(static_cast<double>(wd[r * cols + c])));
+          xabs += std::fabs(x[t * cols + c]);
+        }
+        bound += amax / 127 / 2 * wsum;
+      }
+      if (!exact_table) bound += wmax / 127 * 0.5 * 1.001 * xabs * 1.01; // table steps, scaled per block
+      bound = bound * 1.01 + 1e-5 * magnitude(x, tokens, wd, rows, cols)[t * rows + r];
+      EXPECT_LE(std::fabs(static_cast<double>(got[t * rows + r]) - exact[t * rows + r]), bound)
+          << "row " << r << " token " << t;
+    }
+}
+
+template <class S>
+void float_matches_reference() {
+  for (const shape& s : shapes) {
+    if (S::gran == granularity::group && s.cols < S::block) continue;
+    const auto w = random_weights<S>(s.rows, s.cols, 31);
+    const auto x = lowbit_test::gaussian(s.tokens * s.cols, 32);
+    const auto bias = lowbit_test::uniform(s.rows, 33);
+    std::vector<float> want(s.tokens * s.rows);
+    reference::linear_dequantized<S>(std::span<const float>(x), s.tokens, w, want, bias);
+    const auto mag = magnitude(x, s.tokens, dequantize(w), s.rows, s.cols);
+    std::vector<float> first;
+    for (int threads : {1, 2, 3}) {
+      set_threads(threads);
+      std::vector<float> got(want.size(), -1.0f);
+      linear<linear_path::float_weights>(std::span<const float>(x), s.tokens, w, std::span<float>(got), bias);
+      for (std::size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], want[i],
+                    2e-6 * static_cast<double>(s.cols) / 32 * (mag[i] + std::fabs(bias[i % s.rows])) + 1e-30)
+            << "rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens << " at " << i;
+      if (first.empty())
+        first = got;
+      else
+        EXPECT_EQ(got, first) << "threads " << threads;
+    }
+    set_threads(2);
+  }
+}
+
+using int4_row = int_sym<4, 128, fp16, granularity::row>;
+using int2_g32 = int_sym<2, 32>;
+using uint4_g64 = int_asym<4, 64>;
+using uint2_g32 = int_asym<2, 32>;
+using ternary_g64 = ternary_scheme<granularity::group, 64>;
+using int4_bf16_g32 = int_sym<4, 32, bf16>;
+
+TEST(linear_int8, int4_groups_bit_exact) {
+  int8_matches_reference<int4_group<32>>();
+  int8_matches_reference<int4_group<128>>();
+  int8_matches_reference<int4_bf16_g32>();
+  int8_matches_reference<int4_row>();
+}
+TEST(linear_int8, asymmetric_groups_bit_exact) {
+  int8_matches_reference<uint4_g64>();
+  int8_matches_reference<uint2_g32>();
+}
+TEST(linear_int8, mx_and_nv_bit_exact) {
+  int8_matches_reference<mxfp4>();
+  int8_matches_reference<nvfp4>();
+  int8_matches_reference<mxint8>();
+}
+TEST(linear_int8, int8_and_int2_bit_exact) {
+  int8_matches_reference<int8_group<32>>();
+  int8_matches_reference<int8_group<128>>();
+  int8_matches_reference<int2_g32>();
+}
+TEST(linear_int8, nf4_approximation_bit_exact) {
+  int8_matches_reference<nf4_scheme<>>();
+  int8_matches_reference<nf4_dq>();
+  int8_matches_reference<nf4_dq_bnb>();
+}
+TEST(linear_int8, ternary_bit_exact) {
+  int8_matches_reference<ternary_absmean>();
+  int8_matches_reference<ternary_absmean_base3>();
+  int8_matches_reference<ternary_g64>();
+}
+
+TEST(linear_int8, spec_within_activation_rounding_of_the_exact_product) {
+  int8_within_activation_rounding<int4_group<32>>();
+  int8_within_activation_rounding<uint4_g64>();
+  int8_within_activation_rounding<mxfp4>();
+  int8_within_activation_rounding<nvfp4>();
+  int8_within_activation_rounding<mxint8>();
+  int8_within_activation_rounding<int8_group<128>>();
+  int8_within_activation_rounding<ternary_absmean_base3>();
+  int8_within_activation_rounding<nf4_scheme<>>();
+}
+
+TEST(linear_float, matches_dequantized_product) {
+  float_matches_reference<int4_group<32>>();
+  float_matches_reference<int4_group<128>>();
+  float_matches_reference<uint4_g64>();
+  float_matches_reference<mxfp4>();
+  float_matches_reference<nvfp4>();
+  float_matches_reference<nf4_scheme<>>();
+  float_matches_reference<nf4_dq_bnb>();
+}
+TEST(linear_float, every_other_element_width) {
+  float_matches_reference<mxfp8_e4m3>();
+  float_matches_reference<mxfp8_e5m2>();
+  float_matches_reference<mxfp6_e3m2>();
+  float_matches_reference<mxfp6_e2m3>();
+  float_matches_reference<int_sym<3, 32>>();
+  float_matches_reference<int_asym<8, 32>>();
+  float_matches_reference<int2_g32>();
+  float_matches_reference<ternary_absmean_base3>();
+  float_matches_reference<int_sym<8, 0, fp32_scale, granularity::column>>();
+  float_matches_reference<int_sym<4, 0, fp32_scale, granularity::tensor>>();
+}
+
+TEST(linear, automatic_path_choice) {
+  static_assert(automatic_path<int4_group<128>>() == linear_path::int8_dot);
+  static_assert(automatic_path<mxfp4>() == linear_path::int8_dot);
+  static_assert(automatic_path<nvfp4>() == linear_path::int8_dot);
+  static_assert(automatic_path<mxint8>() == linear_path::int8_dot);
+  static_assert(automatic_path<ternary_absmean_base3>() == linear_path::int8_dot);
+  static_assert(automatic_path<nf4_scheme<>>() == linear_path::float_weights);
+  static_assert(automatic_path<mxfp8_e4m3>() == linear_path::float_weights);
+  static_assert(!kernels::int8_dot_scheme<int_asym<8, 32>>);
+  static_assert(!kernels::int8_dot_scheme<mxfp6_e2m3>);
+  static_assert(!kernels::int8_dot_scheme<int_sym<8, 0, fp32_scale, granularity::column>>);
+  // The default path is the automatic one, and half / bfloat16 activations are exact inputs.
+  const std::size_t rows = 6, cols = 64, tokens = 2;
+  const auto w = random_weights<int4_group<32>>(rows, cols, 41);
+  const auto x = lowbit_test::gaussian(tokens * cols, 42);
+  std::vector<half> xh(x.size());
+  std::vector<float> xr(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    xh[i] = half(x[i]);
+    xr[i] = static_cast<float>(xh[i]);
+  }
+  std::vector<float> a(tokens * rows), b(tokens * rows), c(tokens * rows);
+  linear(std::span<const half>(xh), tokens, w, std::span<float>(a));
+  linear<linear_path::int8_dot>(std::span<const float>(xr), tokens, w, std::span<float>(b));
+  reference::linear_int8<int4_group<32>>(std::span<const half>(xh), tokens, w, c);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a, c);
+}
+
+TEST(linear, workspace_reuse_gives_the_same_result) {
+  const auto w = random_weights<mxfp4>(33, 256, 51);
+  linear_workspace ws;
+  for (std::size_t tokens : {5, 1, 3}) {
+    const auto x = lowbit_test::gaussian(tokens * 256, 52 + static_cast<std::uint32_t>(tokens));
+    std::vector<float> a(tokens * 33), b(tokens * 33), c(tokens * 33), d(tokens * 33);
+    linear<linear_path::int8_dot>(std::span<const float>(x), tokens, w, std::span<float>(a), {}, &ws);
+    linear<linear_path::int8_dot>(std::span<const float>(x), tokens, w, std::span<float>(b));
+    linear<linear_path::float_weights>(std::span<const float>(x), tokens, w, std::span<float>(c), {}, &ws);
+    linear<linear_path::float_weights>(std::span<const float>(x), tokens, w, std::span<float>(d));
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(c, d);
+  }
+}
+
+TEST(kernel_layout, kernel_order_is_a_permutation_keeping_lanes_in_one_group_of_16) {
+  const auto check = []<class S>() {
+    using G = kernels::chunk_geometry<S>;
+    std::set<std::size_t> seen;
+    for (std::size_t p = 0; p < G::span; ++p) seen.insert(G::code_at(p));
+    EXPECT_EQ(seen.size(), G::span);
+    EXPECT_EQ(*seen.rbegin(), G::span - 1);
+    if (G::base3) return; // base 3 runs with tensor or row scales only
+    for (std::size_t l = 0; l < G::span / 4; ++l)
+      for (std::size_t i = 1; i < 4; ++i) EXPECT_EQ(G::code_at(4 * l + i) / 16, G::code_at(4 * l) / 16) << l;
+  };
+  check.template operator()<mxfp4>();
+  check.template operator()<nf4_dq_bnb>();
+  check.template operator()<int2_g32>();
+  check.template operator()<mxint8>();
+  check.template operator()<ternary_absmean_base3>();
+}
+
+TEST(kernel_layout, int8_tables) {
+  const auto exact = []<class E>(float mult) {
+    const auto& t = kernels::int8_table<E>::get();
+    EXPECT_TRUE(t.exact);
+    EXPECT_EQ(t.mult, mult);
+    for (unsigned c = 0; c < (1u << E::bits); ++c) {
+      const float v = E::decode(static_cast<typename E::storage>(c));
+      EXPECT_EQ(std::isfinite(v) ? v : 0.0f, t.v[c] * t.mult) << c;
+    }
+  };
+  exact.template operator()<int4>(1.0f);
+  exact.template operator()<uint4>(1.0f);
+  exact.template operator()<int2>(1.0f);
+  exact.template operator()<fp4_e2m1>(0.5f);
+  exact.template operator()<ternary>(1.0f);
+  const auto& t = kernels::int8_table<nf4>::get();
+  EXPECT_FALSE(t.exact);
+  for (unsigned c = 0; c < 16; ++c) EXPECT_NEAR(t.v[c] * t.mult, nf4::decode(static_cast<std::uint8_t>(c)), 0.5 / 127);
+  EXPECT_EQ(t.v[7], 0);
+  EXPECT_EQ(t.v[15], 127);
+  EXPECT_EQ(t.v[0], -127);
+  EXPECT_EQ(kernels::int8_value_mult<mxint8>(), 1.0f / 64);
+}
+
+TEST(kernel_activations, absmax_per_span_in_kernel_order) {
+  const std::size_t cols = 70; // two full chunks and a partial one
+  auto x = lowbit_test::gaussian(cols, 61);
+  x[3] = 5.0f; // chunk 0's absmax
+  kernels::int8_activations a;
+  kernels::quantize_activations<mxfp4>(std::span<const float>(x), 1, cols, a);
+  ASSERT_EQ(a.spans, 3u);
+  ASSERT_EQ(a.positions, 96u);
+  EXPECT_EQ(a.scale[0], 5.0f / 127);
+  using G = kernels::chunk_geometry<mxfp4>;
+  for (std::size_t sp = 0; sp < 3; ++sp)
+    for (std::size_t p = 0; p < 32; ++p) {
+      const std::size_t c = sp * 32 + G::code_at(p);
+      const float v = c < cols ? x[c] : 0.0f;
+      const int q = a.q[sp * 32 + p];
+      EXPECT_LE(std::abs(q), 127);
+      EXPECT_LE(std::fabs(q * a.scale[sp] - v), a.scale[sp] * 0.5f * 1.0001f) << sp << " " << p;
+    }
+  EXPECT_EQ(a.q[G::code_at(3) == 3 ? 3 : 0] != 0, true);
+  // Zero spans scale to 0; a NaN or inf span scales to NaN with zero codes.
+  std::vector<float> z(64, 0.0f);
+  z[40] = std::numeric_limits<float>::infinity();
+  kernels::quantize_activations<mxfp4>(std::span<const float>(z), 1, 64, a);
+  EXPECT_EQ(a.scale[0], 0.0f);
+  EXPECT_TRUE(std::isnan(a.scale[1]));
+  for (std::size_t p = 32; p < 64; ++p) EXPECT_EQ(a.q[p], 0);
+}
+
+TEST(linear, non_finite_activations_give_nan_for_that_token_only) {
+  const std::size_t rows = 9, cols = 128, tokens = 3;
+  const auto w = random_weights<int4_group<32>>(rows, cols, 71);
+  auto x = lowbit_test::gaussian(tokens * cols, 72);
+  x[1 * cols + 50] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> a(tokens * rows), b(tokens * rows);
+  linear<linear_path::int8_dot>(std::span<const float>(x), tokens, w, std::span<float>(a));
+  linear<linear_path::float_weights>(std::span<const float>(x), tokens, w, std::span<float>(b));
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t r = 0; r < rows; ++r) {
+      EXPECT_EQ(std::isnan(a[t * rows + r]), t == 1);
+      EXPECT_EQ(std::isnan(b[t * rows + r]), t == 1);
+    }
+}
+
+TEST(linear, wrong_shapes_throw) {
+  const auto w = random_weights<mxfp4>(4, 64, 81);
+  std::vector<float> x(2 * 64), y(2 * 4), bias(3);
+  EXPECT_THROW(linear(std::span<const float>(x).first(100), 2, w, std::span<float>(y)), invalid_argument);
+  EXPECT_THROW(linear(std::span<const float>(x), 2, w, std::span<float>(y).first(7)), invalid_argument);
+  EXPECT_THROW(linear(std::span<const float>(x), 2, w, std::span<float>(y), bias), invalid_argument);
+  EXPECT_THROW(linear(std::span<const float>(x), 3, w, std::span<float>(y)), invalid_argument);
+  EXPECT_THROW(reference::linear_int8(std::span<const float>(x), 3, w, std::span<float>(y)), invalid_argument);
+  const qmatrix<mxfp4> empty;
+  EXPECT_THROW(linear(std::span<const float>(x), 2, empty, std::span<float>(y)), invalid_argument);
+  std::vector<float> none;
+  linear(std::span<const float>(none), 0, w, std::span<float>(none)); // zero tokens: nothing to do
+}
+
+TEST(linear, corrupt_base3_bytes_throw) {
+  const std::size_t rows = 3, cols = 400;
+  auto w = random_weights<ternary_absmean_base3>(rows, cols, 91);
+  const auto x = lowbit_test::gaussian(cols, 92);
+  std::vector<float> y(rows);
+  linear(std::span<const float>(x), 1, w, std::span<float>(y)); // valid: fine
+  for (std::size_t at : {std::size_t{0}, w.codes().size() - 1, std::size_t{37}}) {
+    auto bad = w;
+    bad.codes()[at] = 243;
+    EXPECT_THROW(linear(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
+    EXPECT_THROW(reference::linear_int8(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
+  }
+}
+
+TEST(linear, every_base3_byte_decodes_like_the_reference) {
+  // One row holding all 243 valid bytes (1215 codes): the in-register division by 3 against
+  // unpack_codes, through the bit-exact int8 comparison.
+  const std::size_t cols = 243 * 5;
+  qmatrix<ternary_absmean_base3> w(2, cols);
+  for (std::size_t b = 0; b < 243; ++b) {
+    w.codes()[b] = static_cast<std::uint8_t>(b);
+    w.codes()[243 + b] = static_cast<std::uint8_t>(242 - b);
+  }
+  w.scales()[0] = fp32_scale::encode(0.75f);
+  const auto x = lowbit_test::gaussian(3 * cols, 101);
+  std::vector<float> got(3 * 2), want(3 * 2), exact(3 * 2);
+  linear<linear_path::int8_dot>(std::span<const float>(x), 3, w, std::span<float>(got));
+  reference::linear_int8(std::span<const float>(x), 3, w, std::span<float>(want));
+  EXPECT_EQ(got, want);
+  reference::linear_dequantized(std::span<const float>(x), 3, w, std::span<float>(exact));
+  for (std::size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(got[i], exact[i], 0.02 * std::sqrt(double(cols)));
+}
+
+} // namespace
