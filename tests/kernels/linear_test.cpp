@@ -219,7 +219,7 @@ TEST(linear, automatic_path_choice) {
   static_assert(automatic_path<nvfp4>() == linear_path::int8_dot);
   static_assert(automatic_path<mxint8>() == linear_path::int8_dot);
   static_assert(automatic_path<ternary_absmean_base3>() == linear_path::int8_dot);
-  static_assert(automatic_path<nf4_scheme<>>() == linear_path::float_weights);
+  static_assert(automatic_path<nf4_scheme<>>() == linear_path::int8_dot);
   static_assert(automatic_path<mxfp8_e4m3>() == linear_path::float_weights);
   static_assert(!kernels::int8_dot_scheme<int_asym<8, 32>>);
   static_assert(!kernels::int8_dot_scheme<mxfp6_e2m3>);

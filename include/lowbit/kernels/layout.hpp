@@ -5,15 +5,22 @@
 // once per token into kernel order, which costs O(tokens * K) instead of O(N * K).
 #pragma once
 
+#include "lowbit/core/config.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
 
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
+
+#if LOWBIT_HAS_AVX2
+#include <immintrin.h>
+#endif
 
 namespace lowbit::kernels {
 
@@ -160,8 +167,28 @@ public:
     else if constexpr (table_)
       return lut_[q_.scales()[u]];
     else
-      return S::unit_scale(q_.scales()[u], q_.tensor_scale()) * mult_;
+      return decode_wide(q_.scales()[u]) * q_.tensor_scale() * mult_;
   }
+
+private:
+  // Exact decode of a 16- or 32-bit scale code (F16C where compiled: exact, like the software
+  // decode, and much faster).
+  static float decode_wide(typename qmatrix<S>::scale_storage c) noexcept {
+    using F = typename S::scale_format;
+    if constexpr (std::is_same_v<F, fp16>) {
+#if LOWBIT_HAS_AVX2
+      return _cvtsh_ss(c);
+#else
+      return F::decode(c);
+#endif
+    } else if constexpr (std::is_same_v<F, bf16>) {
+      return std::bit_cast<float>(static_cast<std::uint32_t>(c) << 16);
+    } else {
+      return static_cast<float>(F::decode(c));
+    }
+  }
+
+public:
 
 private:
   static constexpr bool table_ = sizeof(typename qmatrix<S>::scale_storage) == 1;

@@ -4,8 +4,9 @@
 // - linear_path::float_weights: the product with the dequantized matrix, in fp32;
 // - linear_path::int8_dot: activations quantized to int8 per 32 positions, int8 dot products
 //   (kernels/reference.hpp, linear_int8, is its bit-exact spec); for int8_dot_scheme only;
-// - linear_path::automatic: int8_dot where the element's int8 table is exact (INT2-8, E2M1,
-//   MXINT8, ternary), float_weights otherwise (NF4, FP6, FP8, ...).
+// - linear_path::automatic: int8_dot for every int8_dot_scheme (for NF4 and other codebooks it
+//   uses the int8 approximation of the table, within 0.5/127 of the largest value), float_weights
+//   otherwise (FP8, FP6, 3-, 5-7-bit integers, column scales).
 // A linear_workspace, created once and passed to every call, removes all allocation from calls
 // after the first.
 #pragma once
@@ -29,20 +30,12 @@ namespace lowbit {
 
 enum class linear_path { automatic, float_weights, int8_dot };
 
-// The path linear_path::automatic resolves to for scheme S.
+// The path linear_path::automatic resolves to for scheme S: the integer-dot path wherever it
+// runs (measured 2-4x faster than the float path at N = 1 and N = 8; bench/README.md), the float
+// path for the rest.
 template <scheme S>
 constexpr linear_path automatic_path() noexcept {
-  if constexpr (kernels::int8_dot_scheme<S>) {
-    using E = typename S::element;
-    if constexpr (S::layout == code_layout::base3 || S::code_bits == 8)
-      return linear_path::int8_dot;
-    else if constexpr (kernels::int8_table<E>::get().exact)
-      return linear_path::int8_dot;
-    else
-      return linear_path::float_weights;
-  } else {
-    return linear_path::float_weights;
-  }
+  return kernels::int8_dot_scheme<S> ? linear_path::int8_dot : linear_path::float_weights;
 }
 
 // Reusable buffers of linear(): quantized or converted activations and per-thread scratch.

@@ -105,6 +105,9 @@ struct weight_decoder {
   }
 };
 
+// Bytes ahead of the current chunk each weight stream prefetches (hides DRAM latency at N = 1).
+inline constexpr std::size_t prefetch_distance = 512;
+
 inline __m256i dot_lanes(__m256i aw, __m256i w, __m256i x) noexcept {
   const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w));
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
@@ -115,9 +118,10 @@ template <scheme S, int R, int T>
 void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations& a, std::size_t r0, std::size_t t0,
           std::span<float> y, std::span<const float> bias, std::atomic<bool>& corrupt) noexcept {
   using G = chunk_geometry<S>;
-  const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols), pc = w.padded_cols();
-  const std::size_t row_bytes = w.row_bytes();
-  const std::size_t full_spans = row_bytes / G::span_bytes;
+  constexpr bool group = S::gran == granularity::group;
+  const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols);
+  const std::size_t row_bytes = w.row_bytes(), full_spans = row_bytes / G::span_bytes;
+  [[maybe_unused]] const std::size_t groups = group ? w.padded_cols() / S::block : 1;
   const weight_decoder<S> dec;
   __m256 acc[R][T];
   for (auto& ar : acc)
@@ -125,42 +129,38 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
   [[maybe_unused]] __m256i bad = _mm256_setzero_si256();
   [[maybe_unused]] const __m256i half_pos = S::block == 16 ? second_half_positions<S>() : __m256i{};
   [[maybe_unused]] __m256i state[R][2];
-  alignas(32) std::uint8_t tail[R][32];
-
-  for (std::size_t sp = 0; sp < spans; ++sp) {
-    const std::uint8_t* src[R];
-    for (int r = 0; r < R; ++r) {
-      const std::uint8_t* row = w.codes().data() + (r0 + static_cast<std::size_t>(r)) * row_bytes;
-      if (sp < full_spans) {
-        src[r] = row + sp * G::span_bytes;
-      } else { // the last, partial span: copy what the row has, zeros after
-        std::memset(tail[r], 0, sizeof(tail[r]));
-        std::memcpy(tail[r], row + sp * G::span_bytes, row_bytes - sp * G::span_bytes);
-        src[r] = tail[r];
-      }
-    }
+  const std::uint8_t* row_codes[R];
+  std::size_t unit0[R]; // scale unit of each row's first column
+  __m256 row_scale[R];  // tensor and row scales: one per row
+  for (int r = 0; r < R; ++r) {
+    const std::size_t row = r0 + static_cast<std::size_t>(r);
+    row_codes[r] = w.codes().data() + row * row_bytes;
+    unit0[r] = S::scale_index(row, 0, cols);
+    if constexpr (!group) row_scale[r] = _mm256_set1_ps(ws(unit0[r]));
+  }
+  const auto span_step = [&](std::size_t sp, const std::uint8_t* const* src) {
     const std::size_t c0 = sp * G::span;
     for (std::size_t ch = 0; ch < G::chunks_per_span; ++ch) {
       __m256i wv[R], aw[R];
       __m256 wscale[R];
       for (int r = 0; r < R; ++r) {
-        const std::size_t row = r0 + static_cast<std::size_t>(r);
         const __m256i codes = weight_decoder<S>::codes(src[r], ch, state[r], bad);
         wv[r] = dec.values(codes);
-        if constexpr (S::gran == granularity::group && S::block == 16) {
-          const std::size_t u0 = S::scale_index(row, std::min(c0, pc - 1), cols);
-          const std::size_t u1 = S::scale_index(row, std::min(c0 + 16, pc - 1), cols);
+        if constexpr (group && S::block == 16) {
+          const std::size_t u0 = unit0[r] + 2 * sp, u1 = std::min(u0 + 1, unit0[r] + groups - 1);
           wscale[r] = _mm256_blend_ps(_mm256_set1_ps(ws(u0)), _mm256_set1_ps(ws(u1)), second_half_lanes<S>());
           if constexpr (S::has_zero_point) {
             const __m256i z = _mm256_blendv_epi8(_mm256_set1_epi8(static_cast<char>(w.zero_points()[u0])),
                                                  _mm256_set1_epi8(static_cast<char>(w.zero_points()[u1])), half_pos);
             wv[r] = _mm256_sub_epi8(wv[r], z);
           }
-        } else {
-          const std::size_t u = S::scale_index(row, std::min(c0 + ch * chunk, pc - 1), cols);
+        } else if constexpr (group) {
+          const std::size_t u = unit0[r] + c0 / S::block;
           wscale[r] = _mm256_set1_ps(ws(u));
           if constexpr (S::has_zero_point)
             wv[r] = _mm256_sub_epi8(wv[r], _mm256_set1_epi8(static_cast<char>(w.zero_points()[u])));
+        } else {
+          wscale[r] = row_scale[r];
         }
         aw[r] = _mm256_abs_epi8(wv[r]);
       }
@@ -169,10 +169,27 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
         const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q_row(tok) + c0 + ch * chunk));
         const __m256 xs = _mm256_set1_ps(a.scale_row(tok)[sp]);
         for (int r = 0; r < R; ++r)
-          acc[r][t] =
-              _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_lanes(aw[r], wv[r], x)), _mm256_mul_ps(wscale[r], xs), acc[r][t]);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_lanes(aw[r], wv[r], x)), _mm256_mul_ps(wscale[r], xs),
+                                      acc[r][t]);
       }
     }
+  };
+  const std::uint8_t* src[R];
+  for (std::size_t sp = 0; sp < full_spans; ++sp) {
+    for (int r = 0; r < R; ++r) {
+      src[r] = row_codes[r] + sp * G::span_bytes;
+      _mm_prefetch(reinterpret_cast<const char*>(src[r] + prefetch_distance), _MM_HINT_T0);
+    }
+    span_step(sp, src);
+  }
+  if (full_spans < spans) { // the last, partial span: what the row has, zeros after
+    alignas(32) std::uint8_t tail[R][32];
+    for (int r = 0; r < R; ++r) {
+      std::memset(tail[r], 0, sizeof(tail[r]));
+      std::memcpy(tail[r], row_codes[r] + full_spans * G::span_bytes, row_bytes - full_spans * G::span_bytes);
+      src[r] = tail[r];
+    }
+    span_step(full_spans, src);
   }
   if constexpr (G::base3)
     if (!_mm256_testz_si256(bad, bad)) corrupt.store(true, std::memory_order_relaxed);

@@ -1,0 +1,311 @@
+// Linear-layer kernels on packed schemes, beside the machine's own limits measured in the same
+// binary: a streaming read-bandwidth probe (1 GiB), an fp32 FMA peak probe, an int8 maddubs peak
+// probe, and Eigen fp32 GEMV / GEMM on the same shapes (when Eigen is installed).
+//
+// GEMV (one token): "dram" cycles through copies of a 4096 x 8192 matrix totalling >= 128 MiB of
+// packed weights (4x the 32 MiB L3), as in decoding; "cache" is one 4096 x 4096 matrix, L3
+// resident. GEMM: 4096 x 4096 with N tokens. Counters: weights_GB/s (packed bytes of W streamed
+// per second: codes, scales, zero points), GFLOP/s (2 N K rows per call) and, for the probes,
+// GB/s, GFLOP/s and GOP/s (int8 multiply + add, 2 per multiply-accumulate).
+#include "lowbit/kernels/linear.hpp"
+#include "lowbit/schemes/all.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <random>
+#include <typeinfo>
+#include <vector>
+
+#if defined(LOWBIT_BENCH_EIGEN)
+#include <Eigen/Dense>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace {
+
+using namespace lowbit;
+
+int set_threads(benchmark::State& state, int arg) {
+  const auto n = static_cast<int>(state.range(arg));
+#if defined(_OPENMP)
+  omp_set_num_threads(n);
+#else
+  if (n != 1) state.SkipWithError("built without OpenMP");
+#endif
+  return n;
+}
+
+std::vector<float> gaussian(std::size_t n, std::uint32_t seed, float sigma = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, sigma);
+  std::vector<float> v(n);
+  for (auto& x : v) x = g(rng);
+  return v;
+}
+
+// ---- machine probes ------------------------------------------------------------------------
+
+void probe_read_bandwidth(benchmark::State& state) {
+  set_threads(state, 0);
+  static const std::vector<float> buf(std::size_t{1} << 28, 1.0f); // 1 GiB
+  const std::size_t n = buf.size();
+  for (auto _ : state) {
+    float total = 0.0f;
+#pragma omp parallel for reduction(+ : total) schedule(static)
+    for (std::size_t b = 0; b < n; b += 1 << 16) {
+#if defined(__AVX2__)
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (std::size_t i = b; i < b + (1 << 16); i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_load_ps(&buf[i]));
+        a1 = _mm256_add_ps(a1, _mm256_load_ps(&buf[i + 8]));
+        a2 = _mm256_add_ps(a2, _mm256_load_ps(&buf[i + 16]));
+        a3 = _mm256_add_ps(a3, _mm256_load_ps(&buf[i + 24]));
+      }
+      alignas(32) float l[8];
+      _mm256_store_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+      total += kernels::lane_sum(l);
+#else
+      for (std::size_t i = b; i < b + (1 << 16); ++i) total += buf[i];
+#endif
+    }
+    benchmark::DoNotOptimize(total);
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(n * sizeof(float)) * 1e-9 *
+                                                  static_cast<double>(state.iterations()),
+                                              benchmark::Counter::kIsRate);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+void probe_fma_peak(benchmark::State& state) {
+  const int threads = set_threads(state, 0);
+  constexpr long iters = 1 << 20;
+  for (auto _ : state) {
+#pragma omp parallel
+    {
+      __m256 a[10];
+      for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_ps(static_cast<float>(i));
+      const __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+      for (long it = 0; it < iters; ++it)
+        for (auto& v : a) v = _mm256_fmadd_ps(v, m, c);
+      __m256 s = a[0];
+      for (int i = 1; i < 10; ++i) s = _mm256_add_ps(s, a[i]);
+      benchmark::DoNotOptimize(s);
+    }
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 8 * 10 * iters * threads * 1e-9 *
+                                                     static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+
+void probe_maddubs_peak(benchmark::State& state) {
+  const int threads = set_threads(state, 0);
+  constexpr long iters = 1 << 20;
+  for (auto _ : state) {
+#pragma omp parallel
+    {
+      __m256i a[10];
+      for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_epi8(static_cast<char>(i + 1));
+      const __m256i b = _mm256_set1_epi8(3);
+      for (long it = 0; it < iters; ++it)
+        for (auto& v : a) v = _mm256_maddubs_epi16(v, b);
+      __m256i s = a[0];
+      for (int i = 1; i < 10; ++i) s = _mm256_add_epi16(s, a[i]);
+      benchmark::DoNotOptimize(s);
+    }
+  }
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * 32 * 10 * iters * threads * 1e-9 *
+                                                   static_cast<double>(state.iterations()),
+                                               benchmark::Counter::kIsRate);
+}
+BENCHMARK(probe_fma_peak)->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(probe_maddubs_peak)->Arg(1)->Arg(2)->UseRealTime();
+#endif
+BENCHMARK(probe_read_bandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// ---- weights -------------------------------------------------------------------------------
+
+constexpr std::size_t dram_rows = 4096, dram_cols = 8192, cache_dim = 4096;
+constexpr std::size_t dram_bytes = std::size_t{128} << 20;
+
+// The matrices of one scheme at a time (the DRAM pool is large): a pool of copies of one
+// quantized dram_rows x dram_cols matrix, and one cache_dim^2 matrix.
+template <class S>
+struct weights {
+  std::vector<qmatrix<S>> pool;
+  qmatrix<S> square;
+  qmatrix<S> small;
+
+  static weights& get() {
+    static std::shared_ptr<void> current;
+    static const std::type_info* type = nullptr;
+    if (type != &typeid(S)) {
+      current.reset();
+      auto w = std::make_shared<weights>();
+      type = &typeid(S);
+      current = w;
+    }
+    return *static_cast<weights*>(current.get());
+  }
+  const std::vector<qmatrix<S>>& dram() {
+    if (pool.empty()) {
+      pool.push_back(quantize<S>(gaussian(dram_rows * dram_cols, 1, 0.02f), dram_rows, dram_cols));
+      while (pool.size() * pool[0].storage_bytes() < dram_bytes) pool.push_back(pool[0]);
+    }
+    return pool;
+  }
+  const qmatrix<S>& cache() {
+    if (square.rows() == 0) square = quantize<S>(gaussian(cache_dim * cache_dim, 2, 0.02f), cache_dim, cache_dim);
+    return square;
+  }
+  const qmatrix<S>& tiny() { // for the smoke test
+    if (small.rows() == 0) small = quantize<S>(gaussian(256 * 1024, 3, 0.02f), 256, 1024);
+    return small;
+  }
+};
+
+template <class S>
+void report(benchmark::State& state, const qmatrix<S>& w, std::size_t tokens, std::size_t calls_per_iter = 1) {
+  const double it = static_cast<double>(state.iterations() * calls_per_iter);
+  state.counters["weights_GB/s"] =
+      benchmark::Counter(static_cast<double>(w.storage_bytes()) * 1e-9 * it, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(tokens * w.rows() * w.cols()) * 1e-9 * it, benchmark::Counter::kIsRate);
+}
+
+// Args: where (0 dram, 1 cache, 2 small), threads.
+template <class S, linear_path P>
+void gemv(benchmark::State& state) {
+  set_threads(state, 1);
+  auto& ws = weights<S>::get();
+  const int where = static_cast<int>(state.range(0));
+  const std::vector<qmatrix<S>>* pool = where == 0 ? &ws.dram() : nullptr;
+  const qmatrix<S>& one = where == 1 ? ws.cache() : where == 2 ? ws.tiny() : (*pool)[0];
+  const auto x = gaussian(one.cols(), 4);
+  std::vector<float> y(one.rows());
+  linear_workspace work;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const qmatrix<S>& w = pool ? (*pool)[i++ % pool->size()] : one;
+    linear<P>(std::span<const float>(x), 1, w, std::span<float>(y), {}, &work);
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state, one, 1);
+}
+
+// Args: tokens, threads (4096 x 4096; tokens < 0 means the small smoke shape with -tokens).
+template <class S, linear_path P>
+void gemm(benchmark::State& state) {
+  set_threads(state, 1);
+  auto& ws = weights<S>::get();
+  const bool small = state.range(0) < 0;
+  const auto tokens = static_cast<std::size_t>(small ? -state.range(0) : state.range(0));
+  const qmatrix<S>& w = small ? ws.tiny() : ws.cache();
+  const auto x = gaussian(tokens * w.cols(), 5);
+  std::vector<float> y(tokens * w.rows());
+  linear_workspace work;
+  for (auto _ : state) {
+    linear<P>(std::span<const float>(x), tokens, w, std::span<float>(y), {}, &work);
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state, w, tokens);
+}
+
+#define LOWBIT_GEMV(S, P)                                                                                   \
+  BENCHMARK_TEMPLATE(gemv, S, P)                                                                          \
+      ->ArgNames({"where", "threads"})                                                                    \
+      ->Args({0, 1})                                                                                      \
+      ->Args({0, 2})                                                                                      \
+      ->Args({1, 1})                                                                                      \
+      ->Args({1, 2})                                                                                      \
+      ->Args({2, 2})                                                                                      \
+      ->UseRealTime()                                                                                     \
+      ->Unit(benchmark::kMicrosecond);                                                                    \
+  BENCHMARK_TEMPLATE(gemm, S, P)                                                                          \
+      ->ArgNames({"tokens", "threads"})                                                                   \
+      ->ArgsProduct({{8, 32, 128, 512}, {1, 2}})                                                          \
+      ->Args({-16, 2})                                                                                    \
+      ->UseRealTime()                                                                                     \
+      ->Unit(benchmark::kMillisecond)
+
+using int4_g32 = int4_group<32>;
+using int4_g128 = int4_group<128>;
+using int8_g128 = int8_group<128>;
+using nf4_b64 = nf4_scheme<64>;
+using int2_g32 = int_sym<2, 32>;
+constexpr auto f32 = linear_path::float_weights;
+constexpr auto i8 = linear_path::int8_dot;
+
+LOWBIT_GEMV(int4_g32, i8);
+LOWBIT_GEMV(int4_g128, i8);
+LOWBIT_GEMV(mxfp4, i8);
+LOWBIT_GEMV(nvfp4, i8);
+LOWBIT_GEMV(nf4_b64, i8);
+LOWBIT_GEMV(int8_g128, i8);
+LOWBIT_GEMV(mxint8, i8);
+LOWBIT_GEMV(ternary_absmean, i8);
+LOWBIT_GEMV(ternary_absmean_base3, i8);
+LOWBIT_GEMV(int2_g32, i8);
+LOWBIT_GEMV(int4_g128, f32);
+LOWBIT_GEMV(mxfp4, f32);
+LOWBIT_GEMV(nvfp4, f32);
+LOWBIT_GEMV(nf4_b64, f32);
+LOWBIT_GEMV(mxfp8_e4m3, f32);
+LOWBIT_GEMV(ternary_absmean, f32);
+
+// ---- Eigen fp32 baselines -------------------------------------------------------------------
+
+#if defined(LOWBIT_BENCH_EIGEN)
+// Args: where (0: 4096 x 8192 fp32 = 128 MiB, from DRAM; 1: 4096 x 4096 = 64 MiB), threads.
+void eigen_gemv(benchmark::State& state) {
+  set_threads(state, 1);
+  const bool dram = state.range(0) == 0;
+  const Eigen::Index rows = 4096, cols = dram ? 8192 : 4096;
+  const Eigen::MatrixXf w = Eigen::MatrixXf::Random(cols, rows); // column r = row r of W
+  const Eigen::VectorXf x = Eigen::VectorXf::Random(cols);
+  Eigen::VectorXf y(rows);
+  for (auto _ : state) {
+    y.noalias() = w.transpose() * x;
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double it = static_cast<double>(state.iterations());
+  state.counters["weights_GB/s"] =
+      benchmark::Counter(static_cast<double>(rows * cols) * 4e-9 * it, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(rows * cols) * 1e-9 * it, benchmark::Counter::kIsRate);
+}
+BENCHMARK(eigen_gemv)
+    ->ArgNames({"where", "threads"})
+    ->ArgsProduct({{0, 1}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// Args: tokens, threads; Y (tokens x 4096) = X * W^T, W 4096 x 4096.
+void eigen_gemm(benchmark::State& state) {
+  set_threads(state, 1);
+  const Eigen::Index n = 4096, tokens = state.range(0);
+  const Eigen::MatrixXf w = Eigen::MatrixXf::Random(n, n);
+  const Eigen::MatrixXf x = Eigen::MatrixXf::Random(n, tokens);
+  Eigen::MatrixXf y(n, tokens);
+  for (auto _ : state) {
+    y.noalias() = w * x;
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(n * n * tokens) * 1e-9 *
+                                                     static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(eigen_gemm)
+    ->ArgNames({"tokens", "threads"})
+    ->ArgsProduct({{8, 32, 128, 512}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+#endif
+
+} // namespace
