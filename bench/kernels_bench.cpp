@@ -77,9 +77,9 @@ void probe_read_bandwidth(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(total);
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(n * sizeof(float)) * 1e-9 *
-                                                  static_cast<double>(state.iterations()),
-                                              benchmark::Counter::kIsRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(static_cast<double>(n * sizeof(float)) * 1e-9 * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -99,9 +99,8 @@ void probe_fma_peak(benchmark::State& state) {
       benchmark::DoNotOptimize(s);
     }
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 8 * 10 * iters * threads * 1e-9 *
-                                                     static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * 8 * 10 * iters * threads * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void probe_maddubs_peak(benchmark::State& state) {
@@ -120,9 +119,8 @@ void probe_maddubs_peak(benchmark::State& state) {
       benchmark::DoNotOptimize(s);
     }
   }
-  state.counters["GOP/s"] = benchmark::Counter(2.0 * 32 * 10 * iters * threads * 1e-9 *
-                                                   static_cast<double>(state.iterations()),
-                                               benchmark::Counter::kIsRate);
+  state.counters["GOP/s"] = benchmark::Counter(
+      2.0 * 32 * 10 * iters * threads * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(probe_fma_peak)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(probe_maddubs_peak)->Arg(1)->Arg(2)->UseRealTime();
@@ -175,8 +173,8 @@ void report(benchmark::State& state, const qmatrix<S>& w, std::size_t tokens, st
   const double it = static_cast<double>(state.iterations() * calls_per_iter);
   state.counters["weights_GB/s"] =
       benchmark::Counter(static_cast<double>(w.storage_bytes()) * 1e-9 * it, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      2.0 * static_cast<double>(tokens * w.rows() * w.cols()) * 1e-9 * it, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(tokens * w.rows() * w.cols()) * 1e-9 * it,
+                                                 benchmark::Counter::kIsRate);
 }
 
 // Args: where (0 dram, 1 cache, 2 small), threads.
@@ -217,21 +215,21 @@ void gemm(benchmark::State& state) {
   report(state, w, tokens);
 }
 
-#define LOWBIT_GEMV(S, P)                                                                                   \
-  BENCHMARK_TEMPLATE(gemv, S, P)                                                                          \
-      ->ArgNames({"where", "threads"})                                                                    \
-      ->Args({0, 1})                                                                                      \
-      ->Args({0, 2})                                                                                      \
-      ->Args({1, 1})                                                                                      \
-      ->Args({1, 2})                                                                                      \
-      ->Args({2, 2})                                                                                      \
-      ->UseRealTime()                                                                                     \
-      ->Unit(benchmark::kMicrosecond);                                                                    \
-  BENCHMARK_TEMPLATE(gemm, S, P)                                                                          \
-      ->ArgNames({"tokens", "threads"})                                                                   \
-      ->ArgsProduct({{8, 32, 128, 512}, {1, 2}})                                                          \
-      ->Args({-16, 2})                                                                                    \
-      ->UseRealTime()                                                                                     \
+#define LOWBIT_GEMV(S, P)                                                                                              \
+  BENCHMARK_TEMPLATE(gemv, S, P)                                                                                       \
+      ->ArgNames({"where", "threads"})                                                                                 \
+      ->Args({0, 1})                                                                                                   \
+      ->Args({0, 2})                                                                                                   \
+      ->Args({1, 1})                                                                                                   \
+      ->Args({1, 2})                                                                                                   \
+      ->Args({2, 2})                                                                                                   \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond);                                                                                 \
+  BENCHMARK_TEMPLATE(gemm, S, P)                                                                                       \
+      ->ArgNames({"tokens", "threads"})                                                                                \
+      ->ArgsProduct({{8, 32, 128, 512}, {1, 2}})                                                                       \
+      ->Args({-16, 2})                                                                                                 \
+      ->UseRealTime()                                                                                                  \
       ->Unit(benchmark::kMillisecond)
 
 using int4_g32 = int4_group<32>;
@@ -297,9 +295,9 @@ void eigen_gemm(benchmark::State& state) {
     y.noalias() = w * x;
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(n * n * tokens) * 1e-9 *
-                                                     static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(n * n * tokens) * 1e-9 * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
 }
 BENCHMARK(eigen_gemm)
     ->ArgNames({"tokens", "threads"})

@@ -13,6 +13,7 @@
 #include "lowbit/formats/integer.hpp"
 #include "lowbit/formats/minifloat.hpp"
 #include "lowbit/formats/rounding.hpp"
+#include "lowbit/kernels/linear.hpp"
 #include "lowbit/kernels/reference.hpp"
 #include "lowbit/quantizers/all.hpp"
 #include "lowbit/schemes/all.hpp"

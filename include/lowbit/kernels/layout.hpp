@@ -189,7 +189,6 @@ private:
   }
 
 public:
-
 private:
   static constexpr bool table_ = sizeof(typename qmatrix<S>::scale_storage) == 1;
   const qmatrix<S>& q_;

@@ -169,8 +169,8 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
         const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q_row(tok) + c0 + ch * chunk));
         const __m256 xs = _mm256_set1_ps(a.scale_row(tok)[sp]);
         for (int r = 0; r < R; ++r)
-          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_lanes(aw[r], wv[r], x)), _mm256_mul_ps(wscale[r], xs),
-                                      acc[r][t]);
+          acc[r][t] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_lanes(aw[r], wv[r], x)), _mm256_mul_ps(wscale[r], xs), acc[r][t]);
       }
     }
   };
