@@ -158,6 +158,8 @@ TEST(linear_int8, int4_groups_bit_exact) {
 TEST(linear_int8, asymmetric_groups_bit_exact) {
   int8_matches_reference<uint4_g64>();
   int8_matches_reference<uint2_g32>();
+  int8_matches_reference<int_asym<4, 0, fp16, granularity::row>>();
+  int8_matches_reference<int_asym<2, 0, fp32_scale, granularity::tensor>>();
 }
 TEST(linear_int8, mx_and_nv_bit_exact) {
   int8_matches_reference<mxfp4>();
@@ -211,6 +213,11 @@ TEST(linear_float, every_other_element_width) {
   float_matches_reference<ternary_absmean_base3>();
   float_matches_reference<int_sym<8, 0, fp32_scale, granularity::column>>();
   float_matches_reference<int_sym<4, 0, fp32_scale, granularity::tensor>>();
+}
+TEST(linear_float, groups_and_column_zero_points_not_aligned_to_eight) {
+  float_matches_reference<int_sym<4, 20>>();
+  float_matches_reference<int_asym<4, 12>>();
+  float_matches_reference<int_asym<8, 0, fp32_scale, granularity::column>>();
 }
 
 TEST(linear, automatic_path_choice) {
@@ -317,7 +324,9 @@ TEST(kernel_activations, absmax_per_span_in_kernel_order) {
       EXPECT_LE(std::abs(q), 127);
       EXPECT_LE(std::fabs(q * a.scale[sp] - v), a.scale[sp] * 0.5f * 1.0001f) << sp << " " << p;
     }
-  EXPECT_EQ(a.q[G::code_at(3) == 3 ? 3 : 0] != 0, true);
+  std::size_t p3 = 0; // the kernel position of column 3, the span's absmax: exactly 127
+  while (G::code_at(p3) != 3) ++p3;
+  EXPECT_EQ(a.q[p3], 127);
   // Zero spans scale to 0; a NaN or inf span scales to NaN with zero codes.
   std::vector<float> z(64, 0.0f);
   z[40] = std::numeric_limits<float>::infinity();

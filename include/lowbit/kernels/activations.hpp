@@ -6,6 +6,7 @@
 #pragma once
 
 #include "lowbit/core/buffer.hpp"
+#include "lowbit/formats/convert.hpp"
 #include "lowbit/formats/half.hpp"
 #include "lowbit/kernels/layout.hpp"
 
@@ -22,14 +23,6 @@ namespace lowbit::kernels {
 
 template <class T>
 concept activation_type = std::is_same_v<T, float> || std::is_same_v<T, half> || std::is_same_v<T, bfloat16>;
-
-template <activation_type T>
-inline float to_float(T v) noexcept {
-  if constexpr (std::is_same_v<T, float>)
-    return v;
-  else
-    return static_cast<float>(v);
-}
 
 // Quantized activations of `tokens` rows for scheme S: q is tokens x positions(), scale is
 // tokens x spans (one per span).
@@ -53,7 +46,7 @@ void quantize_activation_row(const T* x, std::size_t cols, std::int8_t* q, float
     float amax = 0.0f;
     for (std::size_t p = 0; p < G::span; ++p) {
       const std::size_t c = c0 + G::code_at(p);
-      v[p] = c < cols ? to_float(x[c]) : 0.0f;
+      v[p] = c < cols ? lowbit::detail::widen(x[c]) : 0.0f;
       amax = std::max(amax, std::fabs(v[p])); // std::max ignores a NaN in the second place
       if (std::isnan(v[p])) amax = v[p];
     }

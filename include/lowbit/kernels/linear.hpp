@@ -65,7 +65,7 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
     const std::size_t cols = w.cols(), kx = (cols + 7) / 8 * 8;
     ws.x.resize(tokens * kx);
     for (std::size_t t = 0; t < tokens; ++t) {
-      for (std::size_t k = 0; k < cols; ++k) ws.x[t * kx + k] = kernels::to_float(x[t * cols + k]);
+      for (std::size_t k = 0; k < cols; ++k) ws.x[t * kx + k] = lowbit::detail::widen(x[t * cols + k]);
       for (std::size_t k = cols; k < kx; ++k) ws.x[t * kx + k] = 0.0f;
     }
     ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::float_scratch_size(w));

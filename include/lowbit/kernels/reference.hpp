@@ -52,7 +52,7 @@ void linear_dequantized(std::span<const T> x, std::size_t tokens, const qmatrix<
                         std::span<const float> bias = {}) {
   kernels::check_linear("reference::linear_dequantized", w, x.size(), tokens, y.size(), bias.size());
   std::vector<float> xf(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) xf[i] = kernels::to_float(x[i]);
+  for (std::size_t i = 0; i < x.size(); ++i) xf[i] = lowbit::detail::widen(x[i]);
   linear(xf, tokens, dequantize(w), w.rows(), w.cols(), y, bias);
 }
 

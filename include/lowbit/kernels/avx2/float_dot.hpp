@@ -29,28 +29,51 @@ class float_rows {
 public:
   using E = typename S::element;
   explicit float_rows(const qmatrix<S>& w) : w_(w), ws_(w) {
-    if constexpr (S::gran == granularity::column) {
+    if constexpr (S::gran == granularity::column) { // per-column scales and zero points as float vectors
       col_scale_.resize(round_up(w.padded_cols(), chunk));
-      for (std::size_t c = 0; c < w.cols(); ++c) col_scale_[c] = ws_(c);
+      col_zero_.resize(col_scale_.size());
+      for (std::size_t c = 0; c < w.cols(); ++c) {
+        col_scale_[c] = ws_(c);
+        col_zero_[c] = static_cast<float>(w.zero_at(0, c));
+      }
     }
   }
   std::size_t width() const noexcept { return round_up(w_.padded_cols(), chunk); }
 
   // codes: scratch of width() bytes.
   void operator()(std::size_t r, float* out, std::uint8_t* codes) const noexcept {
-    const std::size_t n = width();
+    const std::size_t n = width(), pc = w_.padded_cols(), unit0 = S::scale_index(r, 0, w_.cols());
     unpack(r, codes);
     const lowbit::avx2::detail::decoder<E> dec;
-    const std::size_t cols = w_.cols(), pc = w_.padded_cols();
-    for (std::size_t c = 0; c < n; c += 8) {
-      __m256 v = dec(codes + c);
+    // Scale unit of column c (< pc): groups count from the row's first unit.
+    const auto unit = [&](std::size_t c) { return S::gran == granularity::group ? unit0 + c / S::block : unit0; };
+    const auto zero = [&](std::size_t u) {
       if constexpr (S::has_zero_point)
-        v = _mm256_sub_ps(v, _mm256_set1_ps(static_cast<float>(w_.zero_at(r, std::min(c, pc - 1)))));
-      __m256 s;
-      if constexpr (S::gran == granularity::column)
-        s = _mm256_loadu_ps(col_scale_.data() + c);
+        return static_cast<float>(w_.zero_points()[u]);
       else
-        s = _mm256_set1_ps(ws_(S::scale_index(r, std::min(c, pc - 1), cols)));
+        return 0.0f;
+    };
+    for (std::size_t c = 0; c < n; c += 8) {
+      __m256 s, z;
+      if constexpr (S::gran == granularity::column) {
+        s = _mm256_loadu_ps(col_scale_.data() + c);
+        z = _mm256_loadu_ps(col_zero_.data() + c);
+      } else if constexpr (S::gran == granularity::group && S::block % 8 != 0) { // units change inside 8 lanes
+        alignas(32) float sl[8], zl[8];
+        for (std::size_t i = 0; i < 8; ++i) {
+          const std::size_t u = unit(std::min(c + i, pc - 1));
+          sl[i] = ws_(u);
+          zl[i] = zero(u);
+        }
+        s = _mm256_load_ps(sl);
+        z = _mm256_load_ps(zl);
+      } else {
+        const std::size_t u = unit(std::min(c, pc - 1));
+        s = _mm256_set1_ps(ws_(u));
+        z = _mm256_set1_ps(zero(u));
+      }
+      __m256 v = dec(codes + c);
+      if constexpr (S::has_zero_point) v = _mm256_sub_ps(v, z);
       _mm256_storeu_ps(out + c, c < pc ? _mm256_mul_ps(v, s) : _mm256_setzero_ps());
     }
   }
@@ -87,7 +110,7 @@ private:
 
   const qmatrix<S>& w_;
   scale_reader<S> ws_;
-  std::vector<float> col_scale_;
+  std::vector<float> col_scale_, col_zero_;
 };
 
 inline float hsum(__m256 v) noexcept {

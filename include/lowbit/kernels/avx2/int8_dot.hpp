@@ -132,11 +132,15 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
   const std::uint8_t* row_codes[R];
   std::size_t unit0[R]; // scale unit of each row's first column
   __m256 row_scale[R];  // tensor and row scales: one per row
+  __m256i row_zero[R];  // and their zero points
   for (int r = 0; r < R; ++r) {
     const std::size_t row = r0 + static_cast<std::size_t>(r);
     row_codes[r] = w.codes().data() + row * row_bytes;
     unit0[r] = S::scale_index(row, 0, cols);
-    if constexpr (!group) row_scale[r] = _mm256_set1_ps(ws(unit0[r]));
+    if constexpr (!group) {
+      row_scale[r] = _mm256_set1_ps(ws(unit0[r]));
+      row_zero[r] = _mm256_set1_epi8(S::has_zero_point ? static_cast<char>(w.zero_points()[unit0[r]]) : 0);
+    }
   }
   const auto span_step = [&](std::size_t sp, const std::uint8_t* const* src) {
     const std::size_t c0 = sp * G::span;
@@ -161,6 +165,7 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
             wv[r] = _mm256_sub_epi8(wv[r], _mm256_set1_epi8(static_cast<char>(w.zero_points()[u])));
         } else {
           wscale[r] = row_scale[r];
+          if constexpr (S::has_zero_point) wv[r] = _mm256_sub_epi8(wv[r], row_zero[r]);
         }
         aw[r] = _mm256_abs_epi8(wv[r]);
       }
