@@ -97,9 +97,9 @@ void int8_within_activation_rounding() {
   for (std::size_t t = 0; t < tokens; ++t)
     for (std::size_t r = 0; r < rows; ++r) {
       double bound = 0, wmax = 0, xabs = 0;
-      for (std::size_t c0 = 0; c0 < cols; c0 += G::span) {
+      for (std::size_t c0 = 0; c0 < cols; c0 += G::act_block) {
         double amax = 0, wsum = 0;
-        for (std::size_t c = c0; c < std::min(cols, c0 + G::span); ++c) {
+        for (std::size_t c = c0; c < std::min(cols, c0 + G::act_block); ++c) {
           amax = std::max(amax, std::fabs(static_cast<double>(x[t * cols + c])));
           wsum += std::fabs(wd[r * cols + c]);
           wmax = std::max(wmax, std::fabs(static_cast<double>(wd[r * cols + c])));
@@ -154,10 +154,15 @@ TEST(linear_int8, int4_groups_bit_exact) {
   int8_matches_reference<int4_group<128>>();
   int8_matches_reference<int4_bf16_g32>();
   int8_matches_reference<int4_row>();
+  int8_matches_reference<int_sym<2, 16>>(); // eight scale units per span
+  int8_matches_reference<int_sym<2, 64>>(); // two
+  int8_matches_reference<int_sym<8, 16>>(); // two, on the signed path
 }
 TEST(linear_int8, asymmetric_groups_bit_exact) {
   int8_matches_reference<uint4_g64>();
   int8_matches_reference<uint2_g32>();
+  int8_matches_reference<int_asym<4, 16>>(); // four zero points per span
+  int8_matches_reference<int_asym<2, 16>>(); // eight
   int8_matches_reference<int_asym<4, 0, fp16, granularity::row>>();
   int8_matches_reference<int_asym<2, 0, fp32_scale, granularity::tensor>>();
 }
@@ -271,9 +276,17 @@ TEST(kernel_layout, kernel_order_is_a_permutation_keeping_lanes_in_one_group_of_
     for (std::size_t p = 0; p < G::span; ++p) seen.insert(G::code_at(p));
     EXPECT_EQ(seen.size(), G::span);
     EXPECT_EQ(*seen.rbegin(), G::span - 1);
-    if (G::base3) return; // base 3 runs with tensor or row scales only
-    for (std::size_t l = 0; l < G::span / 4; ++l)
-      for (std::size_t i = 1; i < 4; ++i) EXPECT_EQ(G::code_at(4 * l + i) / 16, G::code_at(4 * l) / 16) << l;
+    EXPECT_EQ(G::chunks_per_span * kernels::chunk, G::span);
+    // Lane l covers the same activation block in every chunk of a span (and, but for base 3, which
+    // runs with tensor or row scales only, the same group of 16 codes).
+    const std::size_t unit = G::base3 ? G::span : 16;
+    for (std::size_t l = 0; l < 8; ++l)
+      for (std::size_t h = 0; h < G::chunks_per_span; ++h)
+        for (std::size_t i = 0; i < 4; ++i) {
+          const std::size_t c = G::code_at(h * kernels::chunk + 4 * l + i);
+          EXPECT_EQ(c / G::act_block, G::lane_code(l) / G::act_block) << l << " " << h << " " << i;
+          EXPECT_EQ(c / unit, G::lane_code(l) / unit) << l << " " << h << " " << i;
+        }
   };
   check.template operator()<mxfp4>();
   check.template operator()<nf4_dq_bnb>();
@@ -304,36 +317,77 @@ TEST(kernel_layout, int8_tables) {
   EXPECT_EQ(t.v[15], 127);
   EXPECT_EQ(t.v[0], -127);
   EXPECT_EQ(kernels::int8_value_mult<mxint8>(), 1.0f / 64);
+  // Unsigned tables (u = v + offset): where the span's int16 sums cannot saturate, and no zero points.
+  const auto unsigned_ok = []<class S>(bool usable, int offset) {
+    const auto& u = kernels::int8_unsigned_table<S>::get();
+    EXPECT_EQ(u.usable, usable) << scheme_name<S>();
+    if constexpr (S::code_bits <= 4) {
+      if (!usable) return;
+      EXPECT_EQ(u.offset, offset) << scheme_name<S>();
+      const auto& v = kernels::int8_table<typename S::element>::get().v;
+      for (unsigned c = 0; c < (1u << S::element::bits); ++c) EXPECT_EQ(u.u[c], v[c] + offset) << c;
+    }
+  };
+  unsigned_ok.template operator()<int4_group<32>>(true, 8);
+  unsigned_ok.template operator()<mxfp4>(true, 12);
+  unsigned_ok.template operator()<nvfp4>(true, 12);
+  unsigned_ok.template operator()<int2_g32>(true, 2);
+  unsigned_ok.template operator()<ternary_absmean>(true, 1);
+  unsigned_ok.template operator()<ternary_absmean_base3>(true, 1);
+  unsigned_ok.template operator()<nf4_scheme<>>(false, 0);
+  unsigned_ok.template operator()<mxint8>(false, 0);
+  unsigned_ok.template operator()<uint4_g64>(false, 0);
+  EXPECT_TRUE(kernels::int8_unsigned_table<ternary_absmean_base3>::get().identity);
+  EXPECT_FALSE(kernels::int8_unsigned_table<int4_group<32>>::get().identity);
 }
 
-TEST(kernel_activations, absmax_per_span_in_kernel_order) {
-  const std::size_t cols = 70; // two full chunks and a partial one
+TEST(kernel_activations, absmax_per_block_in_kernel_order) {
+  const std::size_t cols = 70; // two full blocks and a partial one; one full span and a partial one
   auto x = lowbit_test::gaussian(cols, 61);
-  x[3] = 5.0f; // chunk 0's absmax
+  x[3] = 5.0f; // block 0's absmax
   kernels::int8_activations a;
   kernels::quantize_activations<mxfp4>(std::span<const float>(x), 1, cols, a);
-  ASSERT_EQ(a.spans, 3u);
-  ASSERT_EQ(a.positions, 96u);
-  EXPECT_EQ(a.scale[0], 5.0f / 127);
   using G = kernels::chunk_geometry<mxfp4>;
-  for (std::size_t sp = 0; sp < 3; ++sp)
-    for (std::size_t p = 0; p < 32; ++p) {
-      const std::size_t c = sp * 32 + G::code_at(p);
+  ASSERT_EQ(a.spans, 2u);
+  ASSERT_EQ(a.positions, 128u);
+  ASSERT_EQ(a.blocks, 4u);
+  EXPECT_EQ(a.scale[0], 5.0f / 127);
+  EXPECT_EQ(a.scale[3], 0.0f); // all padding
+  for (std::size_t sp = 0; sp < 2; ++sp)
+    for (std::size_t p = 0; p < G::span; ++p) {
+      const std::size_t c = sp * G::span + G::code_at(p);
       const float v = c < cols ? x[c] : 0.0f;
-      const int q = a.q[sp * 32 + p];
+      const float s = a.scale[c / 32];
+      const int q = a.q[sp * G::span + p];
       EXPECT_LE(std::abs(q), 127);
-      EXPECT_LE(std::fabs(q * a.scale[sp] - v), a.scale[sp] * 0.5f * 1.0001f) << sp << " " << p;
+      EXPECT_LE(std::fabs(q * s - v), s * 0.5f * 1.0001f) << sp << " " << p;
     }
-  std::size_t p3 = 0; // the kernel position of column 3, the span's absmax: exactly 127
+  std::size_t p3 = 0; // the kernel position of column 3, the block's absmax: exactly 127
   while (G::code_at(p3) != 3) ++p3;
   EXPECT_EQ(a.q[p3], 127);
-  // Zero spans scale to 0; a NaN or inf span scales to NaN with zero codes.
+  // Lane scales and offsets: the lane's block scale; the unsigned table's offset (E2M1 as 2x:
+  // values -12..12, offset 12) times the lane's activation sum over both chunks.
+  ASSERT_TRUE(kernels::int8_unsigned_table<mxfp4>::get().usable);
+  EXPECT_EQ(kernels::int8_unsigned_table<mxfp4>::get().offset, 12);
+  for (std::size_t sp = 0; sp < 2; ++sp)
+    for (std::size_t l = 0; l < 8; ++l) {
+      EXPECT_EQ(a.lane_scale[sp * 8 + l], a.scale[(sp * G::span + G::lane_code(l)) / 32]);
+      int sum = 0;
+      for (std::size_t h = 0; h < 2; ++h)
+        for (std::size_t i = 0; i < 4; ++i) sum += a.q[sp * G::span + h * 32 + 4 * l + i];
+      EXPECT_EQ(a.lane_offset[sp * 8 + l], 12 * sum);
+    }
+  // Zero blocks scale to 0; a NaN or inf block scales to NaN with zero codes.
   std::vector<float> z(64, 0.0f);
   z[40] = std::numeric_limits<float>::infinity();
   kernels::quantize_activations<mxfp4>(std::span<const float>(z), 1, 64, a);
   EXPECT_EQ(a.scale[0], 0.0f);
   EXPECT_TRUE(std::isnan(a.scale[1]));
-  for (std::size_t p = 32; p < 64; ++p) EXPECT_EQ(a.q[p], 0);
+  for (std::size_t p = 0; p < 64; ++p) {
+    if (G::code_at(p) >= 32) {
+      EXPECT_EQ(a.q[p], 0);
+    }
+  }
 }
 
 TEST(linear, non_finite_activations_give_nan_for_that_token_only) {

@@ -24,35 +24,43 @@
 
 namespace lowbit::kernels {
 
-// A chunk is 32 kernel positions (one AVX2 register of int8): 32 consecutive codes of a row,
-// or, for base-3 ternary, one of the five digit planes of 160 codes stored in 32 bytes.
+// A chunk is 32 kernel positions (one AVX2 register of int8 values). A span is the codes of 32
+// stored bytes, read with one AVX2 load and expanded into chunk_count chunks: 64 codes of 4 bits
+// (low nibbles, then high nibbles), 128 codes of 2 bits (bits 0-1, 2-3, 4-5, 6-7 of every byte),
+// 32 codes of 8 bits, or 160 base-3 ternary codes (the five digits of every byte).
 inline constexpr std::size_t chunk = 32;
 
 template <scheme S>
 struct chunk_geometry {
   static constexpr bool base3 = S::layout == code_layout::base3;
-  // Codes covered by one group of chunks that share stored bytes, and those bytes.
-  static constexpr std::size_t span = base3 ? 5 * chunk : chunk;
-  static constexpr std::size_t span_bytes = base3 ? 32 : chunk * S::code_bits / 8;
-  static constexpr std::size_t chunks_per_span = base3 ? 5 : 1;
+  static constexpr std::size_t span_bytes = 32;
+  static constexpr std::size_t span = base3 ? 5 * span_bytes : span_bytes * 8 / S::code_bits;
+  static constexpr std::size_t chunks_per_span = span / chunk;
+  // Codes sharing one activation scale: 32 (160 for base 3, whose lanes cover a whole span).
+  static constexpr std::size_t act_block = base3 ? span : chunk;
 
-  // Code index (within the span) of kernel position p (within the span). 4-bit: a chunk is 16
-  // bytes whose low nibbles come first, then the high nibbles; 2-bit: 8 bytes shifted by 0, 2, 4
-  // and 6 bits; base 3: digit d of byte j is code 5j + d; 8-bit and the rest: identity.
+  // Code index (within the span) of kernel position p (within the span): chunk h = p / 32 holds
+  // byte j = p % 32's h-th field. 4-bit: field 0 is the low nibble (code 2j, or 2j + 1 when the
+  // high nibble comes first); 2-bit: bits 2h..2h+1 are code 4j + h; base 3: digit h of byte j is
+  // code 5j + h; 8-bit: identity.
   static constexpr std::size_t code_at(std::size_t p) noexcept {
+    const std::size_t h = p / chunk, j = p % chunk;
     if constexpr (base3) {
-      return 5 * (p % chunk) + p / chunk;
+      return 5 * j + h;
     } else if constexpr (S::code_bits == 4 && S::layout == code_layout::nibbles_high_first) {
-      return p < 16 ? 2 * p + 1 : 2 * (p - 16);
+      return 2 * j + (1 - h);
     } else if constexpr (S::code_bits == 4) {
-      return p < 16 ? 2 * p : 2 * (p - 16) + 1;
+      return 2 * j + h;
     } else if constexpr (S::code_bits == 2) {
-      return 4 * (p % 8) + p / 8;
+      return 4 * j + h;
     } else {
       return p;
     }
   }
-  // Spans (and chunks) of a row of `cols` columns; the last span may be partial.
+  // Lane l (positions 4l..4l+3 of a chunk) holds the same codes' neighbourhood in every chunk of a
+  // span: the first code of lane l in chunk 0, which fixes the lane's scale unit and activation block.
+  static constexpr std::size_t lane_code(std::size_t l) noexcept { return code_at(4 * l); }
+  // Spans of a row of `cols` columns; the last span may be partial.
   static constexpr std::size_t spans(std::size_t cols) noexcept { return (S::padded_cols(cols) + span - 1) / span; }
 };
 
@@ -142,6 +150,48 @@ constexpr float int8_value_mult() {
   else
     return int8_table<E>::get().mult;
 }
+
+// How the integer-dot kernels feed `maddubs` (unsigned bytes times signed bytes). When every table
+// value v lies in [-offset, -offset + umax] and the int16 sums of a span's chunks cannot saturate
+// (chunks_per_span * 2 * 127 * umax <= 32767), the kernels multiply u = v + offset >= 0 by the
+// activations directly and subtract offset * (sum of the lane's activations) afterwards; that is
+// exact. Otherwise (NF4's 127-scaled table, 8-bit codes, zero points) they multiply |w| by
+// sign(x, w). Both give the same int32 lane sums.
+template <scheme S>
+struct int8_unsigned_table {
+  std::array<std::uint8_t, 16> u{};
+  int offset = 0;
+  bool usable = false;
+  bool identity = false; // u[c] == c for every code: no lookup needed
+
+  static constexpr int8_unsigned_table make() {
+    int8_unsigned_table t;
+    if constexpr (S::has_zero_point || (S::layout != code_layout::base3 && S::code_bits == 8)) {
+      return t;
+    } else {
+      using E = typename S::element;
+      const auto& v = int8_table<E>::get().v;
+      const std::size_t n = S::layout == code_layout::base3 ? 3 : std::size_t{1} << E::bits;
+      int lo = 0, hi = 0;
+      for (std::size_t c = 0; c < n; ++c) {
+        lo = v[c] < lo ? v[c] : lo;
+        hi = v[c] > hi ? v[c] : hi;
+      }
+      t.offset = -lo;
+      t.usable = static_cast<long>(chunk_geometry<S>::chunks_per_span) * 2 * 127 * (hi - lo) <= 32767;
+      t.identity = true;
+      for (std::size_t c = 0; c < 16; ++c) {
+        t.u[c] = static_cast<std::uint8_t>(c < n ? v[c] + t.offset : t.offset);
+        t.identity = t.identity && (c >= n || t.u[c] == c);
+      }
+      return t;
+    }
+  }
+  static constexpr const int8_unsigned_table& get() noexcept { return value; }
+  static const int8_unsigned_table value;
+};
+template <scheme S>
+inline constexpr int8_unsigned_table<S> int8_unsigned_table<S>::value = int8_unsigned_table<S>::make();
 
 // The float multiplier of every scale unit of a qmatrix, times `mult`: 8-bit scale codes (E8M0,
 // UE4M3, double-quantized codes) go through a 256-entry table with the tensor scale folded in,

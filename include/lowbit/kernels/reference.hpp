@@ -4,10 +4,12 @@
 // - linear: float W; sums accumulated in double and rounded once (also what quantizer tests
 //   measure error with).
 // - linear_dequantized: the weight-only float path, the exact product with dequantize(W).
-// - linear_int8: the integer-dot path, bit for bit: activations quantized per span
+// - linear_int8: the integer-dot path, bit for bit: activations quantized per block
 //   (kernels/activations.hpp), weights as int8 values (kernels/layout.hpp), and the SIMD lane
-//   structure written out: lane l of a 32-position chunk sums positions 4l..4l+3 in int32, then
-//   acc[l] = fma(float(isum), weight_scale * activation_scale, acc[l]); Y = lane_sum(acc) + bias.
+//   structure written out: a span (the codes of 32 stored bytes) is chunks_per_span chunks of 32 kernel
+//   positions; lane l sums positions 4l..4l+3 of every chunk of the span in int32, then
+//   acc[l] = fma(float(isum), weight_scale * activation_scale, acc[l]) with the scales of the
+//   lane's codes; Y = lane_sum(acc) + bias.
 #pragma once
 
 #include "lowbit/core/error.hpp"
@@ -101,15 +103,17 @@ void linear_int8(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, 
       float acc[8] = {};
       for (std::size_t sp = 0; sp < spans; ++sp) {
         const std::size_t c0 = sp * G::span;
-        for (std::size_t ch = 0; ch < G::chunks_per_span; ++ch)
-          for (std::size_t l = 0; l < 8; ++l) {
-            const std::size_t p0 = ch * kernels::chunk + 4 * l;
-            std::int32_t isum = 0;
-            for (std::size_t i = 0; i < 4; ++i) isum += std::int32_t{wv[c0 + G::code_at(p0 + i)]} * xq[c0 + p0 + i];
-            const std::size_t c = std::min(c0 + G::code_at(p0), pc - 1);
-            const float sc = ws(S::scale_index(r, c, cols)) * a.scale_row(t)[sp];
-            acc[l] = std::fma(static_cast<float>(isum), sc, acc[l]);
-          }
+        for (std::size_t l = 0; l < 8; ++l) {
+          std::int32_t isum = 0;
+          for (std::size_t h = 0; h < G::chunks_per_span; ++h)
+            for (std::size_t i = 0; i < 4; ++i) {
+              const std::size_t p = h * kernels::chunk + 4 * l + i;
+              isum += std::int32_t{wv[c0 + G::code_at(p)]} * xq[c0 + p];
+            }
+          const std::size_t c = c0 + G::lane_code(l);
+          const float sc = ws(S::scale_index(r, std::min(c, pc - 1), cols)) * a.scale_row(t)[c / G::act_block];
+          acc[l] = std::fma(static_cast<float>(isum), sc, acc[l]);
+        }
       }
       float out = kernels::lane_sum(acc);
       if (!bias.empty()) out += bias[r];

@@ -1,10 +1,12 @@
 // AVX2 integer-dot kernel (W4A8, W8A8, W2A8, ternary x int8): reads the qmatrix codes in place,
-// expands a 32-position chunk to int8 weight values in registers (nibble split or 2-bit shifts,
-// then a byte-shuffle lookup of the 16-entry int8 table; base 3 by dividing by 3 in 16-bit lanes),
-// multiplies with `maddubs` on |w| and sign-adjusted activations, widens with `madd`, and applies
-// the per-lane scale product in fp32, exactly as reference::linear_int8 spells out. A tile of
-// R rows x T tokens shares each decoded weight chunk across T tokens and each activation chunk
-// across R rows.
+// one span (32 stored bytes) per row at a time, expands each chunk of the span to int8 weight
+// values in registers (nibble split or 2-bit shifts, then a byte-shuffle lookup of the 16-entry
+// table; base 3 by dividing by 3 in 16-bit lanes) and multiplies with `maddubs`: unsigned table
+// values u = v + offset directly (sums of the span's chunks kept in int16, the offset times the
+// lane's activation sum subtracted in int32), or |w| times sign(x, w) where the table is too wide
+// for that. The per-lane scale product is applied in fp32 once per span, exactly as
+// reference::linear_int8 spells out. A tile of R rows x T tokens shares each decoded chunk across
+// T tokens and each activation chunk across R rows.
 #pragma once
 
 #include "lowbit/core/threading.hpp"
@@ -24,111 +26,141 @@ namespace lowbit::kernels::avx2 {
 
 namespace detail {
 
-// Lanes (8 x 4 positions) and positions of a chunk that fall in the second 16-code group of the
-// chunk: for group size 16, where one chunk spans two scale units.
+// Expands the stored codes of one span of a row into int8 weight values, chunk by chunk.
 template <scheme S>
-constexpr int second_half_lanes() {
-  int m = 0;
-  for (int l = 0; l < 8; ++l)
-    if (chunk_geometry<S>::code_at(static_cast<std::size_t>(4 * l)) % chunk >= 16) m |= 1 << l;
-  return m;
-}
-template <scheme S>
-inline __m256i second_half_positions() noexcept {
-  alignas(32) std::int8_t m[32];
-  for (std::size_t p = 0; p < 32; ++p) m[p] = chunk_geometry<S>::code_at(p) % chunk >= 16 ? -1 : 0;
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
-}
-
-// Expands stored codes of one row into int8 weight values, chunk by chunk.
-template <scheme S>
-struct weight_decoder {
+struct span_decoder {
   using G = chunk_geometry<S>;
   static constexpr bool base3 = G::base3;
   static constexpr bool eight = !base3 && S::code_bits == 8;
+  static constexpr const auto& utable = int8_unsigned_table<S>::value;
+  static constexpr bool unsigned_values = utable.usable; // else signed values (minus zero points)
+  static constexpr bool lookup = !eight && !(unsigned_values && utable.identity);
   __m256i table{};
 
-  weight_decoder() noexcept {
-    if constexpr (!eight) {
-      const auto& t = int8_table<typename S::element>::get();
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.v.data()));
+  span_decoder() noexcept {
+    if constexpr (lookup) {
+      __m128i v;
+      if constexpr (unsigned_values)
+        v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(utable.u.data()));
+      else
+        v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(int8_table<typename S::element>::get().v.data()));
       table = _mm256_set_m128i(v, v);
     }
   }
 
-  // Codes (0..15) of chunk `ch` of the span at p (span_bytes readable bytes), in kernel order.
-  // Base 3: `state` holds the remaining quotient in two 16-bit halves, advanced one digit per call;
-  // bytes >= 243 (corrupt) are flagged in `bad`.
-  static __m256i codes(const std::uint8_t* p, std::size_t ch, __m256i* state, __m256i& bad) noexcept {
+  // The span's 32 bytes; base 3 also keeps the remaining quotient in two 16-bit halves, advanced
+  // one digit per chunk, and flags bytes >= 243 (corrupt) in `bad`.
+  struct state {
+    __m256i v;
+    __m256i q[base3 ? 2 : 1];
+  };
+  static void load(const std::uint8_t* p, state& st, __m256i& bad) noexcept {
+    st.v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     if constexpr (base3) {
-      if (ch == 0) {
-        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-        bad = _mm256_or_si256(bad, _mm256_xor_si256(_mm256_min_epu8(b, _mm256_set1_epi8(static_cast<char>(242))), b));
-        state[0] = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(b));
-        state[1] = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(b, 1));
-      }
+      bad =
+          _mm256_or_si256(bad, _mm256_xor_si256(_mm256_min_epu8(st.v, _mm256_set1_epi8(static_cast<char>(242))), st.v));
+      st.q[0] = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(st.v));
+      st.q[1] = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(st.v, 1));
+    } else {
+      (void)bad;
+    }
+  }
+
+  // Codes of chunk h (called for h = 0, 1, ... in order).
+  static __m256i codes(state& st, std::size_t h) noexcept {
+    if constexpr (base3) {
+      (void)h;
       __m256i d[2];
-      for (int h = 0; h < 2; ++h) {
-        const __m256i q = _mm256_mulhi_epu16(state[h], _mm256_set1_epi16(21846)); // x / 3 for x < 2^15
-        d[h] = _mm256_sub_epi16(state[h], _mm256_add_epi16(q, _mm256_add_epi16(q, q)));
-        state[h] = q;
+      for (int i = 0; i < 2; ++i) {
+        const __m256i q = _mm256_mulhi_epu16(st.q[i], _mm256_set1_epi16(21846)); // x / 3 for x < 2^15
+        d[i] = _mm256_sub_epi16(st.q[i], _mm256_add_epi16(q, _mm256_add_epi16(q, q)));
+        st.q[i] = q;
       }
       return _mm256_permute4x64_epi64(_mm256_packus_epi16(d[0], d[1]), 0xD8);
     } else if constexpr (S::code_bits == 4) {
-      (void)ch;
-      (void)state;
-      (void)bad;
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-      const __m128i m = _mm_set1_epi8(0x0F);
-      return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+      const __m256i v = h == 0 ? st.v : _mm256_srli_epi16(st.v, 4);
+      return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
     } else if constexpr (S::code_bits == 2) {
-      (void)ch;
-      (void)state;
-      (void)bad;
-      std::int64_t q;
-      std::memcpy(&q, p, 8);
-      const __m256i v = _mm256_srlv_epi64(_mm256_set1_epi64x(q), _mm256_set_epi64x(6, 4, 2, 0));
-      return _mm256_and_si256(v, _mm256_set1_epi8(3));
+      return _mm256_and_si256(_mm256_srli_epi16(st.v, static_cast<int>(2 * h)), _mm256_set1_epi8(3));
     } else {
-      (void)ch;
-      (void)state;
-      (void)bad;
-      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      (void)h;
+      return st.v;
     }
   }
 
   __m256i values(__m256i codes) const noexcept {
-    if constexpr (eight)
-      return codes;
-    else
+    if constexpr (lookup)
       return _mm256_shuffle_epi8(table, codes);
+    else
+      return codes;
   }
 };
 
-// Bytes ahead of the current chunk each weight stream prefetches (hides DRAM latency at N = 1).
+// Bytes ahead of the current span each weight stream prefetches (hides DRAM latency at N = 1).
 inline constexpr std::size_t prefetch_distance = 512;
 
-inline __m256i dot_lanes(__m256i aw, __m256i w, __m256i x) noexcept {
-  const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w));
-  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+// Scale units of one span: the span's codes fall into `n` consecutive units of a group scheme (1,
+// 2, 4 or 8); lane l of a chunk belongs to unit l / (8 / n), byte j of a chunk to unit j / (32 / n).
+template <scheme S>
+constexpr std::size_t span_units() {
+  if constexpr (S::gran != granularity::group)
+    return 1;
+  else
+    return S::block >= chunk_geometry<S>::span ? 1 : chunk_geometry<S>::span / S::block;
 }
 
-// Rows [r0, r0 + R) x tokens [t0, t0 + T): every chunk of the rows.
+template <std::size_t N, class F>
+inline __m256 lane_vector(F&& unit) noexcept {
+  if constexpr (N == 1) {
+    return _mm256_set1_ps(unit(0));
+  } else if constexpr (N == 2) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(unit(0))), _mm_set1_ps(unit(1)), 1);
+  } else if constexpr (N == 4) {
+    const float a = unit(0), b = unit(1), c = unit(2), d = unit(3);
+    return _mm256_set_ps(d, d, c, c, b, b, a, a);
+  } else {
+    static_assert(N == 8);
+    return _mm256_set_ps(unit(7), unit(6), unit(5), unit(4), unit(3), unit(2), unit(1), unit(0));
+  }
+}
+
+template <std::size_t N, class F>
+inline __m256i byte_vector(F&& unit) noexcept {
+  const auto b = [&](std::size_t k) { return static_cast<std::uint64_t>(unit(k)) * 0x0101010101010101ull; };
+  if constexpr (N == 1) {
+    return _mm256_set1_epi64x(static_cast<long long>(b(0)));
+  } else if constexpr (N == 2) {
+    return _mm256_set_epi64x(static_cast<long long>(b(1)), static_cast<long long>(b(1)), static_cast<long long>(b(0)),
+                             static_cast<long long>(b(0)));
+  } else if constexpr (N == 4) {
+    return _mm256_set_epi64x(static_cast<long long>(b(3)), static_cast<long long>(b(2)), static_cast<long long>(b(1)),
+                             static_cast<long long>(b(0)));
+  } else {
+    static_assert(N == 8);
+    const auto w = [&](std::size_t k) { return static_cast<int>(static_cast<std::uint32_t>(b(k))); };
+    return _mm256_set_epi32(w(7), w(6), w(5), w(4), w(3), w(2), w(1), w(0));
+  }
+}
+
+// Rows [r0, r0 + R) x tokens [t0, t0 + T): every span of the rows.
 template <scheme S, int R, int T>
 void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations& a, std::size_t r0, std::size_t t0,
           std::span<float> y, std::span<const float> bias, std::atomic<bool>& corrupt) noexcept {
   using G = chunk_geometry<S>;
+  using D = span_decoder<S>;
   constexpr bool group = S::gran == granularity::group;
+  constexpr bool uvals = D::unsigned_values;
+  constexpr std::size_t C = G::chunks_per_span;
+  [[maybe_unused]] constexpr std::size_t NU = span_units<S>();
   const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols);
   const std::size_t row_bytes = w.row_bytes(), full_spans = row_bytes / G::span_bytes;
-  [[maybe_unused]] const std::size_t groups = group ? w.padded_cols() / S::block : 1;
-  const weight_decoder<S> dec;
+  [[maybe_unused]] const std::size_t last_unit = group ? w.padded_cols() / S::block - 1 : 0;
+  const D dec;
+  const __m256i ones16 = _mm256_set1_epi16(1);
   __m256 acc[R][T];
   for (auto& ar : acc)
     for (auto& v : ar) v = _mm256_setzero_ps();
-  [[maybe_unused]] __m256i bad = _mm256_setzero_si256();
-  [[maybe_unused]] const __m256i half_pos = S::block == 16 ? second_half_positions<S>() : __m256i{};
-  [[maybe_unused]] __m256i state[R][2];
+  __m256i bad = _mm256_setzero_si256();
   const std::uint8_t* row_codes[R];
   std::size_t unit0[R]; // scale unit of each row's first column
   __m256 row_scale[R];  // tensor and row scales: one per row
@@ -143,39 +175,57 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
     }
   }
   const auto span_step = [&](std::size_t sp, const std::uint8_t* const* src) {
-    const std::size_t c0 = sp * G::span;
-    for (std::size_t ch = 0; ch < G::chunks_per_span; ++ch) {
+    typename D::state st[R];
+    __m256 wscale[R];
+    [[maybe_unused]] __m256i wzero[R];
+    for (int r = 0; r < R; ++r) {
+      D::load(src[r], st[r], bad);
+      if constexpr (group) {
+        const std::size_t u = unit0[r] + sp * G::span / S::block, ul = unit0[r] + last_unit;
+        const auto unit = [&](std::size_t k) { return std::min(u + k, ul); };
+        wscale[r] = lane_vector<NU>([&](std::size_t k) { return ws(unit(k)); });
+        if constexpr (S::has_zero_point)
+          wzero[r] = byte_vector<NU>([&](std::size_t k) { return w.zero_points()[unit(k)]; });
+      } else {
+        wscale[r] = row_scale[r];
+        if constexpr (S::has_zero_point) wzero[r] = row_zero[r];
+      }
+    }
+    __m256i isum[R][T];
+    for (std::size_t h = 0; h < C; ++h) {
       __m256i wv[R], aw[R];
-      __m256 wscale[R];
       for (int r = 0; r < R; ++r) {
-        const __m256i codes = weight_decoder<S>::codes(src[r], ch, state[r], bad);
-        wv[r] = dec.values(codes);
-        if constexpr (group && S::block == 16) {
-          const std::size_t u0 = unit0[r] + 2 * sp, u1 = std::min(u0 + 1, unit0[r] + groups - 1);
-          wscale[r] = _mm256_blend_ps(_mm256_set1_ps(ws(u0)), _mm256_set1_ps(ws(u1)), second_half_lanes<S>());
-          if constexpr (S::has_zero_point) {
-            const __m256i z = _mm256_blendv_epi8(_mm256_set1_epi8(static_cast<char>(w.zero_points()[u0])),
-                                                 _mm256_set1_epi8(static_cast<char>(w.zero_points()[u1])), half_pos);
-            wv[r] = _mm256_sub_epi8(wv[r], z);
-          }
-        } else if constexpr (group) {
-          const std::size_t u = unit0[r] + c0 / S::block;
-          wscale[r] = _mm256_set1_ps(ws(u));
-          if constexpr (S::has_zero_point)
-            wv[r] = _mm256_sub_epi8(wv[r], _mm256_set1_epi8(static_cast<char>(w.zero_points()[u])));
-        } else {
-          wscale[r] = row_scale[r];
-          if constexpr (S::has_zero_point) wv[r] = _mm256_sub_epi8(wv[r], row_zero[r]);
-        }
-        aw[r] = _mm256_abs_epi8(wv[r]);
+        wv[r] = dec.values(D::codes(st[r], h));
+        if constexpr (S::has_zero_point) wv[r] = _mm256_sub_epi8(wv[r], wzero[r]);
+        if constexpr (!uvals) aw[r] = _mm256_abs_epi8(wv[r]);
       }
       for (int t = 0; t < T; ++t) {
-        const std::size_t tok = t0 + static_cast<std::size_t>(t);
-        const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q_row(tok) + c0 + ch * chunk));
-        const __m256 xs = _mm256_set1_ps(a.scale_row(tok)[sp]);
-        for (int r = 0; r < R; ++r)
-          acc[r][t] =
-              _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_lanes(aw[r], wv[r], x)), _mm256_mul_ps(wscale[r], xs), acc[r][t]);
+        const std::int8_t* xq = a.q_row(t0 + static_cast<std::size_t>(t)) + sp * G::span + h * chunk;
+        const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq));
+        for (int r = 0; r < R; ++r) {
+          __m256i p;
+          if constexpr (uvals)
+            p = _mm256_maddubs_epi16(wv[r], x); // int16 sums of the span's chunks cannot overflow
+          else
+            p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(x, wv[r])), ones16);
+          if (h == 0)
+            isum[r][t] = p;
+          else if constexpr (uvals)
+            isum[r][t] = _mm256_add_epi16(isum[r][t], p);
+          else
+            isum[r][t] = _mm256_add_epi32(isum[r][t], p);
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const std::size_t tok = t0 + static_cast<std::size_t>(t);
+      const __m256 xs = _mm256_load_ps(a.lane_scale_row(tok) + sp * 8);
+      [[maybe_unused]] __m256i off;
+      if constexpr (uvals) off = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.lane_offset_row(tok) + sp * 8));
+      for (int r = 0; r < R; ++r) {
+        __m256i i = isum[r][t];
+        if constexpr (uvals) i = _mm256_sub_epi32(_mm256_madd_epi16(i, ones16), off);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(wscale[r], xs), acc[r][t]);
       }
     }
   };
@@ -183,7 +233,7 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
   for (std::size_t sp = 0; sp < full_spans; ++sp) {
     for (int r = 0; r < R; ++r) {
       src[r] = row_codes[r] + sp * G::span_bytes;
-      _mm_prefetch(reinterpret_cast<const char*>(src[r] + prefetch_distance), _MM_HINT_T0);
+      if (sp % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(src[r] + prefetch_distance), _MM_HINT_T0);
     }
     span_step(sp, src);
   }
