@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -339,6 +340,27 @@ TEST(kernel_layout, int8_tables) {
   unsigned_ok.template operator()<uint4_g64>(false, 0);
   EXPECT_TRUE(kernels::int8_unsigned_table<ternary_absmean_base3>::get().identity);
   EXPECT_FALSE(kernels::int8_unsigned_table<int4_group<32>>::get().identity);
+}
+
+// The bulk scale read (vectorized for E8M0, fp16 and table codes) equals the per-unit read bit for
+// bit, for every 8-bit scale code and a sweep of 16-bit ones, with odd starts and lengths.
+TEST(kernel_layout, bulk_scale_read_matches_per_unit_read) {
+  const auto check = []<class S>(unsigned codes, unsigned step) {
+    qmatrix<S> w(1, codes * S::block);
+    for (std::size_t u = 0; u < codes; ++u) w.scales()[u] = static_cast<typename qmatrix<S>::scale_storage>(u * step);
+    const kernels::scale_reader<S> ws(w, 0.75f);
+    for (std::size_t u0 : {std::size_t{0}, std::size_t{3}}) {
+      std::vector<float> got(codes - u0);
+      ws.read(u0, got.size(), got.data());
+      for (std::size_t i = 0; i < got.size(); ++i)
+        EXPECT_EQ(std::bit_cast<std::uint32_t>(got[i]), std::bit_cast<std::uint32_t>(ws(u0 + i)))
+            << scheme_name<S>() << " unit " << u0 + i;
+    }
+  };
+  check.template operator()<mxfp4>(256, 1);
+  check.template operator()<nvfp4>(256, 1);
+  check.template operator()<int4_group<32>>(4099, 16); // fp16 codes 0, 16, 32, ... incl. inf and NaN
+  check.template operator()<int4_bf16_g32>(4099, 16);
 }
 
 TEST(kernel_activations, absmax_per_block_in_kernel_order) {

@@ -13,6 +13,23 @@
 #define LOWBIT_HAS_AVX2 0
 #endif
 
+// Forces inlining of small kernel helpers and lambdas whose registers must stay in registers.
+#if defined(__GNUC__) || defined(__clang__)
+#define LOWBIT_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define LOWBIT_ALWAYS_INLINE
+#endif
+
+// Fully unrolls the short loops over a kernel tile's rows, tokens and chunks so that their
+// register arrays stay in registers (GCC does not unroll them at -O2).
+#if defined(__clang__)
+#define LOWBIT_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define LOWBIT_UNROLL _Pragma("GCC unroll 16")
+#else
+#define LOWBIT_UNROLL
+#endif
+
 namespace lowbit {
 
 enum class isa { scalar, avx2 };

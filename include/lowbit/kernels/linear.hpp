@@ -60,7 +60,8 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
   linear_workspace& ws = workspace ? *workspace : local;
   if constexpr (path == linear_path::int8_dot) {
     kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
-    kernels::avx2::linear_int8(w, ws.activations, y, bias);
+    ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_scratch_size(w));
+    kernels::avx2::linear_int8(w, ws.activations, y, bias, ws.scratch.data());
   } else {
     const std::size_t cols = w.cols(), kx = (cols + 7) / 8 * 8;
     ws.x.resize(tokens * kx);

@@ -71,6 +71,7 @@ struct span_decoder {
     if constexpr (base3) {
       (void)h;
       __m256i d[2];
+      LOWBIT_UNROLL
       for (int i = 0; i < 2; ++i) {
         const __m256i q = _mm256_mulhi_epu16(st.q[i], _mm256_set1_epi16(21846)); // x / 3 for x < 2^15
         d[i] = _mm256_sub_epi16(st.q[i], _mm256_add_epi16(q, _mm256_add_epi16(q, q)));
@@ -109,19 +110,36 @@ constexpr std::size_t span_units() {
     return S::block >= chunk_geometry<S>::span ? 1 : chunk_geometry<S>::span / S::block;
 }
 
-template <std::size_t N, class F>
-inline __m256 lane_vector(F&& unit) noexcept {
+// Lane scales of a span from the row's unit scales f (the span's first unit at f[0]).
+template <std::size_t N>
+inline __m256 lane_vector(const float* f) noexcept {
   if constexpr (N == 1) {
-    return _mm256_set1_ps(unit(0));
+    return _mm256_broadcast_ss(f);
   } else if constexpr (N == 2) {
-    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(unit(0))), _mm_set1_ps(unit(1)), 1);
+    const __m128 v = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(f)));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
   } else if constexpr (N == 4) {
-    const float a = unit(0), b = unit(1), c = unit(2), d = unit(3);
-    return _mm256_set_ps(d, d, c, c, b, b, a, a);
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(f)), _mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0));
   } else {
     static_assert(N == 8);
-    return _mm256_set_ps(unit(7), unit(6), unit(5), unit(4), unit(3), unit(2), unit(1), unit(0));
+    return _mm256_loadu_ps(f);
   }
+}
+
+// Unit scales of a group scheme's row as floats, then copies of the last one for the lanes of the
+// last span that lie past the row (the reference reads the last unit there too).
+template <scheme S>
+std::size_t row_scale_stride(const qmatrix<S>& w) noexcept {
+  if constexpr (S::gran == granularity::group)
+    return w.padded_cols() / S::block + 8;
+  else
+    return 0;
+}
+template <scheme S>
+void row_scales(const qmatrix<S>& w, const scale_reader<S>& ws, std::size_t row, float* out) noexcept {
+  const std::size_t units = w.padded_cols() / S::block, u0 = S::scale_index(row, 0, w.cols());
+  ws.read(u0, units, out);
+  for (std::size_t u = units; u < units + 8; ++u) out[u] = out[units - 1];
 }
 
 template <std::size_t N, class F>
@@ -143,9 +161,11 @@ inline __m256i byte_vector(F&& unit) noexcept {
 }
 
 // Rows [r0, r0 + R) x tokens [t0, t0 + T): every span of the rows.
+// Group schemes read their scales from `scales` (row_scales of each row, row_scale_stride apart).
 template <scheme S, int R, int T>
-void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations& a, std::size_t r0, std::size_t t0,
-          std::span<float> y, std::span<const float> bias, std::atomic<bool>& corrupt) noexcept {
+void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, const int8_activations& a,
+          std::size_t r0, std::size_t t0, std::span<float> y, std::span<const float> bias,
+          std::atomic<bool>& corrupt) noexcept {
   using G = chunk_geometry<S>;
   using D = span_decoder<S>;
   constexpr bool group = S::gran == granularity::group;
@@ -155,16 +175,19 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
   const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols);
   const std::size_t row_bytes = w.row_bytes(), full_spans = row_bytes / G::span_bytes;
   [[maybe_unused]] const std::size_t last_unit = group ? w.padded_cols() / S::block - 1 : 0;
+  [[maybe_unused]] const std::size_t stride = row_scale_stride(w);
   const D dec;
   const __m256i ones16 = _mm256_set1_epi16(1);
   __m256 acc[R][T];
-  for (auto& ar : acc)
-    for (auto& v : ar) v = _mm256_setzero_ps();
+  LOWBIT_UNROLL
+  for (auto& ar : acc) LOWBIT_UNROLL
+  for (auto& v : ar) v = _mm256_setzero_ps();
   __m256i bad = _mm256_setzero_si256();
   const std::uint8_t* row_codes[R];
   std::size_t unit0[R]; // scale unit of each row's first column
   __m256 row_scale[R];  // tensor and row scales: one per row
   __m256i row_zero[R];  // and their zero points
+  LOWBIT_UNROLL
   for (int r = 0; r < R; ++r) {
     const std::size_t row = r0 + static_cast<std::size_t>(r);
     row_codes[r] = w.codes().data() + row * row_bytes;
@@ -174,34 +197,40 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
       row_zero[r] = _mm256_set1_epi8(S::has_zero_point ? static_cast<char>(w.zero_points()[unit0[r]]) : 0);
     }
   }
-  const auto span_step = [&](std::size_t sp, const std::uint8_t* const* src) {
+  const auto span_step = [&](std::size_t sp, const std::uint8_t* const* src) LOWBIT_ALWAYS_INLINE {
     typename D::state st[R];
     __m256 wscale[R];
     [[maybe_unused]] __m256i wzero[R];
+    LOWBIT_UNROLL
     for (int r = 0; r < R; ++r) {
       D::load(src[r], st[r], bad);
       if constexpr (group) {
-        const std::size_t u = unit0[r] + sp * G::span / S::block, ul = unit0[r] + last_unit;
-        const auto unit = [&](std::size_t k) { return std::min(u + k, ul); };
-        wscale[r] = lane_vector<NU>([&](std::size_t k) { return ws(unit(k)); });
-        if constexpr (S::has_zero_point)
-          wzero[r] = byte_vector<NU>([&](std::size_t k) { return w.zero_points()[unit(k)]; });
+        const std::size_t k0 = sp * G::span / S::block;
+        wscale[r] = lane_vector<NU>(scales + static_cast<std::size_t>(r) * stride + k0);
+        if constexpr (S::has_zero_point) {
+          const std::size_t u = unit0[r] + k0, ul = unit0[r] + last_unit;
+          wzero[r] = byte_vector<NU>([&](std::size_t k) { return w.zero_points()[std::min(u + k, ul)]; });
+        }
       } else {
         wscale[r] = row_scale[r];
         if constexpr (S::has_zero_point) wzero[r] = row_zero[r];
       }
     }
     __m256i isum[R][T];
+    LOWBIT_UNROLL
     for (std::size_t h = 0; h < C; ++h) {
       __m256i wv[R], aw[R];
+      LOWBIT_UNROLL
       for (int r = 0; r < R; ++r) {
         wv[r] = dec.values(D::codes(st[r], h));
         if constexpr (S::has_zero_point) wv[r] = _mm256_sub_epi8(wv[r], wzero[r]);
         if constexpr (!uvals) aw[r] = _mm256_abs_epi8(wv[r]);
       }
+      LOWBIT_UNROLL
       for (int t = 0; t < T; ++t) {
         const std::int8_t* xq = a.q_row(t0 + static_cast<std::size_t>(t)) + sp * G::span + h * chunk;
         const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq));
+        LOWBIT_UNROLL
         for (int r = 0; r < R; ++r) {
           __m256i p;
           if constexpr (uvals)
@@ -217,11 +246,13 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
         }
       }
     }
+    LOWBIT_UNROLL
     for (int t = 0; t < T; ++t) {
       const std::size_t tok = t0 + static_cast<std::size_t>(t);
       const __m256 xs = _mm256_load_ps(a.lane_scale_row(tok) + sp * 8);
       [[maybe_unused]] __m256i off;
       if constexpr (uvals) off = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.lane_offset_row(tok) + sp * 8));
+      LOWBIT_UNROLL
       for (int r = 0; r < R; ++r) {
         __m256i i = isum[r][t];
         if constexpr (uvals) i = _mm256_sub_epi32(_mm256_madd_epi16(i, ones16), off);
@@ -231,6 +262,7 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
   };
   const std::uint8_t* src[R];
   for (std::size_t sp = 0; sp < full_spans; ++sp) {
+    LOWBIT_UNROLL
     for (int r = 0; r < R; ++r) {
       src[r] = row_codes[r] + sp * G::span_bytes;
       if (sp % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(src[r] + prefetch_distance), _MM_HINT_T0);
@@ -239,6 +271,7 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
   }
   if (full_spans < spans) { // the last, partial span: what the row has, zeros after
     alignas(32) std::uint8_t tail[R][32];
+    LOWBIT_UNROLL
     for (int r = 0; r < R; ++r) {
       std::memset(tail[r], 0, sizeof(tail[r]));
       std::memcpy(tail[r], row_codes[r] + full_spans * G::span_bytes, row_bytes - full_spans * G::span_bytes);
@@ -248,55 +281,71 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations
   }
   if constexpr (G::base3)
     if (!_mm256_testz_si256(bad, bad)) corrupt.store(true, std::memory_order_relaxed);
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) {
-      alignas(32) float lanes[8];
-      _mm256_store_ps(lanes, acc[r][t]);
-      const std::size_t row = r0 + static_cast<std::size_t>(r);
-      float out = lane_sum(lanes);
-      if (!bias.empty()) out += bias[row];
-      y[(t0 + static_cast<std::size_t>(t)) * rows + row] = out;
-    }
+  LOWBIT_UNROLL
+  for (int r = 0; r < R; ++r) LOWBIT_UNROLL
+  for (int t = 0; t < T; ++t) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc[r][t]);
+    const std::size_t row = r0 + static_cast<std::size_t>(r);
+    float out = lane_sum(lanes);
+    if (!bias.empty()) out += bias[row];
+    y[(t0 + static_cast<std::size_t>(t)) * rows + row] = out;
+  }
 }
 
 template <scheme S, int R>
-void tokens_tile(const qmatrix<S>& w, const scale_reader<S>& ws, const int8_activations& a, std::size_t r0,
-                 std::size_t t0, std::size_t nt, std::span<float> y, std::span<const float> bias,
+void tokens_tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, const int8_activations& a,
+                 std::size_t r0, std::size_t t0, std::size_t nt, std::span<float> y, std::span<const float> bias,
                  std::atomic<bool>& corrupt) noexcept {
   switch (nt) {
-  case 1: tile<S, R, 1>(w, ws, a, r0, t0, y, bias, corrupt); break;
-  case 2: tile<S, R, 2>(w, ws, a, r0, t0, y, bias, corrupt); break;
-  case 3: tile<S, R, 3>(w, ws, a, r0, t0, y, bias, corrupt); break;
-  default: tile<S, R, 4>(w, ws, a, r0, t0, y, bias, corrupt); break;
+  case 1: tile<S, R, 1>(w, ws, scales, a, r0, t0, y, bias, corrupt); break;
+  case 2: tile<S, R, 2>(w, ws, scales, a, r0, t0, y, bias, corrupt); break;
+  case 3: tile<S, R, 3>(w, ws, scales, a, r0, t0, y, bias, corrupt); break;
+  default: tile<S, R, 4>(w, ws, scales, a, r0, t0, y, bias, corrupt); break;
   }
+}
+
+template <scheme S, int R>
+void row_tile(const qmatrix<S>& w, const scale_reader<S>& ws, float* scales, const int8_activations& a, std::size_t r0,
+              std::size_t tb, std::size_t te, std::span<float> y, std::span<const float> bias,
+              std::atomic<bool>& corrupt) noexcept {
+  if constexpr (S::gran == granularity::group)
+    for (int r = 0; r < R; ++r)
+      row_scales(w, ws, r0 + static_cast<std::size_t>(r), scales + static_cast<std::size_t>(r) * row_scale_stride(w));
+  for (std::size_t t = tb; t < te; t += 4)
+    tokens_tile<S, R>(w, ws, scales, a, r0, t, std::min<std::size_t>(4, te - t), y, bias, corrupt);
 }
 
 } // namespace detail
 
-// Y = X * W^T (+ bias) on activations already quantized by quantize_activations<S>.
+// Floats of per-thread scratch linear_int8 needs.
+template <scheme S>
+std::size_t int8_scratch_size(const qmatrix<S>& w) noexcept {
+  return 4 * detail::row_scale_stride(w);
+}
+
+// Y = X * W^T (+ bias) on activations already quantized by quantize_activations<S>; scratch holds
+// int8_scratch_size(w) floats per thread.
 template <int8_dot_scheme S>
-void linear_int8(const qmatrix<S>& w, const int8_activations& a, std::span<float> y, std::span<const float> bias) {
+void linear_int8(const qmatrix<S>& w, const int8_activations& a, std::span<float> y, std::span<const float> bias,
+                 float* scratch) {
   const std::size_t rows = w.rows(), tokens = a.tokens;
   const scale_reader<S> ws(w, int8_value_mult<S>());
   std::atomic<bool> corrupt{false};
   // Token blocks keep the activations a tile streams through in L2; small batches use taller
   // row tiles (more independent weight streams), larger ones wider token tiles.
   constexpr std::size_t token_block = 64;
-  const int row_tile = tokens < 4 ? 4 : 2;
+  const bool tall = tokens < 4;
   parallel_rows(rows, rows * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
+    float* scales = scratch + static_cast<std::size_t>(thread_index()) * int8_scratch_size(w);
     for (std::size_t tb = 0; tb < tokens; tb += token_block) {
       const std::size_t te = std::min(tokens, tb + token_block);
       std::size_t r = begin;
-      for (; r + static_cast<std::size_t>(row_tile) <= end; r += static_cast<std::size_t>(row_tile))
-        for (std::size_t t = tb; t < te; t += 4) {
-          if (row_tile == 4)
-            detail::tokens_tile<S, 4>(w, ws, a, r, t, std::min<std::size_t>(4, te - t), y, bias, corrupt);
-          else
-            detail::tokens_tile<S, 2>(w, ws, a, r, t, std::min<std::size_t>(4, te - t), y, bias, corrupt);
-        }
-      for (; r < end; ++r)
-        for (std::size_t t = tb; t < te; t += 4)
-          detail::tokens_tile<S, 1>(w, ws, a, r, t, std::min<std::size_t>(4, te - t), y, bias, corrupt);
+      if (tall)
+        for (; r + 4 <= end; r += 4) detail::row_tile<S, 4>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
+      else
+        for (; r + 2 <= end; r += 2) detail::row_tile<S, 2>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
+      for (; r < end; ++r) detail::row_tile<S, 1>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
     }
   });
   if (corrupt.load()) throw error("linear: a base-3 code byte is >= 243 (corrupt data)");
