@@ -60,7 +60,7 @@ void quantize_activation_row(const T* x, std::size_t cols, std::int8_t* q, float
     }
     s[b] = !std::isfinite(amax) ? std::numeric_limits<float>::quiet_NaN() : amax; // the scale below
   }
-  constexpr int offset = int8_unsigned_table<S>::get().usable ? int8_unsigned_table<S>::get().offset : 0;
+  constexpr int offset = int8_unsigned_table_v<S>.usable ? int8_unsigned_table_v<S>.offset : 0;
   for (std::size_t sp = 0; sp < spans; ++sp) {
     const std::size_t c0 = sp * G::span;
     for (std::size_t k = 0; k < G::span / B; ++k) {

@@ -135,11 +135,15 @@ struct int8_table {
     }
     return t;
   }
-  static constexpr const int8_table& get() noexcept { return value; }
-  static const int8_table value;
+  static constexpr const int8_table& get() noexcept;
 };
+// The tables themselves (a variable template: usable in constant expressions by GCC and Clang).
 template <scalar_format E>
-inline constexpr int8_table<E> int8_table<E>::value = int8_table<E>::make();
+inline constexpr int8_table<E> int8_table_v = int8_table<E>::make();
+template <scalar_format E>
+constexpr const int8_table<E>& int8_table<E>::get() noexcept {
+  return int8_table_v<E>;
+}
 
 // Multiplier of the int8 weight values of a scheme's element (8-bit elements: their integer).
 template <scheme S>
@@ -187,11 +191,14 @@ struct int8_unsigned_table {
       return t;
     }
   }
-  static constexpr const int8_unsigned_table& get() noexcept { return value; }
-  static const int8_unsigned_table value;
+  static constexpr const int8_unsigned_table& get() noexcept;
 };
 template <scheme S>
-inline constexpr int8_unsigned_table<S> int8_unsigned_table<S>::value = int8_unsigned_table<S>::make();
+inline constexpr int8_unsigned_table<S> int8_unsigned_table_v = int8_unsigned_table<S>::make();
+template <scheme S>
+constexpr const int8_unsigned_table<S>& int8_unsigned_table<S>::get() noexcept {
+  return int8_unsigned_table_v<S>;
+}
 
 // The float multiplier of every scale unit of a qmatrix, times `mult`: 8-bit scale codes (E8M0,
 // UE4M3, double-quantized codes) go through a 256-entry table with the tensor scale folded in,

@@ -124,13 +124,18 @@ template <int R, int T>
 void dot_tile(const float* const* wrow, const float* const* xrow, std::size_t k0, std::size_t k1,
               float (&acc)[R][4]) noexcept {
   __m256 a[R][T];
+  LOWBIT_UNROLL
   for (auto& ar : a)
+    LOWBIT_UNROLL
     for (auto& v : ar) v = _mm256_setzero_ps();
   for (std::size_t k = k0; k < k1; k += 8) {
     __m256 x[T];
+    LOWBIT_UNROLL
     for (int t = 0; t < T; ++t) x[t] = _mm256_loadu_ps(xrow[t] + k);
+    LOWBIT_UNROLL
     for (int r = 0; r < R; ++r) {
       const __m256 wv = _mm256_loadu_ps(wrow[r] + k);
+      LOWBIT_UNROLL
       for (int t = 0; t < T; ++t) a[r][t] = _mm256_fmadd_ps(wv, x[t], a[r][t]);
     }
   }

@@ -32,7 +32,7 @@ struct span_decoder {
   using G = chunk_geometry<S>;
   static constexpr bool base3 = G::base3;
   static constexpr bool eight = !base3 && S::code_bits == 8;
-  static constexpr const auto& utable = int8_unsigned_table<S>::value;
+  static constexpr const auto& utable = int8_unsigned_table_v<S>;
   static constexpr bool unsigned_values = utable.usable; // else signed values (minus zero points)
   static constexpr bool lookup = !eight && !(unsigned_values && utable.identity);
   __m256i table{};
@@ -96,6 +96,13 @@ struct span_decoder {
       return codes;
   }
 };
+
+#ifndef LOWBIT_GEMM_ROWS
+#define LOWBIT_GEMM_ROWS 4
+#define LOWBIT_GEMM_TOKENS 3
+#endif
+inline constexpr int gemm_rows = LOWBIT_GEMM_ROWS;
+inline constexpr std::size_t gemm_tokens = LOWBIT_GEMM_TOKENS;
 
 // Bytes ahead of the current span each weight stream prefetches (hides DRAM latency at N = 1).
 inline constexpr std::size_t prefetch_distance = 512;
@@ -301,7 +308,12 @@ void tokens_tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* sc
   case 1: tile<S, R, 1>(w, ws, scales, a, r0, t0, y, bias, corrupt); break;
   case 2: tile<S, R, 2>(w, ws, scales, a, r0, t0, y, bias, corrupt); break;
   case 3: tile<S, R, 3>(w, ws, scales, a, r0, t0, y, bias, corrupt); break;
-  default: tile<S, R, 4>(w, ws, scales, a, r0, t0, y, bias, corrupt); break;
+  default:
+    if constexpr (gemm_tokens == 4)
+      tile<S, R, 4>(w, ws, scales, a, r0, t0, y, bias, corrupt);
+    else
+      tile<S, R, 3>(w, ws, scales, a, r0, t0, y, bias, corrupt);
+    break;
   }
 }
 
@@ -312,8 +324,8 @@ void row_tile(const qmatrix<S>& w, const scale_reader<S>& ws, float* scales, con
   if constexpr (S::gran == granularity::group)
     for (int r = 0; r < R; ++r)
       row_scales(w, ws, r0 + static_cast<std::size_t>(r), scales + static_cast<std::size_t>(r) * row_scale_stride(w));
-  for (std::size_t t = tb; t < te; t += 4)
-    tokens_tile<S, R>(w, ws, scales, a, r0, t, std::min<std::size_t>(4, te - t), y, bias, corrupt);
+  for (std::size_t t = tb; t < te; t += gemm_tokens)
+    tokens_tile<S, R>(w, ws, scales, a, r0, t, std::min<std::size_t>(gemm_tokens, te - t), y, bias, corrupt);
 }
 
 } // namespace detail
@@ -344,7 +356,8 @@ void linear_int8(const qmatrix<S>& w, const int8_activations& a, std::span<float
       if (tall)
         for (; r + 4 <= end; r += 4) detail::row_tile<S, 4>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
       else
-        for (; r + 2 <= end; r += 2) detail::row_tile<S, 2>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
+        for (; r + detail::gemm_rows <= end; r += detail::gemm_rows)
+          detail::row_tile<S, detail::gemm_rows>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
       for (; r < end; ++r) detail::row_tile<S, 1>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
     }
   });
