@@ -97,15 +97,29 @@ struct span_decoder {
   }
 };
 
+// Tile shapes and software prefetch, measured on a Zen 3 (bench/README.md): at N < 4 one row at a
+// time (a single sequential stream per thread, which the hardware prefetcher follows best; software
+// prefetch and 2- or 4-row tiles were slower from DRAM), at N >= 4 tiles of 4 rows x 3 tokens (the
+// best of 1-4 rows x 3-4 tokens). The macros exist for re-tuning on other machines.
 #ifndef LOWBIT_GEMM_ROWS
 #define LOWBIT_GEMM_ROWS 4
+#endif
+#ifndef LOWBIT_GEMM_TOKENS
 #define LOWBIT_GEMM_TOKENS 3
+#endif
+#ifndef LOWBIT_GEMV_ROWS
+#define LOWBIT_GEMV_ROWS 1
+#endif
+#ifndef LOWBIT_PREFETCH
+#define LOWBIT_PREFETCH 0
 #endif
 inline constexpr int gemm_rows = LOWBIT_GEMM_ROWS;
 inline constexpr std::size_t gemm_tokens = LOWBIT_GEMM_TOKENS;
-
-// Bytes ahead of the current span each weight stream prefetches (hides DRAM latency at N = 1).
-inline constexpr std::size_t prefetch_distance = 512;
+// Bytes ahead of the current span each weight stream prefetches (0: none).
+inline constexpr std::size_t prefetch_distance = LOWBIT_PREFETCH;
+inline constexpr int gemv_rows = LOWBIT_GEMV_ROWS;
+static_assert(gemm_rows >= 1 && gemm_rows <= 4 && gemv_rows >= 1 && gemv_rows <= 4, "row tiles of 1 to 4 rows");
+static_assert(gemm_tokens == 3 || gemm_tokens == 4, "token tiles of 3 or 4 tokens");
 
 // Scale units of one span: the span's codes fall into `n` consecutive units of a group scheme (1,
 // 2, 4 or 8); lane l of a chunk belongs to unit l / (8 / n), byte j of a chunk to unit j / (32 / n).
@@ -272,7 +286,8 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
     LOWBIT_UNROLL
     for (int r = 0; r < R; ++r) {
       src[r] = row_codes[r] + sp * G::span_bytes;
-      if (sp % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(src[r] + prefetch_distance), _MM_HINT_T0);
+      if (prefetch_distance && sp % 2 == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(src[r] + prefetch_distance), _MM_HINT_T0);
     }
     span_step(sp, src);
   }
@@ -354,7 +369,8 @@ void linear_int8(const qmatrix<S>& w, const int8_activations& a, std::span<float
       const std::size_t te = std::min(tokens, tb + token_block);
       std::size_t r = begin;
       if (tall)
-        for (; r + 4 <= end; r += 4) detail::row_tile<S, 4>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
+        for (; r + detail::gemv_rows <= end; r += detail::gemv_rows)
+          detail::row_tile<S, detail::gemv_rows>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
       else
         for (; r + detail::gemm_rows <= end; r += detail::gemm_rows)
           detail::row_tile<S, detail::gemm_rows>(w, ws, scales, a, r, tb, te, y, bias, corrupt);
