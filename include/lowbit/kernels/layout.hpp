@@ -244,6 +244,21 @@ public:
         bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(c, nan_code));
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), ts), m));
       }
+    } else if constexpr (std::is_same_v<typename S::scale_format, ue4m3> && !qmatrix<S>::double_quantized) {
+      // Normal codes: the exponent and mantissa fields moved into a float's, exponent rebiased by
+      // 120; codes 1-7 (subnormal): code * 2^-9; codes >= 0x7F NaN. No float subnormals involved.
+      const auto* codes = q_.scales().data() + u0;
+      const __m256 ts = _mm256_set1_ps(q_.tensor_scale()), m = _mm256_set1_ps(mult_);
+      for (; i + 8 <= n; i += 8) {
+        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+        const __m256 normal =
+            _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23)));
+        const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(1.0f / 512));
+        __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), c)));
+        v = _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()),
+                             _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, _mm256_set1_epi32(0x7E))));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(v, ts), m));
+      }
     } else if constexpr (table_ && !qmatrix<S>::double_quantized) {
       const auto* codes = q_.scales().data() + u0;
       for (; i + 8 <= n; i += 8) {

@@ -98,9 +98,10 @@ struct span_decoder {
 };
 
 // Tile shapes and software prefetch, measured on a Zen 3 (bench/README.md): at N < 4 one row at a
-// time (a single sequential stream per thread, which the hardware prefetcher follows best; software
-// prefetch and 2- or 4-row tiles were slower from DRAM), at N >= 4 tiles of 4 rows x 3 tokens (the
-// best of 1-4 rows x 3-4 tokens). The macros exist for re-tuning on other machines.
+// time (a single sequential stream per thread, which the hardware prefetcher follows best; 2- and
+// 4-row tiles were slower from DRAM), at N >= 4 tiles of 4 rows x 3 tokens (the best of 1-4 rows x
+// 3-4 tokens). Software prefetch 8 KiB ahead helped 4- and 8-bit codes from DRAM (+15-25 % for
+// 4-bit) and hurt 2-bit ones, which get none. The macros exist for re-tuning on other machines.
 #ifndef LOWBIT_GEMM_ROWS
 #define LOWBIT_GEMM_ROWS 4
 #endif
@@ -111,12 +112,15 @@ struct span_decoder {
 #define LOWBIT_GEMV_ROWS 1
 #endif
 #ifndef LOWBIT_PREFETCH
-#define LOWBIT_PREFETCH 0
+#define LOWBIT_PREFETCH 8192
 #endif
 inline constexpr int gemm_rows = LOWBIT_GEMM_ROWS;
 inline constexpr std::size_t gemm_tokens = LOWBIT_GEMM_TOKENS;
 // Bytes ahead of the current span each weight stream prefetches (0: none).
-inline constexpr std::size_t prefetch_distance = LOWBIT_PREFETCH;
+template <scheme S>
+constexpr std::size_t prefetch_distance() {
+  return S::layout == code_layout::base3 || S::code_bits < 4 ? 0 : LOWBIT_PREFETCH;
+}
 inline constexpr int gemv_rows = LOWBIT_GEMV_ROWS;
 static_assert(gemm_rows >= 1 && gemm_rows <= 4 && gemv_rows >= 1 && gemv_rows <= 4, "row tiles of 1 to 4 rows");
 static_assert(gemm_tokens == 3 || gemm_tokens == 4, "token tiles of 3 or 4 tokens");
@@ -286,8 +290,9 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
     LOWBIT_UNROLL
     for (int r = 0; r < R; ++r) {
       src[r] = row_codes[r] + sp * G::span_bytes;
-      if (prefetch_distance && sp % 2 == 0)
-        _mm_prefetch(reinterpret_cast<const char*>(src[r] + prefetch_distance), _MM_HINT_T0);
+      if (prefetch_distance<S>() != 0 && sp % 2 == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(src[r]) + prefetch_distance<S>()),
+                     _MM_HINT_T0); // may point past the matrix: prefetches never fault
     }
     span_step(sp, src);
   }
