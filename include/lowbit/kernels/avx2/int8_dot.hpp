@@ -141,7 +141,8 @@ inline __m256 lane_vector(const float* f) noexcept {
   if constexpr (N == 1) {
     return _mm256_broadcast_ss(f);
   } else if constexpr (N == 2) {
-    const __m128 v = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(f)));
+    // _mm_loadl_epi64 is an unaligned 8-byte load (_mm_load_sd would assume double alignment).
+    const __m128 v = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f)));
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
   } else if constexpr (N == 4) {
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(f)), _mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0));
