@@ -257,6 +257,85 @@ LOWBIT_GEMV(nf4_b64, f32);
 LOWBIT_GEMV(mxfp8_e4m3, f32);
 LOWBIT_GEMV(ternary_absmean, f32);
 
+// ---- LUT kernels beside the integer-dot path at small N ----------------------------------------
+
+// Packed copies for the LUT path, built from the same weights<S> matrices.
+template <class S>
+struct lut_weights {
+  std::vector<kernels::lut_matrix<S>> pool;
+  kernels::lut_matrix<S> square, small;
+  static lut_weights& get() {
+    static lut_weights w;
+    return w;
+  }
+  const kernels::lut_matrix<S>& at(int where, std::size_t i) {
+    auto& src = weights<S>::get();
+    if (where == 0) {
+      if (pool.empty()) {
+        pool.push_back(kernels::pack_for_lut(src.dram()[0]));
+        while (pool.size() * pool[0].storage_bytes() < dram_bytes) pool.push_back(pool[0]);
+      }
+      return pool[i % pool.size()];
+    }
+    auto& one = where == 1 ? square : small;
+    if (one.rows() == 0) one = kernels::pack_for_lut(where == 1 ? src.cache() : src.tiny());
+    return one;
+  }
+};
+
+// Args: where (0 dram, 1 cache, 2 small), tokens, threads. Lut = true: the LUT kernel on the packed
+// matrix; false: the integer-dot kernel on the qmatrix. weights_GB/s counts the qmatrix's bytes
+// for both (the same work); lut_GB/s the packed bytes the LUT kernel actually reads.
+template <class S, bool Lut>
+void small_batch(benchmark::State& state) {
+  set_threads(state, 2);
+  auto& ws = weights<S>::get();
+  const int where = static_cast<int>(state.range(0));
+  const auto tokens = static_cast<std::size_t>(state.range(1));
+  const qmatrix<S>& one = where == 1 ? ws.cache() : where == 2 ? ws.tiny() : ws.dram()[0];
+  const std::size_t copies = where == 0 ? ws.dram().size() : 1;
+  const auto x = gaussian(tokens * one.cols(), 6);
+  std::vector<float> y(tokens * one.rows());
+  linear_workspace work;
+  if constexpr (Lut) lut_weights<S>::get().at(where, 0); // pack before timing
+  std::size_t i = 0;
+  for (auto _ : state) {
+    if constexpr (Lut) {
+      linear(std::span<const float>(x), tokens, lut_weights<S>::get().at(where, i++), std::span<float>(y), {}, &work);
+    } else {
+      linear<linear_path::int8_dot>(std::span<const float>(x), tokens, where == 0 ? ws.dram()[i++ % copies] : one,
+                                    std::span<float>(y), {}, &work);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state, one, tokens);
+  if constexpr (Lut)
+    state.counters["lut_GB/s"] =
+        benchmark::Counter(static_cast<double>(lut_weights<S>::get().at(where, 0).storage_bytes()) * 1e-9 *
+                               static_cast<double>(state.iterations()),
+                           benchmark::Counter::kIsRate);
+}
+
+#define LOWBIT_SMALL_BATCH(S)                                                                                          \
+  BENCHMARK_TEMPLATE(small_batch, S, true)                                                                             \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {1, 2}})                                                                    \
+      ->Args({2, 3, 2})                                                                                                \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond);                                                                                 \
+  BENCHMARK_TEMPLATE(small_batch, S, false)                                                                            \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {1, 2}})                                                                    \
+      ->Args({2, 3, 2})                                                                                                \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond)
+
+LOWBIT_SMALL_BATCH(int4_g32);
+LOWBIT_SMALL_BATCH(int4_g128);
+LOWBIT_SMALL_BATCH(int2_g32);
+LOWBIT_SMALL_BATCH(ternary_absmean);
+LOWBIT_SMALL_BATCH(ternary_absmean_base3);
+
 // ---- Eigen fp32 baselines -------------------------------------------------------------------
 
 #if defined(LOWBIT_BENCH_EIGEN)

@@ -16,15 +16,27 @@
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/layout.hpp"
+#include "lowbit/kernels/lut.hpp"
 #include "lowbit/kernels/reference.hpp"
 
 #if LOWBIT_HAS_AVX2
 #include "lowbit/kernels/avx2/float_dot.hpp"
 #include "lowbit/kernels/avx2/int8_dot.hpp"
+#include "lowbit/kernels/avx2/lut_dot.hpp"
 #endif
 
 #include <cstddef>
 #include <span>
+#include <type_traits>
+#include <utility>
+
+// Token counts up to which linear(linear_weights) uses the LUT kernel (see lut_max_tokens).
+#ifndef LOWBIT_LUT_MAX_TOKENS_2BIT
+#define LOWBIT_LUT_MAX_TOKENS_2BIT 8
+#endif
+#ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
+#define LOWBIT_LUT_MAX_TOKENS_4BIT 2
+#endif
 
 namespace lowbit {
 
@@ -42,6 +54,7 @@ constexpr linear_path automatic_path() noexcept {
 class linear_workspace {
 public:
   kernels::int8_activations activations;
+  kernels::lut_activations tables;
   aligned_vector<float> x;
   aligned_vector<float> scratch;
 };
@@ -79,6 +92,81 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
   else
     reference::linear_dequantized(x, tokens, w, y, bias);
 #endif
+}
+
+// The LUT path (kernels/lut.hpp) on a matrix packed once by kernels::pack_for_lut: bit-exact
+// against reference::linear_lut, within the documented table-quantization error of the float
+// product.
+template <kernels::lut_scheme S, kernels::activation_type T>
+void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<S>& w, std::span<float> y,
+            std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
+  kernels::check_linear_lut("linear", w, x.size(), tokens, y.size(), bias.size());
+  if (tokens == 0) return;
+  linear_workspace local;
+  linear_workspace& ws = workspace ? *workspace : local;
+  kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
+#if LOWBIT_HAS_AVX2
+  kernels::avx2::linear_lut(w, ws.tables, y, bias);
+#else
+  kernels::scalar::linear_lut(w, ws.tables, y, bias);
+#endif
+}
+
+// The largest token count at which the LUT kernel beat the integer-dot kernel on S in the
+// measurements of bench/README.md (small_batch, this AVX2 machine, 2 threads, from DRAM and
+// L3-resident); 0 where the LUT kernel does not run. Used by the linear_weights overload.
+template <scheme S>
+constexpr std::size_t lut_max_tokens() noexcept {
+  if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
+    return 0;
+  } else {
+    constexpr int bits = kernels::lut_traits<S>::bits;
+    return bits <= 2 ? LOWBIT_LUT_MAX_TOKENS_2BIT : LOWBIT_LUT_MAX_TOKENS_4BIT;
+  }
+}
+
+// W prepared once for linear() (the one-time pack step): the qmatrix, plus its LUT packing where
+// S runs on the LUT kernel. linear() on it picks the LUT kernel for tokens <= lut_max_tokens<S>()
+// and linear_path::automatic otherwise. Holding both layouts costs the packed copy's memory (about
+// the qmatrix's size again); code that only decodes can keep just a kernels::lut_matrix.
+template <scheme S>
+class linear_weights {
+public:
+  explicit linear_weights(qmatrix<S> w) : w_(std::move(w)) {
+    if constexpr (has_lut) lut_ = kernels::pack_for_lut(w_);
+  }
+  const qmatrix<S>& matrix() const noexcept { return w_; }
+  const auto& lut() const noexcept requires(lut_max_tokens<S>() > 0) { return lut_; }
+  // The kernel linear() uses for `tokens` tokens.
+  static constexpr const char* kernel_for(std::size_t tokens) noexcept {
+    if (tokens <= lut_max_tokens<S>()) return "lut";
+    return automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights";
+  }
+
+private:
+  static constexpr bool has_lut = lut_max_tokens<S>() > 0;
+  template <bool, class = void>
+  struct slot {
+    struct type {};
+  };
+  template <class V>
+  struct slot<true, V> {
+    using type = kernels::lut_matrix<S>;
+  };
+  qmatrix<S> w_;
+  [[no_unique_address]] typename slot<has_lut>::type lut_{};
+};
+
+template <scheme S, kernels::activation_type T>
+void linear(std::span<const T> x, std::size_t tokens, const linear_weights<S>& w, std::span<float> y,
+            std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
+  if constexpr (lut_max_tokens<S>() > 0) {
+    if (tokens <= lut_max_tokens<S>()) {
+      linear(x, tokens, w.lut(), y, bias, workspace);
+      return;
+    }
+  }
+  linear<linear_path::automatic>(x, tokens, w.matrix(), y, bias, workspace);
 }
 
 } // namespace lowbit

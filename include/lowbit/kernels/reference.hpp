@@ -10,11 +10,15 @@
 //   positions; lane l sums positions 4l..4l+3 of every chunk of the span in int32, then
 //   acc[l] = fma(float(isum), weight_scale * activation_scale, acc[l]) with the scales of the
 //   lane's codes; Y = lane_sum(acc) + bias.
+// - linear_lut: the LUT path (kernels/lut.hpp), bit for bit, computed from the qmatrix itself
+//   (not from pack_for_lut's layout): each code split into its bit planes, each plane's 4-bit
+//   index looked up in the token's int8 tables.
 #pragma once
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/layout.hpp"
+#include "lowbit/kernels/lut.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
 
 #include <algorithm>
@@ -118,6 +122,52 @@ void linear_int8(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, 
       float out = kernels::lane_sum(acc);
       if (!bias.empty()) out += bias[r];
       y[t * rows + r] = out;
+    }
+  }
+}
+
+// The LUT path (see kernels/lut.hpp). Bit-exact spec of the LUT kernels.
+template <kernels::lut_scheme S, kernels::activation_type T = float>
+void linear_lut(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::span<float> y,
+                std::span<const float> bias = {}) {
+  using tr = kernels::lut_traits<S>;
+  using kernels::lut_block;
+  using kernels::lut_group;
+  kernels::check_linear("reference::linear_lut", w, x.size(), tokens, y.size(), bias.size());
+  const std::size_t rows = w.rows(), cols = w.cols(), pc = w.padded_cols();
+  const std::size_t blocks = (cols + lut_block - 1) / lut_block;
+  kernels::lut_activations a;
+  kernels::build_lut_tables(x, tokens, cols, a);
+  const kernels::scale_reader<S> sr(w, kernels::int8_table<typename S::element>::get().mult);
+  std::vector<std::uint8_t> codes(pc);
+  for (std::size_t r = 0; r < rows; ++r) {
+    unpack_codes(S::layout, S::code_bits, w.row_codes(r), codes);
+    for (std::size_t c = 0; c < pc; ++c)
+      if (codes[c] >= tr::valid_codes) throw error("reference::linear_lut: undefined code");
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::int8_t* q = a.q_row(t);
+      float acc = 0.0f;
+      for (std::size_t b = 0; b < blocks; ++b) {
+        std::int32_t isum = 0;
+        for (std::size_t j = 0; j < kernels::lut_tables_per_block; ++j)
+          for (std::size_t i = 0; i < tr::planes; ++i) {
+            unsigned idx = 0;
+            for (std::size_t l = 0; l < lut_group; ++l) {
+              const std::size_t c = b * lut_block + j * lut_group + l;
+              const unsigned code = c < pc ? codes[c] : tr::dec.flip;
+              idx |= ((code ^ tr::dec.flip) >> i & 1u) << l;
+            }
+            isum += tr::dec.a[i] * q[(b * kernels::lut_tables_per_block + j) * 16 + idx];
+          }
+        const std::size_t c0 = std::min(b * lut_block, pc - 1);
+        const float ws = sr(S::scale_index(r, c0, cols));
+        acc = std::fma(static_cast<float>(isum), ws * a.scale_row(t)[b], acc);
+        if constexpr (S::has_zero_point)
+          acc = std::fma((tr::k - static_cast<float>(w.zero_at(r, c0))) * a.xsum_row(t)[b], ws, acc);
+        else if constexpr (tr::k != 0.0f)
+          acc = std::fma(tr::k * a.xsum_row(t)[b], ws, acc);
+      }
+      y[t * rows + r] = bias.empty() ? acc : acc + bias[r];
     }
   }
 }

@@ -1,0 +1,164 @@
+// AVX2 LUT kernel (kernels/lut.hpp has the algorithm and the layout): per tile of 16 rows and
+// block of 32 columns, one 32-byte load feeds two table shuffles (groups j and j + 1) and two
+// maddubs that weight and add a pair of bit planes; int16 sums per block, then int32, fp32 scales
+// and one fma per row. Up to lut_tokens tokens share each load of the weights.
+#pragma once
+
+#include "lowbit/core/config.hpp"
+#include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/lut.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#ifndef LOWBIT_LUT_TOKENS
+#define LOWBIT_LUT_TOKENS 2
+#endif
+
+namespace lowbit::kernels::avx2 {
+
+// Tokens processed per pass over a tile (their int16 and fp32 accumulators stay in registers).
+inline constexpr std::size_t lut_tokens = LOWBIT_LUT_TOKENS;
+static_assert(lut_tokens >= 1 && lut_tokens <= 4, "LOWBIT_LUT_TOKENS must be 1-4");
+
+namespace detail {
+
+template <lut_scheme S>
+LOWBIT_ALWAYS_INLINE inline void lut_tile_scales(const lut_matrix<S>& w, std::size_t tile, std::size_t u, __m256& lo,
+                                                 __m256& hi) noexcept {
+  const auto* s = w.tile_scales(tile, u);
+  if constexpr (lut_traits<S>::half_scales) {
+    const __m256 ts = _mm256_set1_ps(w.tensor_scale()), m = _mm256_set1_ps(w.mult());
+    lo = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s))), ts), m);
+    hi = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 8))), ts), m);
+  } else {
+    lo = _mm256_loadu_ps(s);
+    hi = _mm256_loadu_ps(s + 8);
+  }
+}
+
+// Tokens t0 .. t0 + NT - 1 of one tile; out receives NT x 16 sums (before bias).
+template <lut_scheme S, std::size_t NT>
+void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile, std::size_t t0,
+              float (*out)[lut_tile_rows]) noexcept {
+  using tr = lut_traits<S>;
+  constexpr std::size_t P = tr::pairs;
+  const __m256i nib = _mm256_set1_epi8(0x0F);
+  __m256i apat[P];
+  LOWBIT_UNROLL
+  for (std::size_t p = 0; p < P; ++p)
+    apat[p] = _mm256_set1_epi16(static_cast<short>(tr::dec.a[2 * p] | (tr::dec.a[2 * p + 1] << 8)));
+  __m256 acc[NT][2];
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  const std::int8_t* q[NT];
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) q[t] = a.q_row(t0 + t);
+  const std::uint8_t* cp = w.tile_codes(tile);
+  const std::size_t blocks = w.blocks();
+  std::size_t unit = ~std::size_t{0};
+  __m256 ws_lo = _mm256_setzero_ps(), ws_hi = _mm256_setzero_ps();
+  __m256 kz_lo = _mm256_set1_ps(lut_traits<S>::k), kz_hi = kz_lo; // k - zero point per row
+  for (std::size_t b = 0; b < blocks; ++b) {
+    __m256i isum[NT];
+    LOWBIT_UNROLL
+    for (std::size_t t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+    LOWBIT_UNROLL
+    for (std::size_t gp = 0; gp < 4; ++gp) {
+      __m256i tl[NT], th[NT];
+      LOWBIT_UNROLL
+      for (std::size_t t = 0; t < NT; ++t) {
+        const std::int8_t* g = q[t] + (b * lut_tables_per_block + 2 * gp) * 16;
+        tl[t] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(g)));
+        th[t] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(g + 16)));
+      }
+      LOWBIT_UNROLL
+      for (std::size_t p = 0; p < P; ++p) {
+        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(cp + (gp * P + p) * 32));
+        const __m256i lo = _mm256_and_si256(v, nib), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+        LOWBIT_UNROLL
+        for (std::size_t t = 0; t < NT; ++t) {
+          const __m256i s0 = _mm256_maddubs_epi16(apat[p], _mm256_shuffle_epi8(tl[t], lo));
+          const __m256i s1 = _mm256_maddubs_epi16(apat[p], _mm256_shuffle_epi8(th[t], hi));
+          isum[t] = _mm256_add_epi16(isum[t], _mm256_add_epi16(s0, s1));
+        }
+      }
+    }
+    cp += lut_matrix<S>::tile_block_bytes;
+    const std::size_t u = tr::unit_of_block(b);
+    if (u != unit) {
+      unit = u;
+      lut_tile_scales(w, tile, u, ws_lo, ws_hi);
+      if constexpr (S::has_zero_point) {
+        const std::uint8_t* z = w.tile_zeros(tile, u);
+        const __m256 k = _mm256_set1_ps(tr::k);
+        kz_lo = _mm256_sub_ps(
+            k, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z)))));
+        kz_hi = _mm256_sub_ps(
+            k, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z + 8)))));
+      }
+    }
+    LOWBIT_UNROLL
+    for (std::size_t t = 0; t < NT; ++t) {
+      const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(isum[t]));
+      const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(isum[t], 1));
+      const __m256 ts = _mm256_set1_ps(a.scale_row(t0 + t)[b]);
+      acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(ws_lo, ts), acc[t][0]);
+      acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(ws_hi, ts), acc[t][1]);
+      const float xs = a.xsum_row(t0 + t)[b];
+      if constexpr (S::has_zero_point) {
+        const __m256 x = _mm256_set1_ps(xs);
+        acc[t][0] = _mm256_fmadd_ps(_mm256_mul_ps(kz_lo, x), ws_lo, acc[t][0]);
+        acc[t][1] = _mm256_fmadd_ps(_mm256_mul_ps(kz_hi, x), ws_hi, acc[t][1]);
+      } else if constexpr (tr::k != 0.0f) {
+        const __m256 kx = _mm256_set1_ps(tr::k * xs);
+        acc[t][0] = _mm256_fmadd_ps(kx, ws_lo, acc[t][0]);
+        acc[t][1] = _mm256_fmadd_ps(kx, ws_hi, acc[t][1]);
+      }
+    }
+  }
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) {
+    _mm256_storeu_ps(out[t], acc[t][0]);
+    _mm256_storeu_ps(out[t] + 8, acc[t][1]);
+  }
+}
+
+template <lut_scheme S, std::size_t NT>
+LOWBIT_ALWAYS_INLINE inline void lut_store(const lut_matrix<S>& w, std::size_t tile, std::size_t t0,
+                                           const float (*out)[lut_tile_rows], std::span<float> y,
+                                           std::span<const float> bias) noexcept {
+  const std::size_t rows = w.rows(), r0 = tile * lut_tile_rows, nr = std::min(lut_tile_rows, rows - r0);
+  for (std::size_t t = 0; t < NT; ++t)
+    for (std::size_t r = 0; r < nr; ++r)
+      y[(t0 + t) * rows + r0 + r] = bias.empty() ? out[t][r] : out[t][r] + bias[r0 + r];
+}
+
+} // namespace detail
+
+// Y = X * W^T (+ bias) on tables built by build_lut_tables; tiles split across threads.
+template <lut_scheme S>
+void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
+  const std::size_t tokens = a.tokens;
+  parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
+    float out[lut_tokens][lut_tile_rows];
+    // All tokens of a tile before the next tile: the tile's codes are read from DRAM once.
+    for (std::size_t tile = begin; tile < end; ++tile) {
+      std::size_t t = 0;
+      for (; t + lut_tokens <= tokens; t += lut_tokens) {
+        detail::lut_tile<S, lut_tokens>(w, a, tile, t, out);
+        detail::lut_store<S, lut_tokens>(w, tile, t, out, y, bias);
+      }
+      for (; t < tokens; ++t) {
+        detail::lut_tile<S, 1>(w, a, tile, t, out);
+        detail::lut_store<S, 1>(w, tile, t, out, y, bias);
+      }
+    }
+  });
+}
+
+} // namespace lowbit::kernels::avx2

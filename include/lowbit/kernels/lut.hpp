@@ -1,0 +1,390 @@
+// Lookup-table (LUT) kernels for 2-4-bit integer and ternary weights, after T-MAC (Wei et al.,
+// 2024): no weight is decoded. A weight value is an affine function of its code's bits,
+//   v(code) = c + sum_i a_i * bit_i(code ^ flip)   (a_i >= 0; lut_traits below),
+// or with signs b'_i = 2 * bit_i - 1 in {-1, +1}: v = k + sum_i (a_i / 2) * b'_i, k = c + A / 2,
+// A = sum_i a_i. So a row's dot product with 4 activations x0..x3 is k * (x0 + .. + x3) plus, for
+// every bit plane i, a_i / 2 times one of the 16 signed sums T[m] = sum_l (+-x_l), the sign of x_l
+// being bit l of m, where m is the plane's 4 bits of those 4 weights. The 16 sums of every group of
+// 4 activations are computed once per token (build_lut_tables) and quantized to int8; the kernels
+// replace multiply-adds by byte shuffles that look them up for 16 rows at once. The k term uses
+// the fp32 sum of each block's activations, not the tables.
+//
+// Table quantization (the only approximation besides fp32 rounding): a block of 32 columns (8
+// tables) shares one step u = max|T| / 127 and q = round_nearest_even(T / u), so each looked-up
+// entry is off by at most u / 2. The stored table scale is s = u / 2 (the 1/2 of a_i / 2), and for
+// a row the error against the exact product with the dequantized weights is at most, summed over
+// blocks, 4 * A * |w_scale * s|; tests check that bound. A block holding NaN or inf gets s = NaN,
+// so the outputs of that token are NaN; an all-zero block gets s = 0.
+//
+// Weight layout (pack_for_lut, a one-time step at load time): rows in tiles of 16, columns in
+// blocks of 32. For every tile, block, pair of groups (j, j + 1) and pair of bit planes
+// (2p, 2p + 1), 32 bytes: byte 2r + k holds row r's plane-(2p + k) index of group j in its low
+// nibble and of group j + 1 in its high nibble. One shuffle of group j's table by the low nibbles
+// gives 16 rows x 2 planes of lookups, and one maddubs with the plane weights (a_2p, a_2p+1) sums
+// each row's two planes into int16. 3-bit codes use two plane pairs, the last one weighted 0.
+// Scales are kept per tile and scale unit, 16 at a time (fp16 as stored where the scheme's scales
+// are fp16, fp32 otherwise); zero points likewise as bytes.
+//
+// The integer sums are exact (int16 per block: A <= 32 keeps 8 groups of maddubs sums below
+// 2^15), then per block b, row r and token t, in this order:
+//   isum = sum over the block's groups and planes of a_i * q[index],
+//   acc  = fma(float(isum), w_scale(r, b) * s(t, b), acc),
+//   acc  = fma((k - z(r, b)) * xsum(t, b), w_scale(r, b), acc)   (skipped when k = 0, no zero point),
+//   y = acc + bias,
+// with xsum the fp32 sum of the block's activations, left to right. reference::linear_lut writes
+// this out from the qmatrix itself; the kernels are bit-exact against it.
+#pragma once
+
+#include "lowbit/core/buffer.hpp"
+#include "lowbit/core/error.hpp"
+#include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/layout.hpp"
+#include "lowbit/schemes/qmatrix.hpp"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace lowbit::kernels {
+
+inline constexpr std::size_t lut_group = 4;      // activations per table (16 entries)
+inline constexpr std::size_t lut_block = 32;     // columns sharing one table scale
+inline constexpr std::size_t lut_tile_rows = 16; // rows per shuffle
+inline constexpr std::size_t lut_tables_per_block = lut_block / lut_group;
+
+// The bit-plane decomposition of a scheme's element values (its int8 table, kernels/layout.hpp):
+// v(code) = c + sum_i a[i] * bit_i(code ^ flip) for every valid code, with a[i] >= 0.
+template <scheme S>
+struct lut_traits {
+  static constexpr bool base3 = S::layout == code_layout::base3;
+  static constexpr int bits = base3 ? 2 : S::code_bits;
+  static constexpr std::size_t planes = static_cast<std::size_t>(bits);
+  static constexpr std::size_t pairs = (planes + 1) / 2;
+  // Codes the element defines (ternary: 3 of 4); pack_for_lut refuses the others.
+  static constexpr std::size_t valid_codes = [] {
+    if constexpr (base3) {
+      return std::size_t{3};
+    } else if constexpr (S::code_bits > 4) {
+      return std::size_t{0};
+    } else {
+      using E = typename S::element;
+      std::size_t n = 0;
+      for (std::size_t c = 0; c < (std::size_t{1} << E::bits); ++c) {
+        const double v = E::decode_double(static_cast<typename E::storage>(c));
+        if (v == v && v - v == 0) n = c + 1;
+      }
+      return n;
+    }
+  }();
+
+  struct decomposition {
+    bool ok = false;
+    unsigned flip = 0;
+    int c = 0;
+    std::array<std::uint8_t, 4> a{};
+  };
+  static constexpr decomposition find() {
+    decomposition d;
+    if constexpr (S::code_bits > 4 && !base3) {
+      return d;
+    } else {
+      using E = typename S::element;
+      const auto& t = int8_table<E>::get();
+      if (!t.exact) return d;
+      const unsigned n = 1u << bits;
+      for (unsigned f = 0; f < n; ++f) {
+        if (f >= valid_codes) continue;
+        decomposition cand;
+        cand.flip = f;
+        cand.c = t.v[f];
+        bool ok = true;
+        int sum = 0;
+        for (int i = 0; i < bits && ok; ++i) {
+          const unsigned g = f ^ (1u << i);
+          const int ai = g < valid_codes ? t.v[g] - cand.c : -1;
+          ok = ai >= 0;
+          cand.a[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ai < 0 ? 0 : ai);
+          sum += ai;
+        }
+        for (unsigned code = 0; code < valid_codes && ok; ++code) {
+          int v = cand.c;
+          for (int i = 0; i < bits; ++i) v += ((code ^ f) >> i & 1u) ? cand.a[static_cast<std::size_t>(i)] : 0;
+          ok = v == t.v[code];
+        }
+        if (ok && sum <= 32) {
+          cand.ok = true;
+          return cand;
+        }
+      }
+      return d;
+    }
+  }
+  static constexpr decomposition dec = find();
+  // k = c + A / 2, the constant of the signed form (a multiple of 1/2).
+  static constexpr float k = [] {
+    int a = 0;
+    for (std::size_t i = 0; i < 4; ++i) a += dec.a[i];
+    return static_cast<float>(2 * dec.c + a) / 2;
+  }();
+  static constexpr int asum = [] {
+    int a = 0;
+    for (std::size_t i = 0; i < 4; ++i) a += dec.a[i];
+    return a;
+  }();
+
+  // Scale units along a row, and the unit of 32-column block b.
+  static std::size_t units(std::size_t cols) noexcept {
+    return S::gran == granularity::group ? S::padded_cols(cols) / S::block : 1;
+  }
+  static constexpr std::size_t unit_of_block(std::size_t b) noexcept {
+    return S::gran == granularity::group ? b * lut_block / S::block : 0;
+  }
+  // The packed scale plane keeps fp16 scales as stored (converted in the kernel), others as fp32.
+  static constexpr bool half_scales = std::is_same_v<typename S::scale_format, fp16> && !qmatrix<S>::double_quantized;
+  using scale_type = std::conditional_t<half_scales, std::uint16_t, float>;
+};
+
+// Schemes the LUT kernels run on: 2-4-bit codes whose values are affine in their bits (signed and
+// unsigned integers, zero points, mid-rise grids, ternary in either layout), with tensor, row or
+// group scales (groups a multiple of 32).
+template <class S>
+concept lut_scheme = scheme<S> && lut_traits<S>::dec.ok &&
+                     (S::gran == granularity::tensor || S::gran == granularity::row ||
+                      (S::gran == granularity::group && S::block % lut_block == 0));
+
+// W packed for the LUT kernels (see the header comment); made by pack_for_lut.
+template <lut_scheme S>
+class lut_matrix {
+public:
+  using traits = lut_traits<S>;
+  using scale_type = typename traits::scale_type;
+  static constexpr std::size_t tile_block_bytes = 4 * traits::pairs * 32; // one block of one tile
+
+  lut_matrix() = default;
+  std::size_t rows() const noexcept { return rows_; }
+  std::size_t cols() const noexcept { return cols_; }
+  std::size_t tiles() const noexcept { return (rows_ + lut_tile_rows - 1) / lut_tile_rows; }
+  std::size_t blocks() const noexcept { return (cols_ + lut_block - 1) / lut_block; }
+  std::size_t units() const noexcept { return traits::units(cols_); }
+  float tensor_scale() const noexcept { return tensor_scale_; }
+  float mult() const noexcept { return int8_table<typename S::element>::get().mult; }
+
+  const std::uint8_t* tile_codes(std::size_t t) const noexcept {
+    return codes_.data() + t * blocks() * tile_block_bytes;
+  }
+  // 16 scales (rows of tile t) of scale unit u; for fp16 schemes raw fp16 bits, else fp32 with
+  // the tensor scale and the int8 table's multiplier folded in.
+  const scale_type* tile_scales(std::size_t t, std::size_t u) const noexcept {
+    return scales_.data() + (t * units() + u) * lut_tile_rows;
+  }
+  const std::uint8_t* tile_zeros(std::size_t t, std::size_t u) const noexcept {
+    return zeros_.data() + (t * units() + u) * lut_tile_rows;
+  }
+  std::size_t storage_bytes() const noexcept {
+    return codes_.size() + scales_.size() * sizeof(scale_type) + zeros_.size();
+  }
+
+private:
+  template <lut_scheme T>
+  friend lut_matrix<T> pack_for_lut(const qmatrix<T>& w);
+  std::size_t rows_ = 0, cols_ = 0;
+  float tensor_scale_ = 1.0f;
+  aligned_vector<std::uint8_t> codes_;
+  aligned_vector<scale_type> scales_;
+  aligned_vector<std::uint8_t> zeros_;
+};
+
+// Reorders W into the LUT kernels' layout. Throws lowbit::error on codes the element does not
+// define (ternary code 3, base-3 bytes >= 243) and on zero points out of range.
+template <lut_scheme T>
+lut_matrix<T> pack_for_lut(const qmatrix<T>& w) {
+  using tr = lut_traits<T>;
+  if (w.rows() == 0 || w.cols() == 0) throw invalid_argument("pack_for_lut: W is empty");
+  lut_matrix<T> m;
+  m.rows_ = w.rows();
+  m.cols_ = w.cols();
+  m.tensor_scale_ = w.tensor_scale();
+  const std::size_t tiles = m.tiles(), blocks = m.blocks(), units = m.units(), pc = w.padded_cols();
+  m.codes_.assign(tiles * blocks * lut_matrix<T>::tile_block_bytes, 0);
+  m.scales_.assign(tiles * units * lut_tile_rows, typename tr::scale_type{});
+  if constexpr (T::has_zero_point) m.zeros_.assign(tiles * units * lut_tile_rows, 0);
+  const scale_reader<T> sr(w, m.mult());
+  std::vector<std::uint8_t> codes(pc);
+  for (std::size_t r = 0; r < w.rows(); ++r) {
+    unpack_codes(T::layout, T::code_bits, w.row_codes(r), codes);
+    const std::size_t tile = r / lut_tile_rows, rr = r % lut_tile_rows;
+    for (std::size_t c = 0; c < pc; ++c)
+      if (codes[c] >= tr::valid_codes)
+        throw error("pack_for_lut: row " + std::to_string(r) + " column " + std::to_string(c) + " holds code " +
+                    std::to_string(codes[c]) + ", which the element does not define");
+    std::uint8_t* dst = m.codes_.data() + tile * blocks * lut_matrix<T>::tile_block_bytes;
+    for (std::size_t b = 0; b < blocks; ++b)
+      for (std::size_t j = 0; j < lut_tables_per_block; ++j) {
+        const std::size_t gp = j / 2, shift = 4 * (j % 2);
+        for (std::size_t i = 0; i < tr::planes; ++i) {
+          unsigned idx = 0;
+          for (std::size_t l = 0; l < lut_group; ++l) {
+            const std::size_t c = b * lut_block + j * lut_group + l;
+            // Columns past the padded row read as code `flip` (all plane bits 0); their activations are 0.
+            const unsigned code = c < pc ? codes[c] : tr::dec.flip;
+            idx |= ((code ^ tr::dec.flip) >> i & 1u) << l;
+          }
+          const std::size_t p = i / 2, k = i % 2;
+          dst[((b * 4 + gp) * tr::pairs + p) * 32 + 2 * rr + k] |= static_cast<std::uint8_t>(idx << shift);
+        }
+      }
+    for (std::size_t u = 0; u < units; ++u) {
+      const std::size_t su = T::scale_index(r, u * (T::gran == granularity::group ? T::block : 0), w.cols());
+      auto& s = m.scales_[(tile * units + u) * lut_tile_rows + rr];
+      if constexpr (tr::half_scales)
+        s = w.scales()[su];
+      else
+        s = sr(su);
+      if constexpr (T::has_zero_point) {
+        const std::uint8_t z = w.zero_points()[su];
+        if (z >= (1u << T::code_bits))
+          throw error("pack_for_lut: zero point " + std::to_string(z) + " of row " + std::to_string(r) +
+                      " is out of range");
+        m.zeros_[(tile * units + u) * lut_tile_rows + rr] = z;
+      }
+    }
+  }
+  return m;
+}
+
+// The activation tables of `tokens` rows of X (K = cols): per token, groups x 16 int8 entries
+// (32-byte aligned rows), and per 32-column block the table scale and the sum of the activations.
+struct lut_activations {
+  aligned_vector<std::int8_t> q;
+  std::vector<float> scale;
+  std::vector<float> xsum;
+  std::size_t tokens = 0, blocks = 0;
+
+  std::size_t row_entries() const noexcept { return blocks * lut_tables_per_block * 16; }
+  const std::int8_t* q_row(std::size_t t) const noexcept { return q.data() + t * row_entries(); }
+  const float* scale_row(std::size_t t) const noexcept { return scale.data() + t * blocks; }
+  const float* xsum_row(std::size_t t) const noexcept { return xsum.data() + t * blocks; }
+};
+
+// One token's tables: T[m] = ((+-x0 +- x1) +- x2) +- x3 in fp32 (so T[15 - m] = -T[m]), then per
+// block u = max|T| / 127, q = round_nearest_even(T * (127 / max|T|)), s = u / 2, and the block's
+// activation sum.
+template <activation_type T>
+void build_lut_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale,
+                         float* xsum) noexcept {
+  float t[lut_tables_per_block][16];
+  for (std::size_t b = 0; b < blocks; ++b) {
+    float amax = 0.0f, sum = 0.0f;
+    bool bad = false;
+    for (std::size_t j = 0; j < lut_tables_per_block; ++j) {
+      float xv[lut_group];
+      for (std::size_t l = 0; l < lut_group; ++l) {
+        const std::size_t c = b * lut_block + j * lut_group + l;
+        xv[l] = c < cols ? lowbit::detail::widen(x[c]) : 0.0f;
+        bad = bad || !std::isfinite(xv[l]);
+        sum += xv[l];
+      }
+      for (unsigned m = 0; m < 16; ++m) {
+        float v = (m & 1u) ? xv[0] : -xv[0];
+        for (unsigned l = 1; l < lut_group; ++l) v += (m >> l & 1u) ? xv[l] : -xv[l];
+        t[j][m] = v;
+        amax = std::max(amax, std::fabs(v));
+      }
+    }
+    std::int8_t* qb = q + b * lut_tables_per_block * 16;
+    xsum[b] = sum;
+    if (bad || amax == 0.0f) {
+      std::fill(qb, qb + lut_tables_per_block * 16, std::int8_t{0});
+      scale[b] = bad ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+    } else {
+      const float inv = 127.0f / amax;
+      for (std::size_t j = 0; j < lut_tables_per_block; ++j)
+        for (std::size_t m = 0; m < 16; ++m)
+          qb[j * 16 + m] = static_cast<std::int8_t>(std::clamp(std::nearbyint(t[j][m] * inv), -127.0f, 127.0f));
+      scale[b] = amax / 127.0f * 0.5f;
+    }
+  }
+}
+
+template <activation_type T>
+void build_lut_tables(std::span<const T> x, std::size_t tokens, std::size_t cols, lut_activations& out) {
+  out.tokens = tokens;
+  out.blocks = (cols + lut_block - 1) / lut_block;
+  out.q.resize(tokens * out.row_entries());
+  out.scale.resize(tokens * out.blocks);
+  out.xsum.resize(tokens * out.blocks);
+  for (std::size_t t = 0; t < tokens; ++t)
+    build_lut_table_row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(),
+                        out.scale.data() + t * out.blocks, out.xsum.data() + t * out.blocks);
+}
+
+// Shared checks of the LUT entry points.
+template <lut_scheme S>
+void check_linear_lut(const char* fn, const lut_matrix<S>& w, std::size_t x_size, std::size_t tokens,
+                      std::size_t y_size, std::size_t bias_size) {
+  if (w.rows() == 0 || w.cols() == 0)
+    throw invalid_argument(std::string(fn) + ": W is empty (not made by pack_for_lut?)");
+  if (x_size != tokens * w.cols())
+    throw invalid_argument(std::string(fn) + ": X has " + std::to_string(x_size) + " elements, expected tokens (" +
+                           std::to_string(tokens) + ") x K (" + std::to_string(w.cols()) + ")");
+  if (y_size != tokens * w.rows())
+    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements, expected tokens (" +
+                           std::to_string(tokens) + ") x N (" + std::to_string(w.rows()) + ")");
+  if (bias_size != 0 && bias_size != w.rows())
+    throw invalid_argument(std::string(fn) + ": bias has " + std::to_string(bias_size) +
+                           " elements, expected 0 or N (" + std::to_string(w.rows()) + ")");
+}
+
+namespace scalar {
+
+// The LUT kernel on the packed layout without SIMD (the path where AVX2 is not compiled), in the
+// same arithmetic as the AVX2 kernel.
+template <lut_scheme S>
+void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
+  using tr = lut_traits<S>;
+  const std::size_t rows = w.rows(), blocks = w.blocks();
+  for (std::size_t tile = 0; tile < w.tiles(); ++tile)
+    for (std::size_t t = 0; t < a.tokens; ++t) {
+      float acc[lut_tile_rows] = {};
+      const std::uint8_t* cp = w.tile_codes(tile);
+      const std::int8_t* q = a.q_row(t);
+      for (std::size_t b = 0; b < blocks; ++b) {
+        std::int32_t isum[lut_tile_rows] = {};
+        for (std::size_t gp = 0; gp < 4; ++gp)
+          for (std::size_t p = 0; p < tr::pairs; ++p, cp += 32)
+            for (std::size_t byte = 0; byte < 32; ++byte) {
+              const std::size_t r = byte / 2, i = 2 * p + byte % 2;
+              const std::int8_t* tl = q + (b * lut_tables_per_block + 2 * gp) * 16;
+              isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[16 + (cp[byte] >> 4)]);
+            }
+        const std::size_t u = tr::unit_of_block(b);
+        for (std::size_t r = 0; r < lut_tile_rows; ++r) {
+          float ws;
+          if constexpr (tr::half_scales)
+            ws = fp16::decode(w.tile_scales(tile, u)[r]) * w.tensor_scale() * w.mult();
+          else
+            ws = w.tile_scales(tile, u)[r];
+          acc[r] = std::fma(static_cast<float>(isum[r]), ws * a.scale_row(t)[b], acc[r]);
+          if constexpr (S::has_zero_point)
+            acc[r] = std::fma((tr::k - static_cast<float>(w.tile_zeros(tile, u)[r])) * a.xsum_row(t)[b], ws, acc[r]);
+          else if constexpr (tr::k != 0.0f)
+            acc[r] = std::fma(tr::k * a.xsum_row(t)[b], ws, acc[r]);
+        }
+      }
+      for (std::size_t r = 0; r < lut_tile_rows && tile * lut_tile_rows + r < rows; ++r) {
+        const std::size_t n = tile * lut_tile_rows + r;
+        y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
+      }
+    }
+}
+
+} // namespace scalar
+} // namespace lowbit::kernels

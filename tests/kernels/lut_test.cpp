@@ -1,0 +1,343 @@
+// The LUT kernels (kernels/lut.hpp): the bit-plane decomposition of every eligible element against
+// its own decode, the activation tables against a double-precision computation, the kernel
+// (AVX2, or the packed scalar kernel) bit for bit against reference::linear_lut, which reads the
+// qmatrix and not the packed layout, the reference within its documented table-quantization bound
+// of the exact product, on shapes with row, column and token tails and 1-3 threads; bad input.
+#include "lowbit/kernels/linear.hpp"
+#include "lowbit/schemes/all.hpp"
+
+#include "quantizers/test_data.hpp"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace {
+
+using namespace lowbit;
+
+void set_threads(int n) {
+#if defined(_OPENMP)
+  omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+struct shape {
+  std::size_t rows, cols, tokens;
+};
+// Rows around the 16-row tile, K with partial 32-column blocks, 1-9 tokens.
+const shape shapes[] = {{1, 32, 1},   {5, 64, 2}, {16, 96, 3},   {17, 160, 5}, {13, 200, 4},
+                        {67, 320, 9}, {3, 48, 1}, {33, 1000, 2}, {40, 512, 8}};
+
+template <class S>
+qmatrix<S> random_weights(std::size_t rows, std::size_t cols, std::uint32_t seed) {
+  return quantize<S>(lowbit_test::student_t3(rows * cols, seed), rows, cols);
+}
+
+using int2_g64 = int_sym<2, 64>;
+using int2_g32 = int_sym<2, 32>;
+using int3_g128 = int_sym<3, 128>;
+using int4_g32 = int_sym<4, 32>;
+using int4_row = int_sym<4, 0, fp32_scale, granularity::row>;
+using uint4_g64 = int_asym<4, 64>;
+using uint2_g32 = int_asym<2, 32, bf16>;
+using uint3_row = int_asym<3, 0, fp16, granularity::row>;
+using ternary_g64 = ternary_scheme<granularity::group, 64>;
+using midrise4_g128 = block_scheme<codebook<midrise_table<4>>, fp16, granularity::group, 128, absmax_scale<>>;
+using int4_e8m0_g32 = block_scheme<integer_format<4>, e8m0, granularity::group, 32, absmax_scale<>>;
+
+static_assert(kernels::lut_scheme<int4_g32> && kernels::lut_scheme<int4_group<128>> && kernels::lut_scheme<int2_g64>);
+static_assert(kernels::lut_scheme<uint4_g64> && kernels::lut_scheme<ternary_absmean> &&
+              kernels::lut_scheme<ternary_absmean_base3> && kernels::lut_scheme<midrise4_g128>);
+// Not affine in their bits (codebooks, minifloats), too wide, or groups that split a 32-column block.
+static_assert(!kernels::lut_scheme<nf4_scheme<>> && !kernels::lut_scheme<mxfp4> && !kernels::lut_scheme<nvfp4>);
+static_assert(!kernels::lut_scheme<int8_group<32>> && !kernels::lut_scheme<mxint8> &&
+              !kernels::lut_scheme<int_sym<4, 16>>);
+
+// The decomposition against the element's own decode, for every code it defines.
+template <class S>
+void decomposition_matches_decode() {
+  using tr = kernels::lut_traits<S>;
+  using E = typename S::element;
+  const float mult = kernels::int8_table<E>::get().mult;
+  ASSERT_GT(tr::valid_codes, 0u);
+  int asum = 0;
+  for (std::size_t i = 0; i < tr::planes; ++i) asum += tr::dec.a[i];
+  EXPECT_LE(asum, 32) << "int16 block sums could overflow";
+  for (unsigned code = 0; code < tr::valid_codes; ++code) {
+    double v = tr::dec.c;
+    for (std::size_t i = 0; i < tr::planes; ++i) v += ((code ^ tr::dec.flip) >> i & 1u) * tr::dec.a[i];
+    EXPECT_EQ(v * mult, E::decode_double(static_cast<typename E::storage>(code))) << format_name<E> << " code " << code;
+  }
+}
+
+TEST(lut_layout, bit_planes_reproduce_every_code) {
+  decomposition_matches_decode<int4_g32>();
+  decomposition_matches_decode<int2_g64>();
+  decomposition_matches_decode<int3_g128>();
+  decomposition_matches_decode<uint4_g64>();
+  decomposition_matches_decode<uint2_g32>();
+  decomposition_matches_decode<ternary_absmean>();
+  decomposition_matches_decode<ternary_absmean_base3>();
+  decomposition_matches_decode<midrise4_g128>();
+}
+
+// Every table entry is the signed 4-element sum within half a step u = max|T| / 127 (stored as
+// s = u / 2), tables are antisymmetric, xsum is the block's sum; NaN blocks give NaN scales and
+// zero blocks zero.
+TEST(lut_tables, entries_within_half_a_step_of_the_signed_sums) {
+  const std::size_t cols = 200, tokens = 3;
+  auto x = lowbit_test::gaussian(tokens * cols, 5);
+  for (std::size_t c = 32; c < 64; ++c) x[cols + c] = 0.0f;  // token 1, block 1: zero
+  x[2 * cols + 70] = std::numeric_limits<float>::infinity(); // token 2, block 2: inf
+  kernels::lut_activations a;
+  kernels::build_lut_tables(std::span<const float>(x), tokens, cols, a);
+  ASSERT_EQ(a.blocks, 7u);
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t b = 0; b < a.blocks; ++b) {
+      const double u = 2.0 * a.scale_row(t)[b];
+      const std::int8_t* q = a.q_row(t) + b * 128;
+      if (t == 1 && b == 1) {
+        EXPECT_EQ(u, 0.0);
+      }
+      if (t == 2 && b == 2) {
+        EXPECT_TRUE(std::isnan(u));
+      }
+      double amax = 0, xsum = 0;
+      for (std::size_t j = 0; j < 8; ++j)
+        for (unsigned m = 0; m < 16; ++m) {
+          double sum = 0;
+          for (unsigned l = 0; l < 4; ++l) {
+            const std::size_t c = b * 32 + j * 4 + l;
+            const double v = c < cols ? x[t * cols + c] : 0.0;
+            sum += (m >> l & 1u) ? v : -v;
+            if (m == 15) xsum += v;
+          }
+          if (std::isfinite(sum)) amax = std::max(amax, std::fabs(sum));
+          EXPECT_EQ(q[j * 16 + m], -q[j * 16 + (15 - m)]);
+          if (std::isfinite(u) && u > 0) {
+            EXPECT_LE(std::fabs(q[j * 16 + m] * u - sum), 0.5001 * u);
+          } else {
+            EXPECT_EQ(q[j * 16 + m], 0);
+          }
+        }
+      if (std::isfinite(u)) {
+        EXPECT_NEAR(u, amax / 127, 1e-6 * amax + 1e-30);
+        EXPECT_NEAR(a.xsum_row(t)[b], xsum, 1e-5 * (1 + std::fabs(xsum)));
+      }
+    }
+}
+
+template <class S>
+void lut_matches_reference() {
+  for (const shape& s : shapes) {
+    if (S::gran == granularity::group && s.cols < S::block) continue;
+    const auto w = random_weights<S>(s.rows, s.cols, 21);
+    const auto packed = kernels::pack_for_lut(w);
+    const auto x = lowbit_test::gaussian(s.tokens * s.cols, 22);
+    const auto bias = lowbit_test::uniform(s.rows, 23);
+    std::vector<float> want(s.tokens * s.rows);
+    reference::linear_lut<S>(std::span<const float>(x), s.tokens, w, want, bias);
+    for (int threads : {1, 2, 3}) {
+      set_threads(threads);
+      std::vector<float> got(want.size(), -1.0f);
+      linear(std::span<const float>(x), s.tokens, packed, std::span<float>(got), bias);
+      for (std::size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(got[i]), std::bit_cast<std::uint32_t>(want[i]))
+            << scheme_name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens << " threads "
+            << threads << " at " << i << ": " << got[i] << " vs " << want[i];
+    }
+    set_threads(2);
+  }
+}
+
+TEST(linear_lut, symmetric_integers_bit_exact) {
+  lut_matches_reference<int4_g32>();
+  lut_matches_reference<int4_group<128>>();
+  lut_matches_reference<int4_row>();
+  lut_matches_reference<int3_g128>();
+  lut_matches_reference<int2_g64>();
+  lut_matches_reference<int4_e8m0_g32>();
+  lut_matches_reference<midrise4_g128>();
+}
+TEST(linear_lut, zero_points_bit_exact) {
+  lut_matches_reference<uint4_g64>();
+  lut_matches_reference<uint2_g32>();
+  lut_matches_reference<uint3_row>();
+}
+TEST(linear_lut, ternary_bit_exact) {
+  lut_matches_reference<ternary_absmean>();
+  lut_matches_reference<ternary_absmean_base3>();
+  lut_matches_reference<ternary_g64>();
+}
+
+// The spec against the exact product with the dequantized matrix (double): per row and token at
+// most sum over blocks of 4 * A * |w_scale * s| (half a step on each of a block's 8 x planes
+// lookups, weighted a_i), plus fp32 rounding (relative 1e-5 of sum |w x|).
+template <class S>
+void lut_within_table_rounding() {
+  using tr = kernels::lut_traits<S>;
+  int asum = 0;
+  for (std::size_t i = 0; i < tr::planes; ++i) asum += tr::dec.a[i];
+  const float mult = kernels::int8_table<typename S::element>::get().mult;
+  for (const shape& s : shapes) {
+    if (S::gran == granularity::group && s.cols < S::block) continue;
+    const auto w = random_weights<S>(s.rows, s.cols, 31);
+    const auto x = lowbit_test::gaussian(s.tokens * s.cols, 32);
+    const auto wd = dequantize(w);
+    const auto exact = reference::linear(x, s.tokens, wd, s.rows, s.cols);
+    std::vector<float> got(exact.size());
+    reference::linear_lut<S>(std::span<const float>(x), s.tokens, w, got);
+    kernels::lut_activations a;
+    kernels::build_lut_tables(std::span<const float>(x), s.tokens, s.cols, a);
+    for (std::size_t t = 0; t < s.tokens; ++t)
+      for (std::size_t r = 0; r < s.rows; ++r) {
+        double bound = 0, mag = 0;
+        for (std::size_t b = 0; b < a.blocks; ++b) {
+          const std::size_t c0 = std::min(b * 32, w.padded_cols() - 1);
+          bound += 4.0 * asum * std::fabs(static_cast<double>(w.scale_at(r, c0)) * mult * a.scale_row(t)[b]);
+        }
+        for (std::size_t k = 0; k < s.cols; ++k)
+          mag += std::fabs(static_cast<double>(wd[r * s.cols + k]) * x[t * s.cols + k]);
+        const double err = std::fabs(got[t * s.rows + r] - exact[t * s.rows + r]);
+        ASSERT_LE(err, bound + 1e-5 * mag) << scheme_name<S>() << " row " << r << " token " << t;
+      }
+  }
+}
+
+TEST(linear_lut, spec_within_table_rounding_of_the_exact_product) {
+  lut_within_table_rounding<int4_g32>();
+  lut_within_table_rounding<int2_g64>();
+  lut_within_table_rounding<uint4_g64>();
+  lut_within_table_rounding<int3_g128>();
+  lut_within_table_rounding<ternary_absmean>();
+  lut_within_table_rounding<midrise4_g128>();
+}
+
+// The LUT output is close to the exact product in aggregate: SQNR against the float product at
+// least that of the int8 activation path minus a few dB (measured: within about 3 dB).
+TEST(linear_lut, sqnr_close_to_the_int8_path) {
+  const std::size_t rows = 256, cols = 1024, tokens = 4;
+  const auto w = random_weights<int4_group<128>>(rows, cols, 41);
+  const auto x = lowbit_test::gaussian(tokens * cols, 42);
+  const auto exact = reference::linear(x, tokens, dequantize(w), rows, cols);
+  std::vector<float> lut(exact.size()), dot(exact.size());
+  linear(std::span<const float>(x), tokens, kernels::pack_for_lut(w), std::span<float>(lut));
+  linear<linear_path::int8_dot>(std::span<const float>(x), tokens, w, std::span<float>(dot));
+  auto sqnr = [&](const std::vector<float>& y) {
+    double s = 0, n = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      s += static_cast<double>(exact[i]) * exact[i];
+      n += (static_cast<double>(y[i]) - exact[i]) * (y[i] - exact[i]);
+    }
+    return 10 * std::log10(s / n);
+  };
+  const double lut_db = sqnr(lut), dot_db = sqnr(dot);
+  EXPECT_GT(lut_db, 30.0);
+  EXPECT_GT(lut_db, dot_db - 6.0) << "lut " << lut_db << " dB, int8 " << dot_db << " dB";
+}
+
+TEST(linear_lut, non_finite_activations_give_nan_for_that_token_only) {
+  const std::size_t rows = 20, cols = 128, tokens = 3;
+  const auto w = kernels::pack_for_lut(random_weights<int4_g32>(rows, cols, 51));
+  auto x = lowbit_test::gaussian(tokens * cols, 52);
+  x[cols + 77] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> y(tokens * rows);
+  linear(std::span<const float>(x), tokens, w, std::span<float>(y));
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t r = 0; r < rows; ++r) EXPECT_EQ(std::isnan(y[t * rows + r]), t == 1) << t << " " << r;
+}
+
+TEST(linear_lut, undefined_codes_and_bad_shapes_throw) {
+  auto w = random_weights<ternary_absmean>(4, 64, 61);
+  w.codes()[5] = 0xFF; // ternary code 3 (undefined)
+  EXPECT_THROW(kernels::pack_for_lut(w), lowbit::error);
+  std::vector<float> x(64), y(4);
+  EXPECT_THROW(reference::linear_lut<ternary_absmean>(std::span<const float>(x), 1, w, y), lowbit::error);
+
+  auto b3 = random_weights<ternary_absmean_base3>(2, 80, 62);
+  b3.codes()[3] = 250; // base-3 byte >= 243
+  EXPECT_THROW(kernels::pack_for_lut(b3), lowbit::error);
+
+  auto u = random_weights<uint4_g64>(2, 64, 63);
+  u.zero_points()[1] = 16;
+  EXPECT_THROW(kernels::pack_for_lut(u), lowbit::error);
+
+  const auto p = kernels::pack_for_lut(random_weights<int4_g32>(4, 64, 64));
+  std::vector<float> xs(64 * 2), ys(4 * 2), bias(3);
+  EXPECT_THROW(linear(std::span<const float>(xs).first(63), 1, p, std::span<float>(ys).first(4)), invalid_argument);
+  EXPECT_THROW(linear(std::span<const float>(xs), 2, p, std::span<float>(ys).first(7)), invalid_argument);
+  EXPECT_THROW(linear(std::span<const float>(xs).first(64), 1, p, std::span<float>(ys).first(4), bias),
+               invalid_argument);
+  EXPECT_THROW(
+      linear(std::span<const float>(xs).first(64), 1, kernels::lut_matrix<int4_g32>{}, std::span<float>(ys).first(4)),
+      invalid_argument);
+}
+
+TEST(linear_lut, half_and_bfloat16_activations_match_their_float_values) {
+  const std::size_t rows = 19, cols = 96, tokens = 2;
+  const auto w = random_weights<int2_g32>(rows, cols, 71);
+  const auto p = kernels::pack_for_lut(w);
+  const auto xf = lowbit_test::gaussian(tokens * cols, 72);
+  std::vector<half> xh(xf.size());
+  std::vector<float> xr(xf.size());
+  for (std::size_t i = 0; i < xf.size(); ++i) {
+    xh[i] = half(xf[i]);
+    xr[i] = static_cast<float>(xh[i]);
+  }
+  std::vector<float> a(tokens * rows), b(tokens * rows);
+  linear(std::span<const half>(xh), tokens, p, std::span<float>(a));
+  linear(std::span<const float>(xr), tokens, p, std::span<float>(b));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    ASSERT_EQ(std::bit_cast<std::uint32_t>(a[i]), std::bit_cast<std::uint32_t>(b[i]));
+}
+
+// linear_weights: the LUT kernel up to lut_max_tokens, the automatic path above it, bit for bit
+// what those kernels give on their own.
+template <class S>
+void prepared_dispatch() {
+  const std::size_t rows = 37, cols = 256;
+  const auto w = random_weights<S>(rows, cols, 81);
+  const linear_weights<S> prepared(w);
+  for (std::size_t tokens : {std::size_t{1}, lut_max_tokens<S>(), lut_max_tokens<S>() + 1, std::size_t{12}}) {
+    if (tokens == 0) continue;
+    const auto x = lowbit_test::gaussian(tokens * cols, 82);
+    std::vector<float> got(tokens * rows), want(tokens * rows);
+    linear(std::span<const float>(x), tokens, prepared, std::span<float>(got));
+    const bool lut = tokens <= lut_max_tokens<S>();
+    EXPECT_STREQ(linear_weights<S>::kernel_for(tokens),
+                 lut ? "lut" : (automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
+    if constexpr (lut_max_tokens<S>() > 0) {
+      if (lut) reference::linear_lut<S>(std::span<const float>(x), tokens, w, want);
+    }
+    if (!lut) linear(std::span<const float>(x), tokens, w, std::span<float>(want));
+    for (std::size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got[i]), std::bit_cast<std::uint32_t>(want[i]))
+          << scheme_name<S>() << " tokens " << tokens << " at " << i;
+  }
+}
+
+TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
+#if LOWBIT_HAS_AVX2
+  EXPECT_GT(lut_max_tokens<int4_g32>(), 0u);
+  EXPECT_GT(lut_max_tokens<ternary_absmean>(), 0u);
+#endif
+  EXPECT_EQ(lut_max_tokens<nf4_scheme<>>(), 0u);
+  EXPECT_EQ(lut_max_tokens<int8_group<32>>(), 0u);
+  prepared_dispatch<int4_g32>();
+  prepared_dispatch<int2_g32>();
+  prepared_dispatch<ternary_absmean_base3>();
+  prepared_dispatch<nf4_scheme<>>();
+  prepared_dispatch<mxfp8_e4m3>();
+}
+
+} // namespace
