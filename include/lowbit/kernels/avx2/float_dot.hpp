@@ -125,9 +125,10 @@ void dot_tile(const float* const* wrow, const float* const* xrow, std::size_t k0
               float (&acc)[R][4]) noexcept {
   __m256 a[R][T];
   LOWBIT_UNROLL
-  for (auto& ar : a)
+  for (auto& ar : a) {
     LOWBIT_UNROLL
     for (auto& v : ar) v = _mm256_setzero_ps();
+  }
   for (std::size_t k = k0; k < k1; k += 8) {
     __m256 x[T];
     LOWBIT_UNROLL
