@@ -309,22 +309,27 @@ inline float lane_sum(const float* a) noexcept {
   return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
-// Shared argument checks of the linear entry points.
+// Shared argument checks of the linear entry points (W is rows x cols).
+inline void check_linear_shape(const char* fn, std::size_t rows, std::size_t cols, std::size_t x_size,
+                               std::size_t tokens, std::size_t y_size, std::size_t bias_size) {
+  if (rows == 0 || cols == 0)
+    throw invalid_argument(std::string(fn) + ": W is empty (" + std::to_string(rows) + "x" + std::to_string(cols) +
+                           ")");
+  if (x_size != tokens * cols)
+    throw invalid_argument(std::string(fn) + ": X has " + std::to_string(x_size) + " elements, expected tokens (" +
+                           std::to_string(tokens) + ") x K (" + std::to_string(cols) + ")");
+  if (y_size != tokens * rows)
+    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements, expected tokens (" +
+                           std::to_string(tokens) + ") x N (" + std::to_string(rows) + ")");
+  if (bias_size != 0 && bias_size != rows)
+    throw invalid_argument(std::string(fn) + ": bias has " + std::to_string(bias_size) +
+                           " elements, expected 0 or N (" + std::to_string(rows) + ")");
+}
+
 template <scheme S>
 void check_linear(const char* fn, const qmatrix<S>& w, std::size_t x_size, std::size_t tokens, std::size_t y_size,
                   std::size_t bias_size) {
-  if (w.rows() == 0 || w.cols() == 0)
-    throw invalid_argument(std::string(fn) + ": W is empty (" + std::to_string(w.rows()) + "x" +
-                           std::to_string(w.cols()) + ")");
-  if (x_size != tokens * w.cols())
-    throw invalid_argument(std::string(fn) + ": X has " + std::to_string(x_size) + " elements, expected tokens (" +
-                           std::to_string(tokens) + ") x K (" + std::to_string(w.cols()) + ")");
-  if (y_size != tokens * w.rows())
-    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements, expected tokens (" +
-                           std::to_string(tokens) + ") x N (" + std::to_string(w.rows()) + ")");
-  if (bias_size != 0 && bias_size != w.rows())
-    throw invalid_argument(std::string(fn) + ": bias has " + std::to_string(bias_size) +
-                           " elements, expected 0 or N (" + std::to_string(w.rows()) + ")");
+  check_linear_shape(fn, w.rows(), w.cols(), x_size, tokens, y_size, bias_size);
 }
 
 } // namespace lowbit::kernels

@@ -326,21 +326,11 @@ void build_lut_tables(std::span<const T> x, std::size_t tokens, std::size_t cols
                         out.scale.data() + t * out.blocks, out.xsum.data() + t * out.blocks);
 }
 
-// Shared checks of the LUT entry points.
+// Shared checks of the LUT entry points (an empty W: a default-constructed lut_matrix).
 template <lut_scheme S>
 void check_linear_lut(const char* fn, const lut_matrix<S>& w, std::size_t x_size, std::size_t tokens,
                       std::size_t y_size, std::size_t bias_size) {
-  if (w.rows() == 0 || w.cols() == 0)
-    throw invalid_argument(std::string(fn) + ": W is empty (not made by pack_for_lut?)");
-  if (x_size != tokens * w.cols())
-    throw invalid_argument(std::string(fn) + ": X has " + std::to_string(x_size) + " elements, expected tokens (" +
-                           std::to_string(tokens) + ") x K (" + std::to_string(w.cols()) + ")");
-  if (y_size != tokens * w.rows())
-    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements, expected tokens (" +
-                           std::to_string(tokens) + ") x N (" + std::to_string(w.rows()) + ")");
-  if (bias_size != 0 && bias_size != w.rows())
-    throw invalid_argument(std::string(fn) + ": bias has " + std::to_string(bias_size) +
-                           " elements, expected 0 or N (" + std::to_string(w.rows()) + ")");
+  check_linear_shape(fn, w.rows(), w.cols(), x_size, tokens, y_size, bias_size);
 }
 
 namespace scalar {
