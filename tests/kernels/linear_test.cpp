@@ -399,6 +399,17 @@ TEST(kernel_activations, absmax_per_block_in_kernel_order) {
         for (std::size_t i = 0; i < 4; ++i) sum += a.q[sp * G::span + h * 32 + 4 * l + i];
       EXPECT_EQ(a.lane_offset[sp * 8 + l], 12 * sum);
     }
+  // Blocks too small for 127 / amax (subnormal) count as zero blocks.
+  std::vector<float> tiny(64, 1e-40f);
+  tiny[5] = 1.0f;
+  kernels::quantize_activations<mxfp4>(std::span<const float>(tiny), 1, 64, a);
+  EXPECT_EQ(a.scale[0], 1.0f / 127);
+  EXPECT_EQ(a.scale[1], 0.0f);
+  for (std::size_t p = 0; p < 64; ++p) {
+    if (G::code_at(p) >= 32) {
+      EXPECT_EQ(a.q[p], 0);
+    }
+  }
   // Zero blocks scale to 0; a NaN or inf block scales to NaN with zero codes.
   std::vector<float> z(64, 0.0f);
   z[40] = std::numeric_limits<float>::infinity();
@@ -410,6 +421,57 @@ TEST(kernel_activations, absmax_per_block_in_kernel_order) {
       EXPECT_EQ(a.q[p], 0);
     }
   }
+}
+
+// The AVX2 activation quantizer against the scalar spec, byte for byte and bit for bit: every
+// kernel order (8-, 4- and 2-bit, nibbles high first, base 3), offsets on and off, fp32 / fp16 /
+// bf16 input, K with partial blocks and partial or whole padding spans, tokens with zero, NaN,
+// inf, subnormal and tied blocks.
+template <class S, class T>
+void avx2_activations_match_scalar() {
+#if LOWBIT_HAS_AVX2
+  for (std::size_t cols : {32, 64, 70, 100, 160, 161, 256, 1000, 4099}) {
+    if (S::gran == granularity::group && cols < S::block) continue;
+    const std::size_t tokens = 5;
+    const auto g = lowbit_test::gaussian(tokens * cols, 95);
+    std::vector<T> x(g.size());
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = T(g[i]);
+    for (std::size_t c = 0; c < std::min<std::size_t>(cols, 40); ++c) x[cols + c] = T(0.0f);
+    for (std::size_t c = 40; c < std::min<std::size_t>(cols, 200); ++c) x[cols + c] = T(c % 2 ? 1e-40f : -2e-38f);
+    x[2 * cols + cols / 3] = T(std::numeric_limits<float>::quiet_NaN());
+    x[3 * cols + cols - 1] = T(std::numeric_limits<float>::infinity());
+    for (std::size_t c = 0; c < cols; ++c) x[4 * cols + c] = T(c % 5 == 0 ? 1e-40f : static_cast<float>(c % 9) - 4.0f);
+    kernels::int8_activations want, got;
+    kernels::quantize_activations<S>(std::span<const T>(x), tokens, cols, want);
+    kernels::avx2::quantize_activations<S>(std::span<const T>(x), tokens, cols, got);
+    ASSERT_EQ(got.q.size(), want.q.size());
+    for (std::size_t i = 0; i < want.q.size(); ++i)
+      ASSERT_EQ(got.q[i], want.q[i]) << scheme_name<S>() << " cols " << cols << " at " << i;
+    for (std::size_t i = 0; i < want.scale.size(); ++i)
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.scale[i]), std::bit_cast<std::uint32_t>(want.scale[i])) << i;
+    for (std::size_t i = 0; i < want.lane_scale.size(); ++i) {
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.lane_scale[i]), std::bit_cast<std::uint32_t>(want.lane_scale[i]));
+      ASSERT_EQ(got.lane_offset[i], want.lane_offset[i]) << scheme_name<S>() << " cols " << cols << " at " << i;
+    }
+  }
+#else
+  GTEST_SKIP() << "built without AVX2";
+#endif
+}
+
+TEST(kernel_activations, avx2_quantizer_bit_exact_against_the_scalar_spec) {
+  avx2_activations_match_scalar<int8_group<32>, float>();
+  avx2_activations_match_scalar<int4_group<128>, float>();
+  avx2_activations_match_scalar<mxfp4, float>();
+  avx2_activations_match_scalar<nvfp4, half>();
+  avx2_activations_match_scalar<nf4_dq_bnb, float>();
+  avx2_activations_match_scalar<int2_g32, bfloat16>();
+  avx2_activations_match_scalar<uint2_g32, float>();
+  avx2_activations_match_scalar<uint4_g64, half>();
+  avx2_activations_match_scalar<ternary_absmean, float>();
+  avx2_activations_match_scalar<ternary_absmean_base3, float>();
+  avx2_activations_match_scalar<ternary_absmean_base3, bfloat16>();
+  avx2_activations_match_scalar<int_sym<4, 256>, float>();
 }
 
 TEST(linear, non_finite_activations_give_nan_for_that_token_only) {

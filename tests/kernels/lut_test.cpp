@@ -137,6 +137,62 @@ TEST(lut_tables, entries_within_half_a_step_of_the_signed_sums) {
     }
 }
 
+// Finite activations whose signed sums overflow (3e38 + 3e38) make the block non-finite too;
+// subnormal blocks, too small for 127 / max|T|, count as zero blocks.
+TEST(lut_tables, overflowing_sums_give_a_nan_scale_and_subnormal_blocks_zero) {
+  std::vector<float> x(96, 1.0f);
+  x[33] = 3e38f;
+  x[34] = 3e38f;
+  for (std::size_t c = 64; c < 96; ++c) x[c] = 1e-40f;
+  kernels::lut_activations a;
+  kernels::build_lut_tables(std::span<const float>(x), 1, 96, a);
+  EXPECT_EQ(a.scale_row(0)[0], 1.0f * 4 / 127 / 2);
+  EXPECT_TRUE(std::isnan(a.scale_row(0)[1]));
+  EXPECT_EQ(a.scale_row(0)[2], 0.0f);
+  for (std::size_t i = 128; i < 384; ++i) ASSERT_EQ(a.q_row(0)[i], 0);
+}
+
+// The AVX2 table builder against the scalar spec, byte for byte and bit for bit: fp32, fp16 and
+// bf16 input, K with every tail length 1-31 and none, tokens with zero, NaN, inf, overflowing,
+// subnormal and tied (x.5 after scaling) blocks.
+template <class T>
+void avx2_tables_match_scalar() {
+#if LOWBIT_HAS_AVX2
+  for (std::size_t cols : {32, 64, 96, 100, 129, 255, 256, 4096 + 7}) {
+    const std::size_t tokens = 6;
+    const auto g = lowbit_test::gaussian(tokens * cols, 91);
+    std::vector<T> x(g.size());
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = T(g[i]);
+    for (std::size_t c = 0; c < std::min<std::size_t>(cols, 32); ++c) x[cols + c] = T(0.0f);
+    for (std::size_t c = 32; c < std::min<std::size_t>(cols, 64); ++c) x[cols + c] = T(c % 2 ? 1e-40f : -3e-39f);
+    x[2 * cols + cols / 2] = T(std::numeric_limits<float>::quiet_NaN());
+    x[3 * cols + cols - 1] = T(-std::numeric_limits<float>::infinity());
+    if constexpr (!std::is_same_v<T, half>) {
+      x[4 * cols] = T(3e38f);
+      x[4 * cols + 1] = T(3e38f);
+    }
+    for (std::size_t c = 0; c < cols; ++c) x[5 * cols + c] = T(c % 3 == 0 ? 1e-40f : static_cast<float>(c % 7) - 3.0f);
+    kernels::lut_activations want, got;
+    kernels::build_lut_tables(std::span<const T>(x), tokens, cols, want);
+    kernels::avx2::build_lut_tables(std::span<const T>(x), tokens, cols, got);
+    ASSERT_EQ(got.q.size(), want.q.size());
+    for (std::size_t i = 0; i < want.q.size(); ++i) ASSERT_EQ(got.q[i], want.q[i]) << "cols " << cols << " at " << i;
+    for (std::size_t i = 0; i < want.scale.size(); ++i) {
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.scale[i]), std::bit_cast<std::uint32_t>(want.scale[i])) << i;
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.xsum[i]), std::bit_cast<std::uint32_t>(want.xsum[i])) << i;
+    }
+  }
+#else
+  GTEST_SKIP() << "built without AVX2";
+#endif
+}
+
+TEST(lut_tables, avx2_builder_bit_exact_against_the_scalar_spec) {
+  avx2_tables_match_scalar<float>();
+  avx2_tables_match_scalar<half>();
+  avx2_tables_match_scalar<bfloat16>();
+}
+
 template <class S>
 void lut_matches_reference() {
   for (const shape& s : shapes) {

@@ -1,8 +1,10 @@
 // Activations of the integer-dot path: each token's row of X is cut into blocks of act_block
 // codes (32, or a whole 160-code span for base-3 ternary), quantized to int8 with one absmax scale
 // per block, s = amax / 127, q = round_nearest_even(x * (127 / amax)), |q| <= 127, and stored
-// span by span in kernel order (kernels/layout.hpp). All-zero blocks get s = 0; a block holding
-// NaN or inf gets s = NaN and q = 0, so the outputs of that token are NaN. Columns past K are zero.
+// span by span in kernel order (kernels/layout.hpp). All-zero blocks get s = 0, and so do blocks
+// so tiny that 127 / amax overflows (amax < 3.7e-37: subnormal activations); a block holding NaN
+// or inf gets s = NaN and q = 0, so the outputs of that token are NaN. Columns past K are zero.
+// kernels/avx2/activations.hpp is the same computation with AVX2, bit for bit.
 #pragma once
 
 #include "lowbit/core/buffer.hpp"
@@ -67,6 +69,7 @@ void quantize_activation_row(const T* x, std::size_t cols, std::int8_t* q, float
       const float amax = s[c0 / B + k];
       inv[k] = std::isfinite(amax) && amax != 0.0f ? 127.0f / amax : 0.0f;
       s[c0 / B + k] = amax / 127.0f;
+      if (!std::isfinite(inv[k])) inv[k] = s[c0 / B + k] = 0.0f; // amax < 127 / FLT_MAX: a zero block
     }
     std::int8_t* qs = q + c0;
     for (std::size_t p = 0; p < G::span; ++p) {

@@ -20,6 +20,7 @@
 #include "lowbit/kernels/reference.hpp"
 
 #if LOWBIT_HAS_AVX2
+#include "lowbit/kernels/avx2/activations.hpp"
 #include "lowbit/kernels/avx2/float_dot.hpp"
 #include "lowbit/kernels/avx2/int8_dot.hpp"
 #include "lowbit/kernels/avx2/lut_dot.hpp"
@@ -72,7 +73,7 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
   if constexpr (path == linear_path::int8_dot) {
-    kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
+    kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
     ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_scratch_size(w));
     kernels::avx2::linear_int8(w, ws.activations, y, bias, ws.scratch.data());
   } else {
@@ -104,10 +105,11 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<
   if (tokens == 0) return;
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
-  kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
 #if LOWBIT_HAS_AVX2
+  kernels::avx2::build_lut_tables(x, tokens, w.cols(), ws.tables);
   kernels::avx2::linear_lut(w, ws.tables, y, bias);
 #else
+  kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
   kernels::scalar::linear_lut(w, ws.tables, y, bias);
 #endif
 }

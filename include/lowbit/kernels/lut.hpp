@@ -276,32 +276,39 @@ struct lut_activations {
 
 // One token's tables: T[m] = ((+-x0 +- x1) +- x2) +- x3 in fp32 (so T[15 - m] = -T[m]), then per
 // block u = max|T| / 127, q = round_nearest_even(T * (127 / max|T|)), s = u / 2, and the block's
-// activation sum.
+// activation sum in the order of an 8-lane vector reduction:
+//   v[l] = ((x[l] + x[8 + l]) + x[16 + l]) + x[24 + l], h[i] = v[i] + v[i + 4],
+//   xsum = (h[0] + h[2]) + (h[1] + h[3]).
+// A block holding NaN or inf, or whose sums overflow to inf, gets s = NaN and q = 0; an all-zero
+// block, or one so tiny that 127 / max|T| overflows (subnormal activations), gets s = 0 and q = 0.
+// The AVX2 builder (kernels/avx2/activations.hpp) is bit-exact against this one.
 template <activation_type T>
 void build_lut_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale,
                          float* xsum) noexcept {
   float t[lut_tables_per_block][16];
   for (std::size_t b = 0; b < blocks; ++b) {
-    float amax = 0.0f, sum = 0.0f;
+    float xv[lut_block];
     bool bad = false;
-    for (std::size_t j = 0; j < lut_tables_per_block; ++j) {
-      float xv[lut_group];
-      for (std::size_t l = 0; l < lut_group; ++l) {
-        const std::size_t c = b * lut_block + j * lut_group + l;
-        xv[l] = c < cols ? lowbit::detail::widen(x[c]) : 0.0f;
-        bad = bad || !std::isfinite(xv[l]);
-        sum += xv[l];
-      }
-      for (unsigned m = 0; m < 16; ++m) {
-        float v = (m & 1u) ? xv[0] : -xv[0];
-        for (unsigned l = 1; l < lut_group; ++l) v += (m >> l & 1u) ? xv[l] : -xv[l];
-        t[j][m] = v;
-        amax = std::max(amax, std::fabs(v));
-      }
+    for (std::size_t c = 0; c < lut_block; ++c) {
+      xv[c] = b * lut_block + c < cols ? lowbit::detail::widen(x[b * lut_block + c]) : 0.0f;
+      bad = bad || !std::isfinite(xv[c]);
     }
+    float v[8], h[4];
+    for (std::size_t l = 0; l < 8; ++l) v[l] = ((xv[l] + xv[8 + l]) + xv[16 + l]) + xv[24 + l];
+    for (std::size_t i = 0; i < 4; ++i) h[i] = v[i] + v[i + 4];
+    xsum[b] = (h[0] + h[2]) + (h[1] + h[3]);
+    float amax = 0.0f;
+    for (std::size_t j = 0; j < lut_tables_per_block; ++j)
+      for (unsigned m = 0; m < 16; ++m) {
+        const float* g = xv + j * lut_group;
+        float e = (m & 1u) ? g[0] : -g[0];
+        for (unsigned l = 1; l < lut_group; ++l) e += (m >> l & 1u) ? g[l] : -g[l];
+        t[j][m] = e;
+        amax = std::max(amax, std::fabs(e));
+      }
+    bad = bad || !std::isfinite(amax);
     std::int8_t* qb = q + b * lut_tables_per_block * 16;
-    xsum[b] = sum;
-    if (bad || amax == 0.0f) {
+    if (bad || !std::isfinite(127.0f / amax)) { // amax = 0 or below 127 / FLT_MAX: a zero block
       std::fill(qb, qb + lut_tables_per_block * 16, std::int8_t{0});
       scale[b] = bad ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
     } else {
