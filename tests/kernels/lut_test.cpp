@@ -51,6 +51,7 @@ using int4_row = int_sym<4, 0, fp32_scale, granularity::row>;
 using uint4_g64 = int_asym<4, 64>;
 using uint2_g32 = int_asym<2, 32, bf16>;
 using uint3_row = int_asym<3, 0, fp16, granularity::row>;
+using uint1_g64 = int_asym<1, 64>; // binary weights: min or max of each group
 using ternary_g64 = ternary_scheme<granularity::group, 64>;
 using midrise4_g128 = block_scheme<codebook<midrise_table<4>>, fp16, granularity::group, 128, absmax_scale<>>;
 using int4_e8m0_g32 = block_scheme<integer_format<4>, e8m0, granularity::group, 32, absmax_scale<>>;
@@ -86,6 +87,7 @@ TEST(lut_layout, bit_planes_reproduce_every_code) {
   decomposition_matches_decode<int3_g128>();
   decomposition_matches_decode<uint4_g64>();
   decomposition_matches_decode<uint2_g32>();
+  decomposition_matches_decode<uint1_g64>();
   decomposition_matches_decode<ternary_absmean>();
   decomposition_matches_decode<ternary_absmean_base3>();
   decomposition_matches_decode<midrise4_g128>();
@@ -229,6 +231,7 @@ TEST(linear_lut, zero_points_bit_exact) {
   lut_matches_reference<uint4_g64>();
   lut_matches_reference<uint2_g32>();
   lut_matches_reference<uint3_row>();
+  lut_matches_reference<uint1_g64>();
 }
 TEST(linear_lut, ternary_bit_exact) {
   lut_matches_reference<ternary_absmean>();
