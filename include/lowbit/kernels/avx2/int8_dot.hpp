@@ -34,7 +34,22 @@ struct span_decoder {
   static constexpr bool eight = !base3 && S::code_bits == 8;
   static constexpr const auto& utable = int8_unsigned_table_v<S>;
   static constexpr bool unsigned_values = utable.usable; // else signed values (minus zero points)
-  static constexpr bool lookup = !eight && !(unsigned_values && utable.identity);
+  // Unsigned tables that are the code xor a constant (two's-complement integers: u = v + 2^(b-1)
+  // = code ^ 2^(b-1)) take one xor on the loaded bytes instead of a shuffle per chunk.
+  static constexpr unsigned xor_key = [] {
+    if constexpr (base3 || eight || !unsigned_values) {
+      return 0u;
+    } else {
+      const unsigned n = 1u << S::code_bits;
+      for (unsigned k = 1; k < n; ++k) {
+        bool ok = true;
+        for (unsigned c = 0; c < n; ++c) ok = ok && utable.u[c] == (c ^ k);
+        if (ok) return k;
+      }
+      return 0u;
+    }
+  }();
+  static constexpr bool lookup = !eight && !(unsigned_values && (utable.identity || xor_key != 0));
   __m256i table{};
 
   span_decoder() noexcept {
@@ -56,6 +71,11 @@ struct span_decoder {
   };
   static void load(const std::uint8_t* p, state& st, __m256i& bad) noexcept {
     st.v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    if constexpr (xor_key != 0) {
+      unsigned pattern = 0;
+      for (int i = 0; i < 8; i += S::code_bits) pattern |= xor_key << i;
+      st.v = _mm256_xor_si256(st.v, _mm256_set1_epi8(static_cast<char>(pattern)));
+    }
     if constexpr (base3) {
       bad =
           _mm256_or_si256(bad, _mm256_xor_si256(_mm256_min_epu8(st.v, _mm256_set1_epi8(static_cast<char>(242))), st.v));
@@ -223,6 +243,18 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
       row_zero[r] = _mm256_set1_epi8(S::has_zero_point ? static_cast<char>(w.zero_points()[unit0[r]]) : 0);
     }
   }
+  // The tokens' rows of activations, lane scales and lane offsets (hoisted: the compiler reloads
+  // them from `a` in every span otherwise).
+  const std::int8_t* xrow[T];
+  const float* xscale[T];
+  const std::int32_t* xoffset[T];
+  LOWBIT_UNROLL
+  for (int t = 0; t < T; ++t) {
+    const std::size_t tok = t0 + static_cast<std::size_t>(t);
+    xrow[t] = a.q_row(tok);
+    xscale[t] = a.lane_scale_row(tok);
+    xoffset[t] = a.lane_offset_row(tok);
+  }
   const auto span_step = [&](std::size_t sp, const std::uint8_t* const* src) LOWBIT_ALWAYS_INLINE {
     typename D::state st[R];
     __m256 wscale[R];
@@ -254,7 +286,7 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
       }
       LOWBIT_UNROLL
       for (int t = 0; t < T; ++t) {
-        const std::int8_t* xq = a.q_row(t0 + static_cast<std::size_t>(t)) + sp * G::span + h * chunk;
+        const std::int8_t* xq = xrow[t] + sp * G::span + h * chunk;
         const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq));
         LOWBIT_UNROLL
         for (int r = 0; r < R; ++r) {
@@ -274,10 +306,9 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
     }
     LOWBIT_UNROLL
     for (int t = 0; t < T; ++t) {
-      const std::size_t tok = t0 + static_cast<std::size_t>(t);
-      const __m256 xs = _mm256_load_ps(a.lane_scale_row(tok) + sp * 8);
+      const __m256 xs = _mm256_load_ps(xscale[t] + sp * 8);
       [[maybe_unused]] __m256i off;
-      if constexpr (uvals) off = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.lane_offset_row(tok) + sp * 8));
+      if constexpr (uvals) off = _mm256_load_si256(reinterpret_cast<const __m256i*>(xoffset[t] + sp * 8));
       LOWBIT_UNROLL
       for (int r = 0; r < R; ++r) {
         __m256i i = isum[r][t];
