@@ -336,6 +336,46 @@ LOWBIT_SMALL_BATCH(int2_g32);
 LOWBIT_SMALL_BATCH(ternary_absmean);
 LOWBIT_SMALL_BATCH(ternary_absmean_base3);
 
+// ---- Activation preparation, per call of linear() ------------------------------------------
+// One token of K = 8192 columns: the integer-dot path's int8 quantizer and the LUT path's table
+// builder, scalar spec (impl 0) against AVX2 (impl 1). Counter: activations per second.
+template <class S, bool Lut>
+void activation_prep(benchmark::State& state) {
+  const bool simd = state.range(0) == 1;
+  const std::size_t cols = 8192;
+  const auto x = gaussian(cols, 7);
+  kernels::int8_activations a;
+  kernels::lut_activations t;
+  for (auto _ : state) {
+    if constexpr (Lut) {
+#if LOWBIT_HAS_AVX2
+      if (simd)
+        kernels::avx2::build_lut_tables(std::span<const float>(x), 1, cols, t);
+      else
+#endif
+        kernels::build_lut_tables(std::span<const float>(x), 1, cols, t);
+      benchmark::DoNotOptimize(t.q.data());
+    } else {
+#if LOWBIT_HAS_AVX2
+      if (simd)
+        kernels::avx2::quantize_activations<S>(std::span<const float>(x), 1, cols, a);
+      else
+#endif
+        kernels::quantize_activations<S>(std::span<const float>(x), 1, cols, a);
+      benchmark::DoNotOptimize(a.q.data());
+    }
+  }
+  state.counters["Mact/s"] = benchmark::Counter(
+      static_cast<double>(cols) * 1e-6 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+#define LOWBIT_ACTIVATION_PREP(S, Lut)                                                                                 \
+  BENCHMARK_TEMPLATE(activation_prep, S, Lut)->ArgNames({"impl"})->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)
+LOWBIT_ACTIVATION_PREP(int4_g32, false);
+LOWBIT_ACTIVATION_PREP(int2_g32, false);
+LOWBIT_ACTIVATION_PREP(nvfp4, false);
+LOWBIT_ACTIVATION_PREP(ternary_absmean_base3, false);
+LOWBIT_ACTIVATION_PREP(int4_g32, true);
+
 // ---- Eigen fp32 baselines -------------------------------------------------------------------
 
 #if defined(LOWBIT_BENCH_EIGEN)

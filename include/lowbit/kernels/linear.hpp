@@ -36,7 +36,7 @@
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 8
 #endif
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
-#define LOWBIT_LUT_MAX_TOKENS_4BIT 2
+#define LOWBIT_LUT_MAX_TOKENS_4BIT 8
 #endif
 
 namespace lowbit {
