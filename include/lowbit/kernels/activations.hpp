@@ -88,8 +88,11 @@ void quantize_activation_row(const T* x, std::size_t cols, std::int8_t* q, float
   }
 }
 
-template <scheme S, activation_type T>
-void quantize_activations(std::span<const T> x, std::size_t tokens, std::size_t cols, int8_activations& out) {
+// Sizes `out` for `tokens` rows of `cols` and fills it token by token with `row`, a function
+// with quantize_activation_row's parameters (the scalar spec here, its AVX2 twin elsewhere).
+template <scheme S, activation_type T, class Row>
+void quantize_activations_by_row(std::span<const T> x, std::size_t tokens, std::size_t cols, int8_activations& out,
+                                 Row&& row) {
   using G = chunk_geometry<S>;
   out.tokens = tokens;
   out.spans = G::spans(cols);
@@ -100,9 +103,13 @@ void quantize_activations(std::span<const T> x, std::size_t tokens, std::size_t 
   out.lane_scale.resize(tokens * out.spans * 8);
   out.lane_offset.resize(tokens * out.spans * 8);
   for (std::size_t t = 0; t < tokens; ++t)
-    quantize_activation_row<S>(x.data() + t * cols, cols, out.q.data() + t * out.positions,
-                               out.scale.data() + t * out.blocks, out.lane_scale.data() + t * out.spans * 8,
-                               out.lane_offset.data() + t * out.spans * 8);
+    row(x.data() + t * cols, cols, out.q.data() + t * out.positions, out.scale.data() + t * out.blocks,
+        out.lane_scale.data() + t * out.spans * 8, out.lane_offset.data() + t * out.spans * 8);
+}
+
+template <scheme S, activation_type T>
+void quantize_activations(std::span<const T> x, std::size_t tokens, std::size_t cols, int8_activations& out) {
+  quantize_activations_by_row<S>(x, tokens, cols, out, quantize_activation_row<S, T>);
 }
 
 } // namespace lowbit::kernels

@@ -321,16 +321,24 @@ void build_lut_table_row(const T* x, std::size_t cols, std::size_t blocks, std::
   }
 }
 
-template <activation_type T>
-void build_lut_tables(std::span<const T> x, std::size_t tokens, std::size_t cols, lut_activations& out) {
+// Sizes `out` for `tokens` rows of `cols` and fills it token by token with `row`, a function with
+// build_lut_table_row's parameters (the scalar spec here, its AVX2 twin elsewhere).
+template <activation_type T, class Row>
+void build_lut_tables_by_row(std::span<const T> x, std::size_t tokens, std::size_t cols, lut_activations& out,
+                             Row&& row) {
   out.tokens = tokens;
   out.blocks = (cols + lut_block - 1) / lut_block;
   out.q.resize(tokens * out.row_entries());
   out.scale.resize(tokens * out.blocks);
   out.xsum.resize(tokens * out.blocks);
   for (std::size_t t = 0; t < tokens; ++t)
-    build_lut_table_row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(),
-                        out.scale.data() + t * out.blocks, out.xsum.data() + t * out.blocks);
+    row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(), out.scale.data() + t * out.blocks,
+        out.xsum.data() + t * out.blocks);
+}
+
+template <activation_type T>
+void build_lut_tables(std::span<const T> x, std::size_t tokens, std::size_t cols, lut_activations& out) {
+  build_lut_tables_by_row(x, tokens, cols, out, build_lut_table_row<T>);
 }
 
 // Shared checks of the LUT entry points (an empty W: a default-constructed lut_matrix).

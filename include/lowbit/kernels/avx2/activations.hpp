@@ -176,19 +176,7 @@ void quantize_activation_row(const T* x, std::size_t cols, std::int8_t* q, float
 
 template <scheme S, activation_type T>
 void quantize_activations(std::span<const T> x, std::size_t tokens, std::size_t cols, int8_activations& out) {
-  using G = chunk_geometry<S>;
-  out.tokens = tokens;
-  out.spans = G::spans(cols);
-  out.positions = out.spans * G::span;
-  out.blocks = out.positions / G::act_block;
-  out.q.resize(tokens * out.positions);
-  out.scale.resize(tokens * out.blocks);
-  out.lane_scale.resize(tokens * out.spans * 8);
-  out.lane_offset.resize(tokens * out.spans * 8);
-  for (std::size_t t = 0; t < tokens; ++t)
-    avx2::quantize_activation_row<S>(x.data() + t * cols, cols, out.q.data() + t * out.positions,
-                                     out.scale.data() + t * out.blocks, out.lane_scale.data() + t * out.spans * 8,
-                                     out.lane_offset.data() + t * out.spans * 8);
+  kernels::quantize_activations_by_row<S>(x, tokens, cols, out, avx2::quantize_activation_row<S, T>);
 }
 
 // build_lut_table_row (kernels/lut.hpp) with AVX2, bit for bit: each table's 16 signed sums as
@@ -247,14 +235,7 @@ void build_lut_table_row(const T* x, std::size_t cols, std::size_t blocks, std::
 
 template <activation_type T>
 void build_lut_tables(std::span<const T> x, std::size_t tokens, std::size_t cols, lut_activations& out) {
-  out.tokens = tokens;
-  out.blocks = (cols + lut_block - 1) / lut_block;
-  out.q.resize(tokens * out.row_entries());
-  out.scale.resize(tokens * out.blocks);
-  out.xsum.resize(tokens * out.blocks);
-  for (std::size_t t = 0; t < tokens; ++t)
-    avx2::build_lut_table_row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(),
-                              out.scale.data() + t * out.blocks, out.xsum.data() + t * out.blocks);
+  kernels::build_lut_tables_by_row(x, tokens, cols, out, avx2::build_lut_table_row<T>);
 }
 
 } // namespace lowbit::kernels::avx2
