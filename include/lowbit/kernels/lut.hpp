@@ -1,6 +1,10 @@
 // Lookup-table (LUT) kernels for 2-4-bit integer and ternary weights, after T-MAC (Wei et al.,
-// 2024): no weight is decoded. A weight value is an affine function of its code's bits,
-//   v(code) = c + sum_i a_i * bit_i(code ^ flip)   (a_i >= 0; lut_traits below),
+// 2024): no weight is decoded. A weight value is an affine function of the bits of its code's
+// plane pattern p(code), which pack_for_lut writes instead of the code,
+//   v(code) = c + sum_i a_i * bit_i(p(code))   (a_i >= 0; lut_traits below),
+// with p(code) = code ^ flip for integer grids, and a re-encoding with the smallest A = sum_i a_i
+// where the element leaves codes unused (ternary: -1 -> 00, 0 -> 01, +1 -> 11, so a = (1, 1),
+// A = 2 and k = 0 below, instead of a = (1, 2) on its codes' own bits),
 // or with signs b'_i = 2 * bit_i - 1 in {-1, +1}: v = k + sum_i (a_i / 2) * b'_i, k = c + A / 2,
 // A = sum_i a_i. So a row's dot product with 4 activations x0..x3 is k * (x0 + .. + x3) plus, for
 // every bit plane i, a_i / 2 times one of the 16 signed sums T[m] = sum_l (+-x_l), the sign of x_l
@@ -61,7 +65,7 @@ inline constexpr std::size_t lut_tile_rows = 16; // rows per shuffle
 inline constexpr std::size_t lut_tables_per_block = lut_block / lut_group;
 
 // The bit-plane decomposition of a scheme's element values (its int8 table, kernels/layout.hpp):
-// v(code) = c + sum_i a[i] * bit_i(code ^ flip) for every valid code, with a[i] >= 0.
+// v(code) = c + sum_i a[i] * bit_i(pattern[code]) for every valid code, with a[i] >= 0.
 template <scheme S>
 struct lut_traits {
   static constexpr bool base3 = S::layout == code_layout::base3;
@@ -87,11 +91,50 @@ struct lut_traits {
 
   struct decomposition {
     bool ok = false;
-    unsigned flip = 0;
     int c = 0;
     std::array<std::uint8_t, 4> a{};
+    std::array<std::uint8_t, 16> pattern{}; // plane bits written for each valid code
+    constexpr int asum() const noexcept { return a[0] + a[1] + a[2] + a[3]; }
   };
-  static constexpr decomposition find() {
+  // With 2 planes and unused codes (ternary), the re-encoding with the smallest A, then k = 0.
+  static constexpr decomposition reencode(const decomposition& d) {
+    if constexpr (bits != 2 || valid_codes >= 4) {
+      return d;
+    } else {
+      using E = typename S::element;
+      const auto& t = int8_table<E>::get();
+      int lo = t.v[0];
+      for (unsigned code = 1; code < valid_codes; ++code) lo = t.v[code] < lo ? t.v[code] : lo;
+      decomposition best = d;
+      for (int a0 = 0; a0 <= 16; ++a0)
+        for (int a1 = 0; a1 <= 16; ++a1) {
+          decomposition cand;
+          cand.c = lo;
+          cand.a[0] = static_cast<std::uint8_t>(a0);
+          cand.a[1] = static_cast<std::uint8_t>(a1);
+          bool ok = true;
+          for (unsigned code = 0; code < valid_codes && ok; ++code) {
+            ok = false;
+            for (unsigned p = 0; p < 4 && !ok; ++p)
+              if (lo + (p & 1u ? a0 : 0) + (p & 2u ? a1 : 0) == t.v[code]) {
+                cand.pattern[code] = static_cast<std::uint8_t>(p);
+                ok = true;
+              }
+          }
+          const bool better =
+              !best.ok || cand.asum() < best.asum() ||
+              (cand.asum() == best.asum() && 2 * cand.c + cand.asum() == 0 && 2 * best.c + best.asum() != 0);
+          if (ok && better) {
+            cand.ok = true;
+            best = cand;
+          }
+        }
+      return best;
+    }
+  }
+  static constexpr decomposition find() { return reencode(find_flip()); }
+  // The codes' own bits, xor a constant code `flip` (the code of the smallest value).
+  static constexpr decomposition find_flip() {
     decomposition d;
     if constexpr (S::code_bits > 4 && !base3) {
       return d;
@@ -103,8 +146,8 @@ struct lut_traits {
       for (unsigned f = 0; f < n; ++f) {
         if (f >= valid_codes) continue;
         decomposition cand;
-        cand.flip = f;
         cand.c = t.v[f];
+        for (unsigned code = 0; code < valid_codes; ++code) cand.pattern[code] = static_cast<std::uint8_t>(code ^ f);
         bool ok = true;
         int sum = 0;
         for (int i = 0; i < bits && ok; ++i) {
@@ -128,17 +171,9 @@ struct lut_traits {
     }
   }
   static constexpr decomposition dec = find();
-  // k = c + A / 2, the constant of the signed form (a multiple of 1/2).
-  static constexpr float k = [] {
-    int a = 0;
-    for (std::size_t i = 0; i < 4; ++i) a += dec.a[i];
-    return static_cast<float>(2 * dec.c + a) / 2;
-  }();
-  static constexpr int asum = [] {
-    int a = 0;
-    for (std::size_t i = 0; i < 4; ++i) a += dec.a[i];
-    return a;
-  }();
+  // k = c + A / 2, the constant of the signed form (a multiple of 1/2); A = asum.
+  static constexpr int asum = dec.asum();
+  static constexpr float k = static_cast<float>(2 * dec.c + asum) / 2;
 
   // Scale units along a row, and the unit of 32-column block b.
   static std::size_t units(std::size_t cols) noexcept {
@@ -233,9 +268,9 @@ lut_matrix<T> pack_for_lut(const qmatrix<T>& w) {
           unsigned idx = 0;
           for (std::size_t l = 0; l < lut_group; ++l) {
             const std::size_t c = b * lut_block + j * lut_group + l;
-            // Columns past the padded row read as code `flip` (all plane bits 0); their activations are 0.
-            const unsigned code = c < pc ? codes[c] : tr::dec.flip;
-            idx |= ((code ^ tr::dec.flip) >> i & 1u) << l;
+            // Columns past the padded row: plane bits 0 (their activations are 0).
+            const unsigned p = c < pc ? tr::dec.pattern[codes[c]] : 0u;
+            idx |= (p >> i & 1u) << l;
           }
           const std::size_t p = i / 2, k = i % 2;
           dst[((b * 4 + gp) * tr::pairs + p) * 32 + 2 * rr + k] |= static_cast<std::uint8_t>(idx << shift);

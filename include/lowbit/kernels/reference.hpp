@@ -11,7 +11,7 @@
 //   acc[l] = fma(float(isum), weight_scale * activation_scale, acc[l]) with the scales of the
 //   lane's codes; Y = lane_sum(acc) + bias.
 // - linear_lut: the LUT path (kernels/lut.hpp), bit for bit, computed from the qmatrix itself
-//   (not from pack_for_lut's layout): each code split into its bit planes, each plane's 4-bit
+//   (not from pack_for_lut's layout): each code's plane pattern split into bit planes, each plane's 4-bit
 //   index looked up in the token's int8 tables.
 #pragma once
 
@@ -154,8 +154,8 @@ void linear_lut(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, s
             unsigned idx = 0;
             for (std::size_t l = 0; l < lut_group; ++l) {
               const std::size_t c = b * lut_block + j * lut_group + l;
-              const unsigned code = c < pc ? codes[c] : tr::dec.flip;
-              idx |= ((code ^ tr::dec.flip) >> i & 1u) << l;
+              const unsigned p = c < pc ? tr::dec.pattern[codes[c]] : 0u; // plane bits 0 past the row
+              idx |= (p >> i & 1u) << l;
             }
             isum += tr::dec.a[i] * q[(b * kernels::lut_tables_per_block + j) * 16 + idx];
           }
