@@ -5,8 +5,10 @@
 // activations do. 256 calibration tokens give the per-channel statistics that SmoothQuant and the
 // importance-weighted MSE search use. Each row shows the storage cost, the SQNR of the output
 // Y = X W^T on 16 fresh tokens against fp32, and the median one-token GEMV time (online input
-// transform included) against a plain fp32 loop on the same threads. These schemes all run on
-// the int8-dot kernel, which also rounds the activations to int8 per 32 inputs.
+// transform included) against a plain fp32 loop on the same threads. Each layer is prepared once
+// as a linear_weights: the one-token GEMV runs the LUT kernel where the scheme has one (INT4,
+// ternary) and the int8-dot kernel otherwise (the "GEMV kernel" column); the 16 tokens of the SQNR
+// run the int8-dot kernel, which also rounds the activations to int8 per 32 inputs.
 //
 //   quickstart [features]   (a features x features layer, default 4096)
 #include <lowbit/lowbit.hpp>
@@ -81,23 +83,26 @@ int main(int argc, char** argv) {
               lowbit::isa_name(lowbit::compiled_isa), lowbit::max_threads());
   std::printf("SQNR of Y on %zu tokens vs fp32; GEMV = median of 21 one-token calls, fp32 loop %.0f us\n\n", tokens,
               fp32_us);
-  std::printf("%-10s %-34s %6s %8s %8s %8s\n", "scheme", "policy", "bits/w", "SQNR dB", "GEMV us", "speed-up");
+  std::printf("%-10s %-34s %6s %8s %8s %8s  %s\n", "scheme", "policy", "bits/w", "SQNR dB", "GEMV us", "speed-up",
+              "GEMV kernel");
 
   const auto row = [&]<lowbit::scheme S>(S, const char* label, const auto& policy) {
     const auto layer = policy.template quantize<S>(w, n, k, &calib);
+    // Packed once for every kernel that runs S: the LUT kernel at small batches where S has one.
+    const lowbit::linear_weights<S> weight(layer.weight);
     lowbit::linear_workspace ws; // reused: calls after the first do not allocate
     std::vector<float> xt(x.size()), y(tokens * n);
     const auto forward = [&](std::size_t count) { // Y[0:count] = input(X[0:count]) * Q^T
       const std::span<float> in = std::span(xt).first(count * k);
       std::copy_n(x.begin(), in.size(), in.begin());
       layer.input.apply(in, count); // the smoothing and rotation folded into the weights
-      lowbit::linear(std::span<const float>(in), count, layer.weight, std::span(y).first(count * n), {}, &ws);
+      lowbit::linear(std::span<const float>(in), count, weight, std::span(y).first(count * n), {}, &ws);
     };
     forward(tokens);
     const double sqnr = lowbit::measure_error(y32, y).sqnr_db;
     const double us = median_us([&] { forward(1); });
-    std::printf("%-10s %-34s %6.2f %8.2f %8.0f %7.2fx\n", label, policy.name().c_str(), layer.weight.bits_per_weight(),
-                sqnr, us, fp32_us / us);
+    std::printf("%-10s %-34s %6.2f %8.2f %8.0f %7.2fx  %s\n", label, policy.name().c_str(),
+                layer.weight.bits_per_weight(), sqnr, us, fp32_us / us, lowbit::linear_weights<S>::kernel_for(1));
   };
   using namespace lowbit;
   const pipeline plain{rtn_absmax{}};

@@ -1,4 +1,4 @@
-// Lookup-table (LUT) kernels for 2-4-bit integer and ternary weights, after T-MAC (Wei et al.,
+// Lookup-table (LUT) kernels for 1-4-bit integer and ternary weights, after T-MAC (Wei et al.,
 // 2024): no weight is decoded. A weight value is an affine function of the bits of its code's
 // plane pattern p(code), which pack_for_lut writes instead of the code,
 //   v(code) = c + sum_i a_i * bit_i(p(code))   (a_i >= 0; lut_traits below),
@@ -143,8 +143,7 @@ struct lut_traits {
       const auto& t = int8_table<E>::get();
       if (!t.exact) return d;
       const unsigned n = 1u << bits;
-      for (unsigned f = 0; f < n; ++f) {
-        if (f >= valid_codes) continue;
+      for (unsigned f = 0; f < n && f < valid_codes; ++f) {
         decomposition cand;
         cand.c = t.v[f];
         for (unsigned code = 0; code < valid_codes; ++code) cand.pattern[code] = static_cast<std::uint8_t>(code ^ f);
