@@ -8,6 +8,7 @@
 #pragma once
 
 #include "lowbit/core/buffer.hpp"
+#include "lowbit/core/threading.hpp"
 #include "lowbit/formats/convert.hpp"
 #include "lowbit/formats/half.hpp"
 #include "lowbit/kernels/layout.hpp"
@@ -102,9 +103,12 @@ void quantize_activations_by_row(std::span<const T> x, std::size_t tokens, std::
   out.scale.resize(tokens * out.blocks);
   out.lane_scale.resize(tokens * out.spans * 8);
   out.lane_offset.resize(tokens * out.spans * 8);
-  for (std::size_t t = 0; t < tokens; ++t)
-    row(x.data() + t * cols, cols, out.q.data() + t * out.positions, out.scale.data() + t * out.blocks,
-        out.lane_scale.data() + t * out.spans * 8, out.lane_offset.data() + t * out.spans * 8);
+  // Tokens are independent: split across threads once there is enough of them.
+  parallel_rows(tokens, tokens * cols, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t t = begin; t < end; ++t)
+      row(x.data() + t * cols, cols, out.q.data() + t * out.positions, out.scale.data() + t * out.blocks,
+          out.lane_scale.data() + t * out.spans * 8, out.lane_offset.data() + t * out.spans * 8);
+  });
 }
 
 template <scheme S, activation_type T>

@@ -41,6 +41,7 @@
 
 #include "lowbit/core/buffer.hpp"
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
@@ -365,9 +366,13 @@ void build_lut_tables_by_row(std::span<const T> x, std::size_t tokens, std::size
   out.q.resize(tokens * out.row_entries());
   out.scale.resize(tokens * out.blocks);
   out.xsum.resize(tokens * out.blocks);
-  for (std::size_t t = 0; t < tokens; ++t)
-    row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(), out.scale.data() + t * out.blocks,
-        out.xsum.data() + t * out.blocks);
+  // Tokens are independent: split across threads once there is enough of them (each activation
+  // costs about as much as 8 touched elements elsewhere).
+  parallel_rows(tokens, tokens * cols * 8, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t t = begin; t < end; ++t)
+      row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(),
+          out.scale.data() + t * out.blocks, out.xsum.data() + t * out.blocks);
+  });
 }
 
 template <activation_type T>
