@@ -6,6 +6,7 @@
 #include "lowbit/kernels/linear.hpp"
 #include "lowbit/schemes/all.hpp"
 
+#include "kernels/kernel_test_support.hpp"
 #include "quantizers/test_data.hpp"
 
 #include <gtest/gtest.h>
@@ -18,32 +19,16 @@
 #include <string>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 namespace {
 
 using namespace lowbit;
+using lowbit_test::first_bit_difference;
+using lowbit_test::random_weights;
+using lowbit_test::set_threads;
+using lowbit_test::shape;
 
-struct shape {
-  std::size_t rows, cols, tokens;
-};
 // Odd rows (row-tile tails), K with partial chunks and partial groups, 1..9 tokens (token tails).
 const shape shapes[] = {{1, 32, 1}, {5, 64, 2}, {7, 96, 3}, {9, 160, 5}, {13, 200, 4}, {67, 320, 9}, {3, 48, 1}};
-
-template <class S>
-qmatrix<S> random_weights(std::size_t rows, std::size_t cols, std::uint32_t seed) {
-  return quantize<S>(lowbit_test::student_t3(rows * cols, seed), rows, cols);
-}
-
-void set_threads(int n) {
-#if defined(_OPENMP)
-  omp_set_num_threads(n);
-#else
-  (void)n;
-#endif
-}
 
 // Sum over k of |w_k x_k| per output: the scale of fp32 rounding error.
 std::vector<double> magnitude(const std::vector<float>& x, std::size_t tokens, const std::vector<float>& w,
@@ -71,10 +56,9 @@ void int8_matches_reference() {
       set_threads(threads);
       std::vector<float> got(want.size(), -1.0f);
       linear<linear_path::int8_dot>(std::span<const float>(x), s.tokens, w, std::span<float>(got), bias);
-      for (std::size_t i = 0; i < got.size(); ++i)
-        ASSERT_EQ(std::bit_cast<std::uint32_t>(got[i]), std::bit_cast<std::uint32_t>(want[i]))
-            << "rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens << " threads " << threads << " at "
-            << i << ": " << got[i] << " vs " << want[i];
+      const std::size_t i = first_bit_difference(got, want);
+      ASSERT_EQ(i, got.size()) << "rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens << " threads "
+                               << threads << " at " << i << ": " << got[i] << " vs " << want[i];
     }
     set_threads(2);
   }
@@ -458,12 +442,13 @@ void avx2_activations_match_scalar() {
     ASSERT_EQ(got.q.size(), want.q.size());
     for (std::size_t i = 0; i < want.q.size(); ++i)
       ASSERT_EQ(got.q[i], want.q[i]) << scheme_name<S>() << " cols " << cols << " at " << i;
-    for (std::size_t i = 0; i < want.scale.size(); ++i)
-      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.scale[i]), std::bit_cast<std::uint32_t>(want.scale[i])) << i;
-    for (std::size_t i = 0; i < want.lane_scale.size(); ++i) {
-      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.lane_scale[i]), std::bit_cast<std::uint32_t>(want.lane_scale[i]));
+    ASSERT_EQ(got.scale.size(), want.scale.size());
+    ASSERT_EQ(first_bit_difference(got.scale, want.scale), want.scale.size());
+    ASSERT_EQ(got.lane_scale.size(), want.lane_scale.size());
+    ASSERT_EQ(first_bit_difference(got.lane_scale, want.lane_scale), want.lane_scale.size());
+    ASSERT_EQ(got.lane_offset.size(), want.lane_offset.size());
+    for (std::size_t i = 0; i < want.lane_offset.size(); ++i)
       ASSERT_EQ(got.lane_offset[i], want.lane_offset[i]) << scheme_name<S>() << " cols " << cols << " at " << i;
-    }
   }
 #else
   GTEST_SKIP() << "built without AVX2";

@@ -6,6 +6,7 @@
 #include "lowbit/kernels/linear.hpp"
 #include "lowbit/schemes/all.hpp"
 
+#include "kernels/kernel_test_support.hpp"
 #include "quantizers/test_data.hpp"
 
 #include <gtest/gtest.h>
@@ -15,33 +16,17 @@
 #include <limits>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 namespace {
 
 using namespace lowbit;
+using lowbit_test::first_bit_difference;
+using lowbit_test::random_weights;
+using lowbit_test::set_threads;
+using lowbit_test::shape;
 
-void set_threads(int n) {
-#if defined(_OPENMP)
-  omp_set_num_threads(n);
-#else
-  (void)n;
-#endif
-}
-
-struct shape {
-  std::size_t rows, cols, tokens;
-};
 // Rows around the 16-row tile, K with partial 32-column blocks, 1-9 tokens.
 const shape shapes[] = {{1, 32, 1},   {5, 64, 2}, {16, 96, 3},   {17, 160, 5}, {13, 200, 4},
                         {67, 320, 9}, {3, 48, 1}, {33, 1000, 2}, {40, 512, 8}};
-
-template <class S>
-qmatrix<S> random_weights(std::size_t rows, std::size_t cols, std::uint32_t seed) {
-  return quantize<S>(lowbit_test::student_t3(rows * cols, seed), rows, cols);
-}
 
 using int2_g64 = int_sym<2, 64>;
 using int2_g32 = int_sym<2, 32>;
@@ -159,7 +144,7 @@ TEST(lut_tables, overflowing_sums_give_a_nan_scale_and_subnormal_blocks_zero) {
 }
 
 // The AVX2 table builder against the scalar spec, byte for byte and bit for bit: fp32, fp16 and
-// bf16 input, K with every tail length 1-31 and none, tokens with zero, NaN, inf, overflowing,
+// bf16 input, K with and without partial 32-column blocks, tokens with zero, NaN, inf, overflowing,
 // subnormal and tied (x.5 after scaling) blocks.
 template <class T>
 void avx2_tables_match_scalar() {
@@ -183,10 +168,10 @@ void avx2_tables_match_scalar() {
     kernels::avx2::build_lut_tables(std::span<const T>(x), tokens, cols, got);
     ASSERT_EQ(got.q.size(), want.q.size());
     for (std::size_t i = 0; i < want.q.size(); ++i) ASSERT_EQ(got.q[i], want.q[i]) << "cols " << cols << " at " << i;
-    for (std::size_t i = 0; i < want.scale.size(); ++i) {
-      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.scale[i]), std::bit_cast<std::uint32_t>(want.scale[i])) << i;
-      ASSERT_EQ(std::bit_cast<std::uint32_t>(got.xsum[i]), std::bit_cast<std::uint32_t>(want.xsum[i])) << i;
-    }
+    ASSERT_EQ(got.scale.size(), want.scale.size());
+    ASSERT_EQ(first_bit_difference(got.scale, want.scale), want.scale.size()) << "cols " << cols;
+    ASSERT_EQ(got.xsum.size(), want.xsum.size());
+    ASSERT_EQ(first_bit_difference(got.xsum, want.xsum), want.xsum.size()) << "cols " << cols;
   }
 #else
   GTEST_SKIP() << "built without AVX2";
@@ -213,10 +198,9 @@ void lut_matches_reference() {
       set_threads(threads);
       std::vector<float> got(want.size(), -1.0f);
       linear(std::span<const float>(x), s.tokens, packed, std::span<float>(got), bias);
-      for (std::size_t i = 0; i < got.size(); ++i)
-        ASSERT_EQ(std::bit_cast<std::uint32_t>(got[i]), std::bit_cast<std::uint32_t>(want[i]))
-            << scheme_name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens << " threads "
-            << threads << " at " << i << ": " << got[i] << " vs " << want[i];
+      const std::size_t i = first_bit_difference(got, want);
+      ASSERT_EQ(i, got.size()) << scheme_name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens
+                               << " threads " << threads << " at " << i << ": " << got[i] << " vs " << want[i];
     }
     set_threads(2);
   }
@@ -372,8 +356,7 @@ TEST(linear_lut, half_and_bfloat16_activations_match_their_float_values) {
   std::vector<float> a(tokens * rows), b(tokens * rows);
   linear(std::span<const half>(xh), tokens, p, std::span<float>(a));
   linear(std::span<const float>(xr), tokens, p, std::span<float>(b));
-  for (std::size_t i = 0; i < a.size(); ++i)
-    ASSERT_EQ(std::bit_cast<std::uint32_t>(a[i]), std::bit_cast<std::uint32_t>(b[i]));
+  ASSERT_EQ(first_bit_difference(a, b), a.size());
 }
 
 // linear_weights: the LUT kernel up to lut_max_tokens, the automatic path above it, bit for bit
@@ -395,9 +378,7 @@ void prepared_dispatch() {
       if (lut) reference::linear_lut<S>(std::span<const float>(x), tokens, w, want);
     }
     if (!lut) linear(std::span<const float>(x), tokens, w, std::span<float>(want));
-    for (std::size_t i = 0; i < got.size(); ++i)
-      ASSERT_EQ(std::bit_cast<std::uint32_t>(got[i]), std::bit_cast<std::uint32_t>(want[i]))
-          << scheme_name<S>() << " tokens " << tokens << " at " << i;
+    ASSERT_EQ(first_bit_difference(got, want), got.size()) << scheme_name<S>() << " tokens " << tokens;
   }
 }
 

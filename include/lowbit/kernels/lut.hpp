@@ -143,8 +143,7 @@ struct lut_traits {
       using E = typename S::element;
       const auto& t = int8_table<E>::get();
       if (!t.exact) return d;
-      const unsigned n = 1u << bits;
-      for (unsigned f = 0; f < n && f < valid_codes; ++f) {
+      for (unsigned f = 0; f < valid_codes; ++f) {
         decomposition cand;
         cand.c = t.v[f];
         for (unsigned code = 0; code < valid_codes; ++code) cand.pattern[code] = static_cast<std::uint8_t>(code ^ f);
