@@ -11,12 +11,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <set>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -43,15 +46,24 @@ std::vector<double> magnitude(const std::vector<float>& x, std::size_t tokens, c
   return m;
 }
 
-template <class S>
+// W as the integer-dot path reads it: the qmatrix itself, or its int8 packing (Pack).
+template <bool Pack, class Q>
+auto prepared(Q w) {
+  if constexpr (Pack)
+    return kernels::pack_for_int8(w);
+  else
+    return w;
+}
+
+template <class S, bool Pack = false>
 void int8_matches_reference() {
   for (const shape& s : shapes) {
     if (S::gran == granularity::group && s.cols < S::block) continue;
-    const auto w = random_weights<S>(s.rows, s.cols, 11);
+    const auto w = prepared<Pack>(random_weights<S>(s.rows, s.cols, 11));
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 12);
     const auto bias = lowbit_test::uniform(s.rows, 13);
     std::vector<float> want(s.tokens * s.rows);
-    reference::linear_int8<S>(std::span<const float>(x), s.tokens, w, want, bias);
+    reference::linear_int8(std::span<const float>(x), s.tokens, w, std::span<float>(want), bias);
     for (int threads : {1, 2, 3}) {
       set_threads(threads);
       std::vector<float> got(want.size(), -1.0f);
@@ -67,10 +79,11 @@ void int8_matches_reference() {
 // The int8 spec against the exact product with the dequantized matrix: activations are rounded
 // to within s/2 per span (s = amax / 127), weights are exact or within half an int8 step of the
 // table, and the fp32 arithmetic adds a relative 1e-5.
-template <class S>
+template <class S0, bool Pack = false>
 void int8_within_activation_rounding() {
   const std::size_t rows = 17, cols = 320, tokens = 3;
-  const auto w = random_weights<S>(rows, cols, 21);
+  const auto w = prepared<Pack>(random_weights<S0>(rows, cols, 21));
+  using S = typename std::remove_cvref_t<decltype(w)>::scheme_type;
   const auto x = lowbit_test::gaussian(tokens * cols, 22);
   const auto wd = dequantize(w);
   std::vector<float> exact(tokens * rows), got(tokens * rows);
@@ -219,6 +232,179 @@ TEST(linear_float, groups_and_column_zero_points_not_aligned_to_eight) {
   float_matches_reference<int_sym<4, 20>>();
   float_matches_reference<int_asym<4, 12>>();
   float_matches_reference<int_asym<8, 0, fp32_scale, granularity::column>>();
+}
+
+// pack_for_int8: schemes whose codes the integer-dot kernels cannot read in place.
+using fp8_g16 = block_scheme<fp8_e4m3, fp16, granularity::group, 16, absmax_scale<>>;
+using fp8_tensor = block_scheme<fp8_e4m3fnuz, fp32_scale, granularity::tensor, 0, absmax_scale<>>;
+using e5m2_row = block_scheme<fp8_e5m2, bf16, granularity::row, 0, absmax_scale<>>;
+using int6_row = int_sym<6, 0, fp32_scale, granularity::row>;
+using uint5_g64 = int_asym<5, 64>;
+using uint1_g32 = int_asym<1, 32>;
+using dyn8_g64 = block_scheme<dynamic8, fp32_scale, granularity::group, 64, absmax_scale<>>;
+
+static_assert(kernels::int8_pack_scheme<mxfp8_e4m3> && kernels::int8_pack_scheme<mxfp6_e3m2> &&
+              kernels::int8_pack_scheme<int_sym<3, 32>> && kernels::int8_pack_scheme<uint5_g64> &&
+              kernels::int8_pack_scheme<uint1_g32> && kernels::int8_pack_scheme<dyn8_g64>);
+// Already int8_dot schemes, unsigned 8-bit zero points (code - zero needs 9 bits), base 3 and
+// column scales are not packed.
+static_assert(!kernels::int8_pack_scheme<int4_group<32>> && !kernels::int8_pack_scheme<mxint8> &&
+              !kernels::int8_pack_scheme<int_asym<8, 32>> && !kernels::int8_pack_scheme<ternary_absmean_base3> &&
+              !kernels::int8_pack_scheme<int_sym<6, 0, fp32_scale, granularity::column>>);
+
+// Every code of a format: |mult * v - value| <= mult / 2 (0 where the table is exact), |v| <= 127,
+// NaN and inf codes -> 0; and which tables are exact, on what grid.
+template <class E>
+void int8_table_256_every_code(bool exact, double mult) {
+  const auto& t = kernels::int8_table<E, 256>::get();
+  EXPECT_EQ(t.exact, exact) << format_name<E>;
+  EXPECT_EQ(t.mult, static_cast<float>(mult)) << format_name<E>;
+  for (unsigned c = 0; c < (1u << E::bits); ++c) {
+    const double v = E::decode_double(static_cast<typename E::storage>(c));
+    ASSERT_LE(std::abs(int{t.v[c]}), 127);
+    if (!std::isfinite(v)) {
+      EXPECT_EQ(t.v[c], 0) << format_name<E> << " code " << c;
+      continue;
+    }
+    const double err = std::fabs(t.v[c] * static_cast<double>(t.mult) - v);
+    if (exact)
+      EXPECT_EQ(err, 0.0) << format_name<E> << " code " << c;
+    else
+      EXPECT_LE(err, 0.5 * t.mult) << format_name<E> << " code " << c;
+  }
+}
+
+TEST(int8_pack, tables_of_every_code) {
+  int8_table_256_every_code<fp8_e4m3>(false, 448.0 / 127);
+  int8_table_256_every_code<fp8_e5m2>(false, 57344.0 / 127);
+  int8_table_256_every_code<fp8_e4m3fnuz>(false, 240.0 / 127);
+  int8_table_256_every_code<fp8_e5m2fnuz>(false, 57344.0 / 127);
+  int8_table_256_every_code<fp6_e3m2>(false, 28.0 / 127);
+  int8_table_256_every_code<fp6_e2m3>(true, 0.125);
+  int8_table_256_every_code<integer_format<3>>(true, 1);
+  int8_table_256_every_code<integer_format<7, false>>(true, 1);
+  int8_table_256_every_code<integer_format<8>>(false, 128.0 / 127); // -128 does not fit
+  int8_table_256_every_code<dynamic8>(false, 1.0 / 127);
+}
+
+// Every weight of the packed matrix within half a table step (times its scale) of the original,
+// equal where the table is exact; the scales, tensor scale and storage size as documented.
+template <class S>
+void packed_weights_within_half_a_step() {
+  const std::size_t rows = 9, cols = 200;
+  const auto w = random_weights<S>(rows, cols, 61);
+  const auto p = kernels::pack_for_int8(w);
+  using P = typename decltype(p)::scheme_type;
+  const auto& t = kernels::int8_table<typename S::element, 256>::get();
+  const auto a = dequantize(w), b = dequantize(p);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) {
+      const double x = a[r * cols + c], y = b[r * cols + c]; // fp32 products: 1e-6 relative slack
+      const double bound =
+          t.exact ? 0.0 : 0.5 * t.mult * std::fabs(w.scale_at(r, c)) + 1e-6 * (std::fabs(x) + std::fabs(y));
+      ASSERT_LE(std::fabs(x - y), bound) << format_name<typename S::element> << " row " << r << " col " << c;
+    }
+  EXPECT_EQ(p.tensor_scale(), w.tensor_scale());
+  ASSERT_EQ(p.scales().size(), w.scales().size());
+  EXPECT_TRUE(std::equal(p.scales().begin(), p.scales().end(), w.scales().begin()));
+  EXPECT_EQ(p.zero_points().size(), 0u);
+  EXPECT_EQ(p.row_bytes(), w.padded_cols());
+  EXPECT_NEAR(P::bits_per_weight(rows, cols) * static_cast<double>(rows * cols), 8.0 * p.storage_bytes(), 1e-6);
+}
+
+TEST(int8_pack, packed_weights_within_half_a_table_step) {
+  packed_weights_within_half_a_step<mxfp8_e4m3>();
+  packed_weights_within_half_a_step<mxfp8_e5m2>();
+  packed_weights_within_half_a_step<mxfp6_e3m2>();
+  packed_weights_within_half_a_step<mxfp6_e2m3>();
+  packed_weights_within_half_a_step<fp8_g16>();
+  packed_weights_within_half_a_step<fp8_tensor>();
+  packed_weights_within_half_a_step<e5m2_row>();
+  packed_weights_within_half_a_step<int_sym<3, 32>>();
+  packed_weights_within_half_a_step<int6_row>();
+  packed_weights_within_half_a_step<uint5_g64>();
+  packed_weights_within_half_a_step<uint1_g32>();
+  packed_weights_within_half_a_step<dyn8_g64>();
+}
+
+TEST(int8_pack, kernels_bit_exact_on_packed_matrices) {
+  int8_matches_reference<mxfp8_e4m3, true>();
+  int8_matches_reference<mxfp8_e5m2, true>();
+  int8_matches_reference<mxfp6_e3m2, true>();
+  int8_matches_reference<fp8_g16, true>(); // four scale units per span
+  int8_matches_reference<fp8_tensor, true>();
+  int8_matches_reference<e5m2_row, true>();
+  int8_matches_reference<int_sym<3, 32>, true>();
+  int8_matches_reference<uint5_g64, true>();
+  int8_matches_reference<uint1_g32, true>();
+}
+
+TEST(int8_pack, spec_within_activation_rounding_of_the_packed_product) {
+  int8_within_activation_rounding<mxfp8_e4m3, true>();
+  int8_within_activation_rounding<mxfp6_e2m3, true>();
+  int8_within_activation_rounding<uint5_g64, true>();
+}
+
+// linear_weights routes FP8 / FP6 / odd-width integers to the integer-dot kernels on its packed
+// copy, bit for bit as linear<int8_dot> on pack_for_int8; INT3 keeps the LUT kernel up to 8 tokens.
+TEST(int8_pack, linear_weights_runs_the_packed_copy) {
+  static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(1)) == "int8_dot");
+  static_assert(std::string_view(linear_weights<int_sym<3, 32>>::kernel_for(8)) == "lut");
+  static_assert(std::string_view(linear_weights<int_sym<3, 32>>::kernel_for(9)) == "int8_dot");
+  static_assert(std::string_view(linear_weights<int_asym<8, 32>>::kernel_for(1)) == "float_weights");
+  const std::size_t rows = 11, cols = 96;
+  const auto w = random_weights<mxfp8_e4m3>(rows, cols, 71);
+  const linear_weights<mxfp8_e4m3> lw(w);
+  const auto p = kernels::pack_for_int8(w);
+  for (std::size_t tokens : {1, 4}) {
+    const auto x = lowbit_test::gaussian(tokens * cols, 72);
+    std::vector<float> a(tokens * rows), b(tokens * rows), exact(tokens * rows);
+    linear(std::span<const float>(x), tokens, lw, std::span<float>(a));
+    linear<linear_path::int8_dot>(std::span<const float>(x), tokens, p, std::span<float>(b));
+    EXPECT_EQ(first_bit_difference(a, b), a.size());
+    linear<linear_path::float_weights>(std::span<const float>(x), tokens, lw.matrix(), std::span<float>(exact));
+    // Within the table and activation steps: a loose sanity bound on the relative error.
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      num += (static_cast<double>(a[i]) - exact[i]) * (static_cast<double>(a[i]) - exact[i]);
+      den += static_cast<double>(exact[i]) * exact[i];
+    }
+    EXPECT_LT(num, den * 1e-3) << "tokens " << tokens;
+  }
+  const auto w3 = random_weights<int_sym<3, 32>>(rows, cols, 73);
+  const linear_weights<int_sym<3, 32>> lw3(w3);
+  const auto x = lowbit_test::gaussian(9 * cols, 74);
+  std::vector<float> a(9 * rows), b(9 * rows);
+  linear(std::span<const float>(x), 9, lw3, std::span<float>(a));
+  linear<linear_path::int8_dot>(std::span<const float>(x), 9, lw3.int8(), std::span<float>(b));
+  EXPECT_EQ(first_bit_difference(a, b), a.size());
+}
+
+// Bad input: NaN codes become 0 (documented), a NaN scale makes only its row NaN, corrupt zero
+// points throw, empty matrices pack to empty ones.
+TEST(int8_pack, bad_input) {
+  const std::size_t rows = 3, cols = 64;
+  auto w = random_weights<mxfp8_e4m3>(rows, cols, 81);
+  w.codes()[5] = 0x7F;  // E4M3 NaN
+  w.scales()[2] = 0xFF; // E8M0 NaN: row 1, second block
+  const auto p = kernels::pack_for_int8(w);
+  EXPECT_EQ(p.codes()[5], 0);
+  const auto x = lowbit_test::gaussian(cols, 82);
+  std::vector<float> y(rows);
+  linear<linear_path::int8_dot>(std::span<const float>(x), 1, p, std::span<float>(y));
+  EXPECT_TRUE(std::isfinite(y[0]));
+  EXPECT_TRUE(std::isnan(y[1]));
+  EXPECT_TRUE(std::isfinite(y[2]));
+
+  auto u = random_weights<uint5_g64>(2, 64, 83);
+  u.zero_points()[1] = 32; // above the largest 5-bit code
+  EXPECT_THROW(kernels::pack_for_int8(u), invalid_argument);
+
+  const qmatrix<mxfp8_e4m3> empty;
+  const auto pe = kernels::pack_for_int8(empty);
+  EXPECT_EQ(pe.rows(), 0u);
+  EXPECT_EQ(pe.codes().size(), 0u);
 }
 
 TEST(linear, automatic_path_choice) {

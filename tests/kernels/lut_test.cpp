@@ -359,8 +359,8 @@ TEST(linear_lut, half_and_bfloat16_activations_match_their_float_values) {
   ASSERT_EQ(first_bit_difference(a, b), a.size());
 }
 
-// linear_weights: the LUT kernel up to lut_max_tokens, the automatic path above it, bit for bit
-// what those kernels give on their own.
+// linear_weights: the LUT kernel up to lut_max_tokens, above it the automatic path (or the
+// integer-dot path on the int8 packing), bit for bit what those kernels give on their own.
 template <class S>
 void prepared_dispatch() {
   const std::size_t rows = 37, cols = 256;
@@ -372,12 +372,18 @@ void prepared_dispatch() {
     std::vector<float> got(tokens * rows), want(tokens * rows);
     linear(std::span<const float>(x), tokens, prepared, std::span<float>(got));
     const bool lut = tokens <= lut_max_tokens<S>();
+    constexpr bool packed = kernels::int8_pack_scheme<S>; // int8_dot on pack_for_int8(w)
     EXPECT_STREQ(linear_weights<S>::kernel_for(tokens),
-                 lut ? "lut" : (automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
+                 lut ? "lut" : (packed || automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
     if constexpr (lut_max_tokens<S>() > 0) {
       if (lut) reference::linear_lut<S>(std::span<const float>(x), tokens, w, want);
     }
-    if (!lut) linear(std::span<const float>(x), tokens, w, std::span<float>(want));
+    if constexpr (packed) {
+      if (!lut)
+        reference::linear_int8(std::span<const float>(x), tokens, kernels::pack_for_int8(w), std::span<float>(want));
+    } else {
+      if (!lut) linear(std::span<const float>(x), tokens, w, std::span<float>(want));
+    }
     ASSERT_EQ(first_bit_difference(got, want), got.size()) << scheme_name<S>() << " tokens " << tokens;
   }
 }
@@ -394,6 +400,8 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   prepared_dispatch<ternary_absmean_base3>();
   prepared_dispatch<nf4_scheme<>>();
   prepared_dispatch<mxfp8_e4m3>();
+  prepared_dispatch<int_sym<3, 32>>();  // LUT, then int8_dot on the int8 packing
+  prepared_dispatch<int_asym<8, 32>>(); // float_weights
 }
 
 } // namespace

@@ -94,24 +94,27 @@ template <class S>
 concept int8_dot_scheme = scheme<S> && detail::int8_codes_ok<S>() && detail::int8_scale_layout_ok<S>();
 
 // Element values as int8: value(code) ~= mult * v[code]. Exact when every value is an integer
-// multiple of a power of two that fits in [-127, 127] (INT2-8, E2M1 as 2x, ternary, MXINT8);
-// otherwise (NF4, bitsandbytes FP4, midrise) v = round(127 * value / max|value|), whose error
-// is at most 0.5 / 127 of the largest value. Invalid codes (NaN in the float path) map to 0.
-template <scalar_format E>
+// multiple of a power of two that fits in [-127, 127] (INT2-8, E2M1 as 2x, ternary, MXINT8, FP6
+// E2M3 as 8x); otherwise (NF4, bitsandbytes FP4, midrise, FP8, FP6 E3M2) v = round(127 * value /
+// max|value|), whose error is at most 0.5 / 127 of the largest value. Invalid codes (NaN and inf
+// in the float path) map to 0. N entries: 16 for the kernels' byte-shuffle tables (codes of at most
+// 4 bits), 256 for pack_for_int8 (codes of at most 8 bits).
+template <scalar_format E, std::size_t N = 16>
 struct int8_table {
-  std::array<std::int8_t, 16> v{};
+  std::array<std::int8_t, N> v{};
   float mult = 1.0f;
   bool exact = true;
 
   static constexpr int8_table make() {
-    static_assert(E::bits <= 4, "int8 tables are for codes of at most 4 bits");
+    static_assert(E::bits <= 8 && (std::size_t{1} << E::bits) <= N, "an int8 table needs an entry per code");
     int8_table t;
     constexpr std::size_t n = std::size_t{1} << E::bits;
-    std::array<double, 16> val{};
+    std::array<double, N> val{};
     double amax = 0;
     for (std::size_t c = 0; c < n; ++c) {
       const double v = E::decode_double(static_cast<typename E::storage>(c));
-      val[c] = v == v && v - v == 0 ? v : 0.0; // NaN and inf codes: 0
+      val[c] =
+          v >= -std::numeric_limits<double>::max() && v <= std::numeric_limits<double>::max() ? v : 0.0; // NaN, inf: 0
       amax = val[c] > amax ? val[c] : -val[c] > amax ? -val[c] : amax;
     }
     for (int e = 8; e >= -8; --e) { // the coarsest power-of-two grid holding every value
@@ -129,8 +132,9 @@ struct int8_table {
     }
     t.exact = false;
     t.mult = static_cast<float>(amax / 127);
-    for (std::size_t c = 0; c < n; ++c) {
-      const double q = val[c] / amax * 127; // round half away from zero
+    for (std::size_t c = 0; c < n; ++c) { // on the grid of the float multiplier the kernels use
+      double q = val[c] / static_cast<double>(t.mult);
+      q = q > 127 ? 127 : q < -127 ? -127 : q; // round half away from zero
       t.v[c] = static_cast<std::int8_t>(q < 0 ? -static_cast<int>(-q + 0.5) : static_cast<int>(q + 0.5));
     }
     return t;
@@ -138,11 +142,11 @@ struct int8_table {
   static constexpr const int8_table& get() noexcept;
 };
 // The tables themselves (a variable template: usable in constant expressions by GCC and Clang).
-template <scalar_format E>
-inline constexpr int8_table<E> int8_table_v = int8_table<E>::make();
-template <scalar_format E>
-constexpr const int8_table<E>& int8_table<E>::get() noexcept {
-  return int8_table_v<E>;
+template <scalar_format E, std::size_t N = 16>
+inline constexpr int8_table<E, N> int8_table_v = int8_table<E, N>::make();
+template <scalar_format E, std::size_t N>
+constexpr const int8_table<E, N>& int8_table<E, N>::get() noexcept {
+  return int8_table_v<E, N>;
 }
 
 // Multiplier of the int8 weight values of a scheme's element (8-bit elements: their integer).

@@ -7,6 +7,9 @@
 // - linear_path::automatic: int8_dot for every int8_dot_scheme (for NF4 and other codebooks it
 //   uses the int8 approximation of the table, within 0.5/127 of the largest value), float_weights
 //   otherwise (FP8, FP6, 3-, 5-7-bit integers, column scales).
+// linear_weights<S> (below) is W prepared once at load time: it adds the LUT packing where the
+// LUT kernels run, and for FP8, FP6 and 3-, 5-7-bit integers the int8 packing of
+// kernels/int8_pack.hpp, so that those run on the integer-dot kernels too.
 // A linear_workspace, created once and passed to every call, removes all allocation from calls
 // after the first.
 #pragma once
@@ -15,6 +18,7 @@
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/int8_pack.hpp"
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/kernels/lut.hpp"
 #include "lowbit/kernels/reference.hpp"
@@ -127,36 +131,56 @@ constexpr std::size_t lut_max_tokens() noexcept {
   }
 }
 
-// W prepared once for linear() (the one-time pack step): the qmatrix, plus its LUT packing where
-// S runs on the LUT kernel. linear() on it picks the LUT kernel for tokens <= lut_max_tokens<S>()
-// and linear_path::automatic otherwise. Holding both layouts costs the packed copy's memory (about
-// the qmatrix's size again); code that only decodes can keep just a kernels::lut_matrix.
+// W prepared once for linear() (the one-time pack step): the qmatrix, plus
+// - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
+//   tokens <= lut_max_tokens<S>() and linear_path::automatic otherwise;
+// - its int8 packing (kernels::pack_for_int8) where S's codes are not readable in place by the
+//   integer-dot kernels (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers): linear() on it runs
+//   the integer-dot kernels on the packed copy, within the int8 table's documented error of the
+//   exact product (exact for integers and FP6 E2M3). linear<linear_path::float_weights> on
+//   matrix() still gives the exact product.
+// Holding both layouts costs the packed copy's memory; code that needs only one can keep just a
+// kernels::lut_matrix or the qmatrix pack_for_int8 returns.
 template <scheme S>
 class linear_weights {
+  static constexpr bool has_lut = lut_max_tokens<S>() > 0;
+  static constexpr bool has_int8 = kernels::int8_pack_scheme<S>;
+
 public:
   explicit linear_weights(qmatrix<S> w) : w_(std::move(w)) {
     if constexpr (has_lut) lut_ = kernels::pack_for_lut(w_);
+    if constexpr (has_int8) int8_ = kernels::pack_for_int8(w_);
   }
   const qmatrix<S>& matrix() const noexcept { return w_; }
-  const auto& lut() const noexcept requires(lut_max_tokens<S>() > 0) { return lut_; }
+  const auto& lut() const noexcept requires(has_lut) { return lut_; }
+  const auto& int8() const noexcept requires(has_int8) { return int8_; }
   // The kernel linear() uses for `tokens` tokens.
   static constexpr const char* kernel_for(std::size_t tokens) noexcept {
     if (tokens <= lut_max_tokens<S>()) return "lut";
-    return automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights";
+    return has_int8 || automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights";
   }
 
 private:
-  static constexpr bool has_lut = lut_max_tokens<S>() > 0;
+  struct none {};
   template <bool, class = void>
-  struct slot {
-    struct type {};
+  struct lut_slot {
+    using type = none;
   };
   template <class V>
-  struct slot<true, V> {
+  struct lut_slot<true, V> {
     using type = kernels::lut_matrix<S>;
   };
+  template <bool, class = void>
+  struct int8_slot {
+    using type = none;
+  };
+  template <class V>
+  struct int8_slot<true, V> {
+    using type = qmatrix<kernels::int8_packed_scheme<S>>;
+  };
   qmatrix<S> w_;
-  [[no_unique_address]] typename slot<has_lut>::type lut_{};
+  [[no_unique_address]] typename lut_slot<has_lut>::type lut_{};
+  [[no_unique_address]] typename int8_slot<has_int8>::type int8_{};
 };
 
 template <scheme S, kernels::activation_type T>
@@ -168,7 +192,10 @@ void linear(std::span<const T> x, std::size_t tokens, const linear_weights<S>& w
       return;
     }
   }
-  linear<linear_path::automatic>(x, tokens, w.matrix(), y, bias, workspace);
+  if constexpr (kernels::int8_pack_scheme<S>)
+    linear<linear_path::int8_dot>(x, tokens, w.int8(), y, bias, workspace);
+  else
+    linear<linear_path::automatic>(x, tokens, w.matrix(), y, bias, workspace);
 }
 
 } // namespace lowbit
