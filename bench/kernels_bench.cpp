@@ -132,6 +132,16 @@ BENCHMARK(probe_read_bandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::
 constexpr std::size_t dram_rows = 4096, dram_cols = 8192, cache_dim = 4096;
 constexpr std::size_t dram_bytes = std::size_t{128} << 20;
 
+// A quantized matrix of S; for an int8 packing (kernels::pack_for_int8), the packed matrix of its
+// source scheme.
+template <class S>
+qmatrix<S> make_weights(const std::vector<float>& v, std::size_t rows, std::size_t cols) {
+  if constexpr (requires { typename S::source_scheme; })
+    return kernels::pack_for_int8(quantize<typename S::source_scheme>(v, rows, cols));
+  else
+    return quantize<S>(v, rows, cols);
+}
+
 // The matrices of one scheme at a time (the DRAM pool is large): a pool of copies of one
 // quantized dram_rows x dram_cols matrix, and one cache_dim^2 matrix.
 template <class S>
@@ -153,17 +163,17 @@ struct weights {
   }
   const std::vector<qmatrix<S>>& dram() {
     if (pool.empty()) {
-      pool.push_back(quantize<S>(gaussian(dram_rows * dram_cols, 1, 0.02f), dram_rows, dram_cols));
+      pool.push_back(make_weights<S>(gaussian(dram_rows * dram_cols, 1, 0.02f), dram_rows, dram_cols));
       while (pool.size() * pool[0].storage_bytes() < dram_bytes) pool.push_back(pool[0]);
     }
     return pool;
   }
   const qmatrix<S>& cache() {
-    if (square.rows() == 0) square = quantize<S>(gaussian(cache_dim * cache_dim, 2, 0.02f), cache_dim, cache_dim);
+    if (square.rows() == 0) square = make_weights<S>(gaussian(cache_dim * cache_dim, 2, 0.02f), cache_dim, cache_dim);
     return square;
   }
   const qmatrix<S>& tiny() { // for the smoke test
-    if (small.rows() == 0) small = quantize<S>(gaussian(256 * 1024, 3, 0.02f), 256, 1024);
+    if (small.rows() == 0) small = make_weights<S>(gaussian(256 * 1024, 3, 0.02f), 256, 1024);
     return small;
   }
 };
@@ -237,6 +247,7 @@ using int4_g128 = int4_group<128>;
 using int8_g128 = int8_group<128>;
 using nf4_b64 = nf4_scheme<64>;
 using int2_g32 = int_sym<2, 32>;
+using mxfp8_i8 = kernels::int8_packed_scheme<mxfp8_e4m3>; // MXFP8 E4M3 after pack_for_int8
 constexpr auto f32 = linear_path::float_weights;
 constexpr auto i8 = linear_path::int8_dot;
 
@@ -250,6 +261,7 @@ LOWBIT_GEMV(mxint8, i8);
 LOWBIT_GEMV(ternary_absmean, i8);
 LOWBIT_GEMV(ternary_absmean_base3, i8);
 LOWBIT_GEMV(int2_g32, i8);
+LOWBIT_GEMV(mxfp8_i8, i8);
 LOWBIT_GEMV(int4_g128, f32);
 LOWBIT_GEMV(mxfp4, f32);
 LOWBIT_GEMV(nvfp4, f32);

@@ -347,11 +347,17 @@ TEST(int8_pack, spec_within_activation_rounding_of_the_packed_product) {
 }
 
 // linear_weights routes FP8 / FP6 / odd-width integers to the integer-dot kernels on its packed
-// copy, bit for bit as linear<int8_dot> on pack_for_int8; INT3 keeps the LUT kernel up to 8 tokens.
+// copy up to int8_pack_max_tokens, bit for bit as linear<int8_dot> on pack_for_int8 (INT3 after
+// its LUT kernel), and to the exact float path above.
 TEST(int8_pack, linear_weights_runs_the_packed_copy) {
+  using int3 = int_sym<3, 32>;
+  constexpr std::size_t pmax = int8_pack_max_tokens<mxfp8_e4m3>(), lmax = lut_max_tokens<int3>();
+  static_assert(pmax == int8_pack_max_tokens<int3>() && pmax > 8);
   static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(1)) == "int8_dot");
-  static_assert(std::string_view(linear_weights<int_sym<3, 32>>::kernel_for(8)) == "lut");
-  static_assert(std::string_view(linear_weights<int_sym<3, 32>>::kernel_for(9)) == "int8_dot");
+  static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(pmax)) == "int8_dot");
+  static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(pmax + 1)) == "float_weights");
+  static_assert(lmax == 0 || std::string_view(linear_weights<int3>::kernel_for(lmax)) == "lut");
+  static_assert(std::string_view(linear_weights<int3>::kernel_for(lmax + 1)) == "int8_dot");
   static_assert(std::string_view(linear_weights<int_asym<8, 32>>::kernel_for(1)) == "float_weights");
   const std::size_t rows = 11, cols = 96;
   const auto w = random_weights<mxfp8_e4m3>(rows, cols, 71);

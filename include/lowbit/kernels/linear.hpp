@@ -42,6 +42,11 @@
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 8
 #endif
+// Token counts up to which linear(linear_weights) runs the integer-dot kernels on the int8 packing
+// (see int8_pack_max_tokens).
+#ifndef LOWBIT_INT8_PACK_MAX_TOKENS
+#define LOWBIT_INT8_PACK_MAX_TOKENS 32
+#endif
 
 namespace lowbit {
 
@@ -131,14 +136,23 @@ constexpr std::size_t lut_max_tokens() noexcept {
   }
 }
 
+// The largest token count at which the integer-dot kernels on pack_for_int8(w) beat the float
+// path on w (MXFP8 E4M3, 4096 x 4096, 2 threads, bench/README.md: 6.5x at N = 1, 1.9x at N = 8,
+// 1.1x at N = 32, even at N = 128, 0.8x at N = 512); 0 where S is not packed. Above it
+// linear(linear_weights) takes the float path, which is also exact.
+template <scheme S>
+constexpr std::size_t int8_pack_max_tokens() noexcept {
+  return kernels::int8_pack_scheme<S> ? LOWBIT_INT8_PACK_MAX_TOKENS : 0;
+}
+
 // W prepared once for linear() (the one-time pack step): the qmatrix, plus
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
 //   tokens <= lut_max_tokens<S>() and linear_path::automatic otherwise;
 // - its int8 packing (kernels::pack_for_int8) where S's codes are not readable in place by the
 //   integer-dot kernels (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers): linear() on it runs
-//   the integer-dot kernels on the packed copy, within the int8 table's documented error of the
-//   exact product (exact for integers and FP6 E2M3). linear<linear_path::float_weights> on
-//   matrix() still gives the exact product.
+//   the integer-dot kernels on the packed copy for tokens <= int8_pack_max_tokens<S>(), within the
+//   int8 table's documented error of the exact product (exact for integers and FP6 E2M3), and the
+//   float path above. linear<linear_path::float_weights> on matrix() always gives the exact product.
 // Holding both layouts costs the packed copy's memory; code that needs only one can keep just a
 // kernels::lut_matrix or the qmatrix pack_for_int8 returns.
 template <scheme S>
@@ -157,7 +171,8 @@ public:
   // The kernel linear() uses for `tokens` tokens.
   static constexpr const char* kernel_for(std::size_t tokens) noexcept {
     if (tokens <= lut_max_tokens<S>()) return "lut";
-    return has_int8 || automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights";
+    if (tokens <= int8_pack_max_tokens<S>()) return "int8_dot";
+    return automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights";
   }
 
 private:
@@ -192,10 +207,13 @@ void linear(std::span<const T> x, std::size_t tokens, const linear_weights<S>& w
       return;
     }
   }
-  if constexpr (kernels::int8_pack_scheme<S>)
-    linear<linear_path::int8_dot>(x, tokens, w.int8(), y, bias, workspace);
-  else
-    linear<linear_path::automatic>(x, tokens, w.matrix(), y, bias, workspace);
+  if constexpr (int8_pack_max_tokens<S>() > 0) {
+    if (tokens <= int8_pack_max_tokens<S>()) {
+      linear<linear_path::int8_dot>(x, tokens, w.int8(), y, bias, workspace);
+      return;
+    }
+  }
+  linear<linear_path::automatic>(x, tokens, w.matrix(), y, bias, workspace);
 }
 
 } // namespace lowbit
