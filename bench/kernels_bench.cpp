@@ -269,6 +269,79 @@ LOWBIT_GEMV(nf4_b64, f32);
 LOWBIT_GEMV(mxfp8_e4m3, f32);
 LOWBIT_GEMV(ternary_absmean, f32);
 
+// ---- integer-dot kernel on row-interleaved int8 tiles -------------------------------------------
+
+// Tiled copies (kernels::pack_for_int8_tiles) of the same weights<S> matrices.
+template <class S>
+struct tiled_weights {
+  std::vector<kernels::int8_tiled<S>> pool;
+  kernels::int8_tiled<S> square, small;
+  static tiled_weights& get() {
+    static tiled_weights w;
+    return w;
+  }
+  const kernels::int8_tiled<S>& at(int where, std::size_t i) {
+    auto& src = weights<S>::get();
+    if (where == 0) {
+      if (pool.empty()) {
+        pool.push_back(kernels::pack_for_int8_tiles(src.dram()[0]));
+        while (pool.size() * pool[0].storage_bytes() < dram_bytes) pool.push_back(pool[0]);
+      }
+      return pool[i % pool.size()];
+    }
+    auto& one = where == 1 ? square : small;
+    if (one.rows() == 0) one = kernels::pack_for_int8_tiles(where == 1 ? src.cache() : src.tiny());
+    return one;
+  }
+};
+
+// Args: where (0 dram, 1 cache, 2 small), tokens, threads. weights_GB/s counts the qmatrix's bytes
+// (the same work as gemv / gemm on it); tiles_GB/s the bytes the tiled kernel reads (fp32 scales).
+template <class S>
+void tiled(benchmark::State& state) {
+  set_threads(state, 2);
+  const int where = static_cast<int>(state.range(0));
+  const auto tokens = static_cast<std::size_t>(state.range(1));
+  auto& ws = weights<S>::get();
+  const qmatrix<S>& one = where == 1 ? ws.cache() : where == 2 ? ws.tiny() : ws.dram()[0];
+  const auto x = gaussian(tokens * one.cols(), 7);
+  std::vector<float> y(tokens * one.rows());
+  linear_workspace work;
+  auto& tw = tiled_weights<S>::get();
+  tw.at(where, 0); // pack before timing
+  std::size_t i = 0;
+  for (auto _ : state) {
+    linear(std::span<const float>(x), tokens, tw.at(where, i++), std::span<float>(y), {}, &work);
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state, one, tokens);
+  state.counters["tiles_GB/s"] = benchmark::Counter(static_cast<double>(tw.at(where, 0).storage_bytes()) * 1e-9 *
+                                                        static_cast<double>(state.iterations()),
+                                                    benchmark::Counter::kIsRate);
+}
+
+#define LOWBIT_TILED(S)                                                                                                \
+  BENCHMARK_TEMPLATE(tiled, S)                                                                                         \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->Args({0, 1, 1})                                                                                                \
+      ->Args({0, 1, 2})                                                                                                \
+      ->Args({1, 1, 2})                                                                                                \
+      ->ArgsProduct({{1}, {8, 32, 128, 512}, {1, 2}})                                                                  \
+      ->Args({2, 16, 2})                                                                                               \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond)
+
+LOWBIT_TILED(int4_g32);
+LOWBIT_TILED(int4_g128);
+LOWBIT_TILED(mxfp4);
+LOWBIT_TILED(nvfp4);
+LOWBIT_TILED(nf4_b64);
+LOWBIT_TILED(int8_g128);
+LOWBIT_TILED(mxint8);
+LOWBIT_TILED(int2_g32);
+LOWBIT_TILED(ternary_absmean);
+LOWBIT_TILED(mxfp8_i8);
+
 // ---- LUT kernels beside the integer-dot path at small N ----------------------------------------
 
 // Packed copies for the LUT path, built from the same weights<S> matrices.

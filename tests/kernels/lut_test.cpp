@@ -373,12 +373,17 @@ void prepared_dispatch() {
     linear(std::span<const float>(x), tokens, prepared, std::span<float>(got));
     const bool lut = tokens <= lut_max_tokens<S>();
     constexpr bool packed = kernels::int8_pack_scheme<S>; // int8_dot on pack_for_int8(w)
+    constexpr bool tiled = kernels::int8_tiles_scheme<S>; // int8 tiles after the LUT range
     EXPECT_STREQ(linear_weights<S>::kernel_for(tokens),
-                 lut ? "lut" : (packed || automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
+                 lut     ? "lut"
+                 : tiled ? "int8_tiles"
+                         : (packed || automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
     if constexpr (lut_max_tokens<S>() > 0) {
       if (lut) reference::linear_lut<S>(std::span<const float>(x), tokens, w, want);
     }
-    if constexpr (packed) {
+    if constexpr (tiled) {
+      if (!lut) reference::linear_int8_tiled<S>(std::span<const float>(x), tokens, w, want);
+    } else if constexpr (packed) {
       if (!lut)
         reference::linear_int8(std::span<const float>(x), tokens, kernels::pack_for_int8(w), std::span<float>(want));
     } else {
@@ -390,9 +395,10 @@ void prepared_dispatch() {
 
 TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
 #if LOWBIT_HAS_AVX2
-  EXPECT_GT(lut_max_tokens<int4_g32>(), 0u);
+  EXPECT_GT(lut_max_tokens<int2_g32>(), 0u);
   EXPECT_GT(lut_max_tokens<ternary_absmean>(), 0u);
 #endif
+  EXPECT_EQ(lut_max_tokens<int4_g32>(), 0u); // the int8 tiles are faster at every N
   EXPECT_EQ(lut_max_tokens<nf4_scheme<>>(), 0u);
   EXPECT_EQ(lut_max_tokens<int8_group<32>>(), 0u);
   prepared_dispatch<int4_g32>();

@@ -8,7 +8,8 @@
 //   uses the int8 approximation of the table, within 0.5/127 of the largest value), float_weights
 //   otherwise (FP8, FP6, 3-, 5-7-bit integers, column scales).
 // linear_weights<S> (below) is W prepared once at load time: it adds the LUT packing where the
-// LUT kernels run, and for FP8, FP6 and 3-, 5-7-bit integers the int8 packing of
+// LUT kernels run, row-interleaved int8 tiles (kernels/int8_tiles.hpp) for the integer-dot
+// schemes without zero points, and for FP8, FP6 and 3-, 5-7-bit integers the int8 packing of
 // kernels/int8_pack.hpp, so that those run on the integer-dot kernels too.
 // A linear_workspace, created once and passed to every call, removes all allocation from calls
 // after the first.
@@ -19,6 +20,7 @@
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/int8_pack.hpp"
+#include "lowbit/kernels/int8_tiles.hpp"
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/kernels/lut.hpp"
 #include "lowbit/kernels/reference.hpp"
@@ -27,6 +29,7 @@
 #include "lowbit/kernels/avx2/activations.hpp"
 #include "lowbit/kernels/avx2/float_dot.hpp"
 #include "lowbit/kernels/avx2/int8_dot.hpp"
+#include "lowbit/kernels/avx2/int8_tiles.hpp"
 #include "lowbit/kernels/avx2/lut_dot.hpp"
 #endif
 
@@ -65,6 +68,7 @@ class linear_workspace {
 public:
   kernels::int8_activations activations;
   kernels::lut_activations tables;
+  kernels::tile_activations tile_segments;
   aligned_vector<float> x;
   aligned_vector<float> scratch;
 };
@@ -123,12 +127,38 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<
 #endif
 }
 
+// The integer-dot GEMM on a matrix packed once by kernels::pack_for_int8_tiles (row-interleaved
+// tiles, kernels/int8_tiles.hpp): bit-exact against reference::linear_int8_tiled; the same int8
+// products as linear_path::int8_dot, summed in another fp32 order.
+template <kernels::int8_tiles_scheme S, kernels::activation_type T>
+void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<S>& w, std::span<float> y,
+            std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
+  kernels::check_linear_shape("linear", w.rows(), w.cols(), x.size(), tokens, y.size(), bias.size());
+  if (tokens == 0) return;
+  linear_workspace local;
+  linear_workspace& ws = workspace ? *workspace : local;
+#if LOWBIT_HAS_AVX2
+  kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
+  kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
+  kernels::avx2::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias);
+#else
+  kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
+  kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
+  kernels::scalar::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias);
+#endif
+}
+
 // The largest token count at which the LUT kernel beat the integer-dot kernel on S in the
 // measurements of bench/README.md (small_batch, this AVX2 machine, 2 threads, from DRAM and
 // L3-resident); 0 where the LUT kernel does not run. Used by the linear_weights overload.
+// 4-bit schemes with int8 tiles (kernels/int8_tiles.hpp) get 0: the tiled integer-dot kernel was
+// 1.2-1.4x faster than the LUT kernel at N = 1-16 (INT4-g32, 4096 x 4096, 2 threads); 2-bit codes
+// keep the LUT kernel, 1.3-1.9x faster than the tiles at N = 2-16.
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
+    return 0;
+  } else if constexpr (kernels::int8_tiles_scheme<S> && S::code_bits == 4) {
     return 0;
   } else {
     constexpr int bits = kernels::lut_traits<S>::bits;
@@ -147,7 +177,10 @@ constexpr std::size_t int8_pack_max_tokens() noexcept {
 
 // W prepared once for linear() (the one-time pack step): the qmatrix, plus
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
-//   tokens <= lut_max_tokens<S>() and linear_path::automatic otherwise;
+//   tokens <= lut_max_tokens<S>();
+// - its row-interleaved int8 tiles (kernels::pack_for_int8_tiles) where S is an int8_tiles_scheme
+//   (the integer-dot schemes without zero points or base 3): linear() on it runs the tiled kernel
+//   for every token count the LUT kernel does not take, and linear_path::automatic otherwise;
 // - its int8 packing (kernels::pack_for_int8) where S's codes are not readable in place by the
 //   integer-dot kernels (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers): linear() on it runs
 //   the integer-dot kernels on the packed copy for tokens <= int8_pack_max_tokens<S>(), within the
@@ -159,18 +192,22 @@ template <scheme S>
 class linear_weights {
   static constexpr bool has_lut = lut_max_tokens<S>() > 0;
   static constexpr bool has_int8 = kernels::int8_pack_scheme<S>;
+  static constexpr bool has_tiles = kernels::int8_tiles_scheme<S>;
 
 public:
   explicit linear_weights(qmatrix<S> w) : w_(std::move(w)) {
     if constexpr (has_lut) lut_ = kernels::pack_for_lut(w_);
     if constexpr (has_int8) int8_ = kernels::pack_for_int8(w_);
+    if constexpr (has_tiles) tiles_ = kernels::pack_for_int8_tiles(w_);
   }
   const qmatrix<S>& matrix() const noexcept { return w_; }
   const auto& lut() const noexcept requires(has_lut) { return lut_; }
   const auto& int8() const noexcept requires(has_int8) { return int8_; }
+  const auto& tiles() const noexcept requires(has_tiles) { return tiles_; }
   // The kernel linear() uses for `tokens` tokens.
   static constexpr const char* kernel_for(std::size_t tokens) noexcept {
     if (tokens <= lut_max_tokens<S>()) return "lut";
+    if (has_tiles) return "int8_tiles";
     if (tokens <= int8_pack_max_tokens<S>()) return "int8_dot";
     return automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights";
   }
@@ -186,6 +223,14 @@ private:
     using type = kernels::lut_matrix<S>;
   };
   template <bool, class = void>
+  struct tiles_slot {
+    using type = none;
+  };
+  template <class V>
+  struct tiles_slot<true, V> {
+    using type = kernels::int8_tiled<S>;
+  };
+  template <bool, class = void>
   struct int8_slot {
     using type = none;
   };
@@ -196,6 +241,7 @@ private:
   qmatrix<S> w_;
   [[no_unique_address]] typename lut_slot<has_lut>::type lut_{};
   [[no_unique_address]] typename int8_slot<has_int8>::type int8_{};
+  [[no_unique_address]] typename tiles_slot<has_tiles>::type tiles_{};
 };
 
 template <scheme S, kernels::activation_type T>
@@ -206,6 +252,10 @@ void linear(std::span<const T> x, std::size_t tokens, const linear_weights<S>& w
       linear(x, tokens, w.lut(), y, bias, workspace);
       return;
     }
+  }
+  if constexpr (kernels::int8_tiles_scheme<S>) {
+    linear(x, tokens, w.tiles(), y, bias, workspace);
+    return;
   }
   if constexpr (int8_pack_max_tokens<S>() > 0) {
     if (tokens <= int8_pack_max_tokens<S>()) {

@@ -10,6 +10,9 @@
 //   positions; lane l sums positions 4l..4l+3 of every chunk of the span in int32, then
 //   acc[l] = fma(float(isum), weight_scale * activation_scale, acc[l]) with the scales of the
 //   lane's codes; Y = lane_sum(acc) + bias.
+// - linear_int8_tiled: the integer-dot GEMM on row-interleaved tiles (kernels/int8_tiles.hpp),
+//   bit for bit: the same int8 products, summed per segment of lanes sharing both scales, and one
+//   fp32 accumulator per row and token, computed from the qmatrix itself.
 // - linear_lut: the LUT path (kernels/lut.hpp), bit for bit, computed from the qmatrix itself
 //   (not from pack_for_lut's layout): each code's plane pattern split into bit planes, each plane's 4-bit
 //   index looked up in the token's int8 tables.
@@ -17,6 +20,7 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/int8_tiles.hpp"
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/kernels/lut.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
@@ -122,6 +126,45 @@ void linear_int8(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, 
       float out = kernels::lane_sum(acc);
       if (!bias.empty()) out += bias[r];
       y[t * rows + r] = out;
+    }
+  }
+}
+
+// The integer-dot GEMM on tiles (see kernels/int8_tiles.hpp). Bit-exact spec of
+// kernels::avx2::linear_int8_tiled and kernels::scalar::linear_int8_tiled.
+template <kernels::int8_tiles_scheme S, kernels::activation_type T = float>
+void linear_int8_tiled(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::span<float> y,
+                       std::span<const float> bias = {}) {
+  using G = kernels::chunk_geometry<S>;
+  using TG = kernels::tile_geometry<S>;
+  kernels::check_linear("reference::linear_int8_tiled", w, x.size(), tokens, y.size(), bias.size());
+  const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols), pc = w.padded_cols();
+  kernels::int8_activations a;
+  kernels::quantize_activations<S>(x, tokens, cols, a);
+  const kernels::scale_reader<S> ws(w, kernels::int8_value_mult<S>());
+  std::vector<std::uint8_t> codes;
+  std::vector<std::int8_t> wv;
+  for (std::size_t r = 0; r < rows; ++r) {
+    detail::int8_weight_row(w, r, codes, wv);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::int8_t* xq = a.q_row(t);
+      float acc = 0.0f;
+      for (std::size_t sp = 0; sp < spans; ++sp) {
+        const std::size_t c0 = sp * G::span;
+        for (std::size_t g = 0; g < TG::segments; ++g) {
+          std::int32_t isum = 0;
+          for (std::size_t h = 0; h < G::chunks_per_span; ++h)
+            for (std::size_t l = g * TG::segment_lanes; l < (g + 1) * TG::segment_lanes; ++l)
+              for (std::size_t i = 0; i < 4; ++i) {
+                const std::size_t p = h * kernels::chunk + 4 * l + i;
+                isum += std::int32_t{wv[c0 + G::code_at(p)]} * xq[c0 + p];
+              }
+          const std::size_t c = c0 + G::lane_code(g * TG::segment_lanes);
+          const float sc = ws(S::scale_index(r, std::min(c, pc - 1), cols)) * a.scale_row(t)[c / G::act_block];
+          acc = std::fma(static_cast<float>(isum), sc, acc);
+        }
+      }
+      y[t * rows + r] = bias.empty() ? acc : acc + bias[r];
     }
   }
 }

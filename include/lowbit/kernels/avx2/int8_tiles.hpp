@@ -1,0 +1,212 @@
+// AVX2 integer-dot GEMM on row-interleaved tiles (kernels/int8_tiles.hpp has the layout and the
+// arithmetic): per 32-byte load, 4 kernel positions of 8 rows, expanded chunk by chunk to int8
+// values exactly as the in-place kernel does (span_decoder), times each token's 4 activation bytes
+// broadcast, by `maddubs`. A segment's products add in int16 (as many as cannot overflow, then into
+// int32), and one fp32 fma per segment advances 8 rows. A block of R tiles x T tokens shares every
+// decoded register across T tokens and every broadcast across R tiles.
+#pragma once
+
+#include "lowbit/core/config.hpp"
+#include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/avx2/int8_dot.hpp"
+#include "lowbit/kernels/int8_tiles.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+// Tiles of 8 rows and tokens per block; 2 x 2 was the fastest of 1-2 x 2-5 in an L2-resident
+// driver (INT4-g32, K = 4096, N = 128, one thread; bench/README.md).
+#ifndef LOWBIT_TILED_ROWS
+#define LOWBIT_TILED_ROWS 2
+#endif
+#ifndef LOWBIT_TILED_TOKENS
+#define LOWBIT_TILED_TOKENS 2
+#endif
+// Bytes ahead of the current span that each tile's code stream prefetches (0: none).
+#ifndef LOWBIT_TILED_PREFETCH
+#define LOWBIT_TILED_PREFETCH 0
+#endif
+
+namespace lowbit::kernels::avx2 {
+
+namespace detail {
+
+inline constexpr int tiled_rows = LOWBIT_TILED_ROWS;
+inline constexpr int tiled_tokens = LOWBIT_TILED_TOKENS;
+inline constexpr std::size_t tiled_prefetch = LOWBIT_TILED_PREFETCH;
+static_assert(tiled_rows >= 1 && tiled_rows <= 2 && tiled_tokens >= 1 && tiled_tokens <= 4,
+              "tiled blocks of 1-2 tiles x 1-4 tokens");
+
+// maddubs results one int16 sum can take without overflow: each is at most 2 * 127 * max u.
+template <scheme S>
+constexpr std::size_t int16_terms() {
+  if constexpr (!span_decoder<S>::unsigned_values) {
+    return 1;
+  } else {
+    int umax = 1;
+    for (auto u : int8_unsigned_table_v<S>.u) umax = u > umax ? u : umax;
+    return static_cast<std::size_t>(32767 / (2 * 127 * umax));
+  }
+}
+
+LOWBIT_ALWAYS_INLINE inline __m256i broadcast4(const std::int8_t* p) noexcept {
+  std::int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Tiles tile0 .. tile0 + R - 1 x tokens t0 .. t0 + T - 1; out[r][t] receives the 8 rows' sums.
+template <int8_tiles_scheme S, int R, int T>
+void tiled_block(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta, std::size_t tile0,
+                 std::size_t t0, float (*out)[T][tile_rows]) noexcept {
+  using G = chunk_geometry<S>;
+  using TG = tile_geometry<S>;
+  using D = span_decoder<S>;
+  constexpr bool uvals = D::unsigned_values;
+  constexpr std::size_t C = G::chunks_per_span, SL = TG::segment_lanes, NS = TG::segments;
+  constexpr std::size_t M = C * SL, F = int16_terms<S>();
+  static_assert(F >= 1);
+  const D dec;
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const std::size_t spans = w.spans(), units = w.units();
+  __m256 acc[R][T];
+  LOWBIT_UNROLL
+  for (auto& ar : acc) LOWBIT_UNROLL
+  for (auto& v : ar) v = _mm256_setzero_ps();
+  const std::uint8_t* cp[R];
+  LOWBIT_UNROLL
+  for (int r = 0; r < R; ++r) cp[r] = w.tile_codes(tile0 + static_cast<std::size_t>(r));
+  const std::int8_t* xrow[T];
+  const float* srow[T];
+  const std::int32_t* orow[T];
+  LOWBIT_UNROLL
+  for (int t = 0; t < T; ++t) {
+    const std::size_t tok = t0 + static_cast<std::size_t>(t);
+    xrow[t] = a.q_row(tok);
+    srow[t] = ta.scale_row(tok);
+    orow[t] = ta.offset_row(tok);
+  }
+  __m256i unused = _mm256_setzero_si256(); // span_decoder's corrupt-byte flag (base 3 only)
+  for (std::size_t sp = 0; sp < spans; ++sp) {
+    if constexpr (tiled_prefetch != 0) {
+      LOWBIT_UNROLL
+      for (int r = 0; r < R; ++r) LOWBIT_UNROLL
+      for (std::size_t l = 0; l < 256; l += 64) // may point past the codes: prefetches never fault
+        _mm_prefetch(
+            reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(cp[r] + sp * 256) + tiled_prefetch + l),
+            _MM_HINT_T0);
+    }
+    LOWBIT_UNROLL
+    for (std::size_t g = 0; g < NS; ++g) {
+      __m256i i16[R][T], i32[R][T];
+      LOWBIT_UNROLL
+      for (std::size_t l = 0; l < SL; ++l) {
+        const std::size_t lane = g * SL + l;
+        typename D::state st[R];
+        LOWBIT_UNROLL
+        for (int r = 0; r < R; ++r) D::load(cp[r] + (sp * 8 + lane) * 32, st[r], unused);
+        LOWBIT_UNROLL
+        for (std::size_t h = 0; h < C; ++h) {
+          const std::size_t k = l * C + h; // this product's index within the segment
+          __m256i wv[R], aw[R];
+          LOWBIT_UNROLL
+          for (int r = 0; r < R; ++r) {
+            wv[r] = dec.values(D::codes(st[r], h));
+            if constexpr (!uvals) aw[r] = _mm256_abs_epi8(wv[r]);
+          }
+          LOWBIT_UNROLL
+          for (int t = 0; t < T; ++t) {
+            const __m256i x = broadcast4(xrow[t] + sp * G::span + h * chunk + 4 * lane);
+            LOWBIT_UNROLL
+            for (int r = 0; r < R; ++r) {
+              if constexpr (uvals) {
+                const __m256i p = _mm256_maddubs_epi16(wv[r], x);
+                i16[r][t] = k % F == 0 ? p : _mm256_add_epi16(i16[r][t], p);
+                if (k % F == F - 1 || k == M - 1) {
+                  const __m256i s = _mm256_madd_epi16(i16[r][t], ones16);
+                  i32[r][t] = k < F ? s : _mm256_add_epi32(i32[r][t], s);
+                }
+              } else {
+                const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(x, wv[r])), ones16);
+                i32[r][t] = k == 0 ? s : _mm256_add_epi32(i32[r][t], s);
+              }
+            }
+          }
+        }
+      }
+      const std::size_t u = TG::unit(sp, g, units), seg = sp * NS + g;
+      LOWBIT_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const __m256 wsv = _mm256_load_ps(w.tile_scales(tile0 + static_cast<std::size_t>(r), u));
+        LOWBIT_UNROLL
+        for (int t = 0; t < T; ++t) {
+          __m256i i = i32[r][t];
+          if constexpr (uvals) i = _mm256_sub_epi32(i, _mm256_set1_epi32(orow[t][seg]));
+          acc[r][t] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(wsv, _mm256_set1_ps(srow[t][seg])), acc[r][t]);
+        }
+      }
+    }
+  }
+  LOWBIT_UNROLL
+  for (int r = 0; r < R; ++r) LOWBIT_UNROLL
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out[r][t], acc[r][t]);
+}
+
+template <int8_tiles_scheme S, int R, int T>
+void tiled_store(const int8_tiled<S>& w, std::size_t tile0, std::size_t t0, const float (*out)[T][tile_rows],
+                 std::span<float> y, std::span<const float> bias) noexcept {
+  const std::size_t rows = w.rows();
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      const std::size_t r0 = (tile0 + static_cast<std::size_t>(r)) * tile_rows;
+      float* yt = y.data() + (t0 + static_cast<std::size_t>(t)) * rows;
+      for (std::size_t i = 0; i < tile_rows && r0 + i < rows; ++i)
+        yt[r0 + i] = bias.empty() ? out[r][t][i] : out[r][t][i] + bias[r0 + i];
+    }
+}
+
+template <int8_tiles_scheme S, int R>
+void tiled_token_blocks(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
+                        std::size_t tile0, std::size_t tb, std::size_t te, std::span<float> y,
+                        std::span<const float> bias) noexcept {
+  std::size_t t = tb;
+  for (; t + tiled_tokens <= te; t += tiled_tokens) {
+    alignas(32) float out[R][tiled_tokens][tile_rows];
+    tiled_block<S, R, tiled_tokens>(w, a, ta, tile0, t, out);
+    tiled_store<S, R, tiled_tokens>(w, tile0, t, out, y, bias);
+  }
+  for (; t < te; ++t) {
+    alignas(32) float out[R][1][tile_rows];
+    tiled_block<S, R, 1>(w, a, ta, tile0, t, out);
+    tiled_store<S, R, 1>(w, tile0, t, out, y, bias);
+  }
+}
+
+} // namespace detail
+
+// Y = X * W^T (+ bias) on activations quantized by quantize_activations<S> and their segment
+// scales and offsets (prepare_tile_activations<S>); tiles split across threads.
+template <int8_tiles_scheme S>
+void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
+                       std::span<float> y, std::span<const float> bias) {
+  const std::size_t tokens = a.tokens;
+  // Token blocks keep the activations a tile streams through in L2.
+  constexpr std::size_t token_block = 64;
+  parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t tb = 0; tb < tokens; tb += token_block) {
+      const std::size_t te = std::min(tokens, tb + token_block);
+      std::size_t tile = begin;
+      for (; tile + detail::tiled_rows <= end; tile += detail::tiled_rows)
+        detail::tiled_token_blocks<S, detail::tiled_rows>(w, a, ta, tile, tb, te, y, bias);
+      for (; tile < end; ++tile) detail::tiled_token_blocks<S, 1>(w, a, ta, tile, tb, te, y, bias);
+    }
+  });
+}
+
+} // namespace lowbit::kernels::avx2

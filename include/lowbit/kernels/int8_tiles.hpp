@@ -1,0 +1,197 @@
+// Row-interleaved tiles for the integer-dot GEMM (batches of tokens): pack_for_int8_tiles copies a
+// qmatrix once, at load time, into tiles of 8 rows whose 4-byte groups are interleaved, so that one
+// AVX2 register holds the same 4 kernel positions of 8 rows. A `maddubs` of that register with the
+// token's 4 activation bytes broadcast then advances 8 rows at once, and the int16 sums of a whole
+// segment (below) stay in registers before one conversion to fp32 per 8 rows, instead of one per
+// row and span as in the in-place kernel (kernels/avx2/int8_dot.hpp). Same codes, same values,
+// same activations (kernels/activations.hpp); only the order of the fp32 additions differs.
+//
+// Layout: tile t holds rows 8t .. 8t + 7 (rows past N are zero codes with zero scales). For every
+// span sp (32 stored bytes of a row, kernels/layout.hpp) and lane l (bytes 4l .. 4l + 3 of the span,
+// which hold kernel positions 4l .. 4l + 3 of every chunk of the span), 32 bytes: bytes 4r .. 4r + 3
+// are row r's span bytes 4l .. 4l + 3. Spans past the row's stored bytes are zero; their activations
+// are zero too. The weight scales are kept per tile and scale unit as 8 fp32 values, read through
+// scale_reader (so bit for bit the floats the reference uses).
+//
+// Arithmetic (reference::linear_int8_tiled is its bit-exact spec): a span's 8 lanes fall into
+// segments of lanes sharing one weight scale unit and one activation block (4 lanes of a 4-bit
+// span with groups >= 32, 2 with groups of 16 or 2-bit codes, 8 for 8-bit codes). Per row r, token t
+// and segment, in span order:
+//   isum = sum over the segment's positions of v(code) * q   (exact, int32),
+//   acc  = fma(float(isum), w_scale(r, unit) * x_scale(t, block), acc),
+// and y = acc (+ bias). The schemes: those of the integer-dot path without zero points and
+// without the base-3 layout (int8_tiles_scheme).
+#pragma once
+
+#include "lowbit/core/buffer.hpp"
+#include "lowbit/core/error.hpp"
+#include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/layout.hpp"
+#include "lowbit/schemes/qmatrix.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+namespace lowbit::kernels {
+
+inline constexpr std::size_t tile_rows = 8;
+
+template <class S>
+concept int8_tiles_scheme = int8_dot_scheme<S> && S::layout != code_layout::base3 && !S::has_zero_point;
+
+// Segments of a span: lanes sharing one weight scale unit and one activation block.
+template <scheme S>
+struct tile_geometry {
+  using G = chunk_geometry<S>;
+  static constexpr std::size_t lanes_per_block = 8 * G::act_block / G::span; // activation block
+  static constexpr std::size_t lanes_per_unit =
+      S::gran == granularity::group && S::block < G::span ? 8 * S::block / G::span : 8;
+  static constexpr std::size_t segment_lanes = std::min(lanes_per_block, lanes_per_unit);
+  static constexpr std::size_t segments = 8 / segment_lanes;
+  static_assert(segment_lanes >= 1 && 8 % segment_lanes == 0);
+
+  // The weight scale unit (index into the row's units) of segment g of span sp.
+  static std::size_t unit(std::size_t sp, std::size_t g, std::size_t units) noexcept {
+    if constexpr (S::gran == granularity::group)
+      return std::min((sp * G::span + G::lane_code(g * segment_lanes)) / S::block, units - 1);
+    else
+      return 0;
+  }
+  static std::size_t units(std::size_t padded_cols) noexcept {
+    return S::gran == granularity::group ? padded_cols / S::block : 1;
+  }
+};
+
+// W in row-interleaved tiles (see the header comment); made by pack_for_int8_tiles.
+template <int8_tiles_scheme S>
+class int8_tiled {
+public:
+  using source_scheme = S;
+  int8_tiled() = default;
+  std::size_t rows() const noexcept { return rows_; }
+  std::size_t cols() const noexcept { return cols_; }
+  std::size_t tiles() const noexcept { return (rows_ + tile_rows - 1) / tile_rows; }
+  std::size_t spans() const noexcept { return chunk_geometry<S>::spans(cols_); }
+  std::size_t units() const noexcept { return units_; }
+  // 8 lanes x 32 bytes per span of tile t.
+  const std::uint8_t* tile_codes(std::size_t t) const noexcept { return codes_.data() + t * spans() * 256; }
+  // The 8 rows' scales of unit u of tile t.
+  const float* tile_scales(std::size_t t, std::size_t u) const noexcept {
+    return scales_.data() + (t * units_ + u) * tile_rows;
+  }
+  std::size_t storage_bytes() const noexcept { return codes_.size() + scales_.size() * sizeof(float); }
+
+private:
+  template <int8_tiles_scheme T>
+  friend int8_tiled<T> pack_for_int8_tiles(const qmatrix<T>& w);
+  std::size_t rows_ = 0, cols_ = 0, units_ = 0;
+  aligned_vector<std::uint8_t> codes_;
+  aligned_vector<float> scales_;
+};
+
+template <int8_tiles_scheme S>
+int8_tiled<S> pack_for_int8_tiles(const qmatrix<S>& w) {
+  using TG = tile_geometry<S>;
+  if (w.rows() == 0 || w.cols() == 0) throw invalid_argument("pack_for_int8_tiles: W is empty");
+  int8_tiled<S> m;
+  m.rows_ = w.rows();
+  m.cols_ = w.cols();
+  m.units_ = TG::units(w.padded_cols());
+  const std::size_t tiles = m.tiles(), spans = m.spans(), row_bytes = w.row_bytes();
+  m.codes_.assign(tiles * spans * 256, 0);
+  m.scales_.assign(tiles * m.units_ * tile_rows, 0.0f);
+  const scale_reader<S> sr(w, int8_value_mult<S>());
+  std::vector<std::uint8_t> row(spans * 32);
+  for (std::size_t r = 0; r < w.rows(); ++r) {
+    std::fill(row.begin(), row.end(), std::uint8_t{0});
+    std::memcpy(row.data(), w.codes().data() + r * row_bytes, row_bytes);
+    const std::size_t tile = r / tile_rows, rr = r % tile_rows;
+    std::uint8_t* dst = m.codes_.data() + tile * spans * 256;
+    for (std::size_t sp = 0; sp < spans; ++sp)
+      for (std::size_t l = 0; l < 8; ++l)
+        std::memcpy(dst + (sp * 8 + l) * 32 + 4 * rr, row.data() + sp * 32 + 4 * l, 4);
+    for (std::size_t u = 0; u < m.units_; ++u) {
+      const std::size_t col = S::gran == granularity::group ? u * S::block : 0;
+      m.scales_[(tile * m.units_ + u) * tile_rows + rr] = sr(S::scale_index(r, col, w.cols()));
+    }
+  }
+  return m;
+}
+
+// Per token, span and segment: the activation block's scale and offset * (sum of the segment's
+// int8 activations), the correction the unsigned-table kernels subtract (0 for signed tables).
+struct tile_activations {
+  std::vector<float> scale;
+  std::vector<std::int32_t> offset;
+  std::size_t per_token = 0;
+
+  const float* scale_row(std::size_t t) const noexcept { return scale.data() + t * per_token; }
+  const std::int32_t* offset_row(std::size_t t) const noexcept { return offset.data() + t * per_token; }
+};
+
+template <int8_tiles_scheme S>
+void prepare_tile_activations(const int8_activations& a, tile_activations& out) {
+  using TG = tile_geometry<S>;
+  out.per_token = a.spans * TG::segments;
+  out.scale.resize(a.tokens * out.per_token);
+  out.offset.resize(a.tokens * out.per_token);
+  for (std::size_t t = 0; t < a.tokens; ++t)
+    for (std::size_t sp = 0; sp < a.spans; ++sp)
+      for (std::size_t g = 0; g < TG::segments; ++g) {
+        const std::size_t l0 = sp * 8 + g * TG::segment_lanes, i = t * out.per_token + sp * TG::segments + g;
+        std::int32_t off = 0;
+        for (std::size_t l = 0; l < TG::segment_lanes; ++l) off += a.lane_offset_row(t)[l0 + l];
+        out.scale[i] = a.lane_scale_row(t)[l0];
+        out.offset[i] = off;
+      }
+}
+
+namespace scalar {
+
+// The tiled kernel without SIMD (where AVX2 is not compiled), in the same arithmetic.
+template <int8_tiles_scheme S>
+void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
+                       std::span<float> y, std::span<const float> bias) {
+  using G = chunk_geometry<S>;
+  using TG = tile_geometry<S>;
+  const std::size_t rows = w.rows(), spans = w.spans();
+  for (std::size_t tile = 0; tile < w.tiles(); ++tile)
+    for (std::size_t r = 0; r < tile_rows && tile * tile_rows + r < rows; ++r) {
+      for (std::size_t t = 0; t < a.tokens; ++t) {
+        float acc = 0.0f;
+        const std::int8_t* xq = a.q_row(t);
+        for (std::size_t sp = 0; sp < spans; ++sp) {
+          std::uint8_t bytes[32];
+          for (std::size_t l = 0; l < 8; ++l)
+            std::memcpy(bytes + 4 * l, w.tile_codes(tile) + (sp * 8 + l) * 32 + 4 * r, 4);
+          for (std::size_t g = 0; g < TG::segments; ++g) {
+            std::int32_t isum = 0;
+            for (std::size_t h = 0; h < G::chunks_per_span; ++h)
+              for (std::size_t l = g * TG::segment_lanes; l < (g + 1) * TG::segment_lanes; ++l)
+                for (std::size_t i = 0; i < 4; ++i) {
+                  const std::size_t j = 4 * l + i, p = h * chunk + j;
+                  const unsigned code =
+                      S::code_bits == 8 ? bytes[j] : (bytes[j] >> (S::code_bits * h)) & ((1u << S::code_bits) - 1);
+                  std::int32_t v;
+                  if constexpr (S::code_bits == 8)
+                    v = static_cast<std::int8_t>(code);
+                  else
+                    v = int8_table<typename S::element>::get().v[code];
+                  isum += v * xq[sp * G::span + p];
+                }
+            const float ws = w.tile_scales(tile, TG::unit(sp, g, w.units()))[r];
+            acc = std::fma(static_cast<float>(isum), ws * ta.scale_row(t)[sp * TG::segments + g], acc);
+          }
+        }
+        const std::size_t n = tile * tile_rows + r;
+        y[t * rows + n] = bias.empty() ? acc : acc + bias[n];
+      }
+    }
+}
+
+} // namespace scalar
+} // namespace lowbit::kernels

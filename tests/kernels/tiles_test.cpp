@@ -1,0 +1,216 @@
+// The integer-dot kernel on row-interleaved int8 tiles (kernels/int8_tiles.hpp): the AVX2 and
+// scalar kernels bit for bit against reference::linear_int8_tiled (computed from the qmatrix, not
+// from the tiles) on many schemes, shapes, tails, token counts and thread counts; that spec within
+// fp32 reordering of the in-place integer-dot spec (the same int8 products); the layout itself; and
+// bad input.
+#include "lowbit/kernels/linear.hpp"
+#include "lowbit/schemes/all.hpp"
+
+#include "kernels/kernel_test_support.hpp"
+#include "quantizers/test_data.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace lowbit;
+using lowbit_test::first_bit_difference;
+using lowbit_test::random_weights;
+using lowbit_test::set_threads;
+using lowbit_test::shape;
+
+// Rows below, at and past one or two tiles of 8; K with partial spans and partial groups; 1-9 tokens.
+const shape shapes[] = {{1, 32, 1},   {5, 64, 2}, {8, 96, 3},   {9, 160, 5},   {16, 200, 4},
+                        {17, 320, 9}, {3, 48, 1}, {25, 256, 7}, {40, 1024, 6}, {7, 4160, 2}};
+
+template <class S>
+std::string name() {
+  return std::string(scheme_name<S>());
+}
+
+// Random weights of S; for an int8 packing (kernels::pack_for_int8), the packing of its source.
+template <class S>
+qmatrix<S> weights(std::size_t rows, std::size_t cols, std::uint32_t seed) {
+  if constexpr (requires { typename S::source_scheme; })
+    return kernels::pack_for_int8(random_weights<typename S::source_scheme>(rows, cols, seed));
+  else
+    return random_weights<S>(rows, cols, seed);
+}
+
+// The kernels on pack_for_int8_tiles(w), bit for bit against the spec, at 1-3 threads.
+template <class S>
+void tiles_match_reference() {
+  for (const shape& s : shapes) {
+    if (S::gran == granularity::group && s.cols < S::block) continue;
+    const auto w = weights<S>(s.rows, s.cols, 91);
+    const auto tw = kernels::pack_for_int8_tiles(w);
+    const auto x = lowbit_test::gaussian(s.tokens * s.cols, 92);
+    const auto bias = lowbit_test::uniform(s.rows, 93);
+    std::vector<float> want(s.tokens * s.rows);
+    reference::linear_int8_tiled(std::span<const float>(x), s.tokens, w, std::span<float>(want), bias);
+    for (int threads : {1, 2, 3}) {
+      set_threads(threads);
+      std::vector<float> got(want.size(), -1.0f);
+      linear(std::span<const float>(x), s.tokens, tw, std::span<float>(got), bias);
+      const std::size_t i = first_bit_difference(got, want);
+      ASSERT_EQ(i, got.size()) << name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens
+                               << " threads " << threads << " at " << i << ": " << got[i] << " vs " << want[i];
+    }
+    set_threads(2);
+    // The scalar kernel on the tiles (the path without AVX2).
+    kernels::int8_activations a;
+    kernels::tile_activations ta;
+    kernels::quantize_activations<S>(std::span<const float>(x), s.tokens, s.cols, a);
+    kernels::prepare_tile_activations<S>(a, ta);
+    std::vector<float> got(want.size(), -1.0f);
+    kernels::scalar::linear_int8_tiled(tw, a, ta, std::span<float>(got), bias);
+    ASSERT_EQ(first_bit_difference(got, want), got.size()) << name<S>() << " scalar, rows " << s.rows;
+  }
+}
+
+// The tiled spec sums the same int8 products as reference::linear_int8 in another fp32 order: the
+// two agree within fp32 rounding of the sum of |terms|.
+template <class S>
+void tiled_spec_is_the_int8_product() {
+  const std::size_t rows = 19, cols = 640, tokens = 3;
+  const auto w = random_weights<S>(rows, cols, 94);
+  const auto x = lowbit_test::gaussian(tokens * cols, 95);
+  std::vector<float> tiled(tokens * rows), inplace(tokens * rows);
+  reference::linear_int8_tiled(std::span<const float>(x), tokens, w, std::span<float>(tiled));
+  reference::linear_int8(std::span<const float>(x), tokens, w, std::span<float>(inplace));
+  const auto wd = dequantize(w);
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t r = 0; r < rows; ++r) {
+      double m = 0;
+      for (std::size_t c = 0; c < cols; ++c) m += std::fabs(static_cast<double>(x[t * cols + c]) * wd[r * cols + c]);
+      const double d = std::fabs(static_cast<double>(tiled[t * rows + r]) - inplace[t * rows + r]);
+      EXPECT_LE(d, 1e-5 * m + 1e-30) << name<S>() << " row " << r << " token " << t;
+    }
+}
+
+TEST(int8_tiles, kernels_match_the_reference_bit_for_bit) {
+  tiles_match_reference<int4_group<32>>();
+  tiles_match_reference<int4_group<128>>();
+  tiles_match_reference<int_sym<4, 16>>();
+  tiles_match_reference<int_sym<4, 64, fp32_scale, granularity::row>>();
+  tiles_match_reference<mxfp4>();
+  tiles_match_reference<nvfp4>();
+  tiles_match_reference<nf4_scheme<64>>();
+  tiles_match_reference<nf4_dq>();
+  tiles_match_reference<nf4_dq_bnb>(); // high nibble first
+  tiles_match_reference<int8_group<128>>();
+  tiles_match_reference<int_sym<8, 32, fp32_scale, granularity::tensor>>();
+  tiles_match_reference<mxint8>();
+  tiles_match_reference<int_sym<2, 32>>();
+  tiles_match_reference<ternary_absmean>();
+  tiles_match_reference<kernels::int8_packed_scheme<mxfp8_e4m3>>();
+}
+
+TEST(int8_tiles, spec_is_the_in_place_product_in_another_order) {
+  tiled_spec_is_the_int8_product<int4_group<32>>();
+  tiled_spec_is_the_int8_product<nvfp4>();
+  tiled_spec_is_the_int8_product<nf4_scheme<64>>();
+  tiled_spec_is_the_int8_product<int8_group<128>>();
+  tiled_spec_is_the_int8_product<ternary_absmean>();
+}
+
+// The layout: 4-byte groups of 8 rows interleaved per span and lane, zero rows and spans past the
+// matrix, and the scales scale_reader gives, per tile and unit.
+TEST(int8_tiles, layout_interleaves_four_byte_groups_of_eight_rows) {
+  using S = mxfp4;
+  const std::size_t rows = 11, cols = 96; // 2 tiles, 2 spans (the second one partial)
+  const auto w = random_weights<S>(rows, cols, 96);
+  const auto tw = kernels::pack_for_int8_tiles(w);
+  ASSERT_EQ(tw.rows(), rows);
+  ASSERT_EQ(tw.cols(), cols);
+  ASSERT_EQ(tw.tiles(), 2u);
+  ASSERT_EQ(tw.spans(), 2u);
+  ASSERT_EQ(tw.units(), cols / 32);
+  const kernels::scale_reader<S> sr(w, kernels::int8_value_mult<S>());
+  for (std::size_t t = 0; t < 2; ++t)
+    for (std::size_t r = 0; r < 8; ++r) {
+      const std::size_t row = t * 8 + r;
+      for (std::size_t sp = 0; sp < 2; ++sp)
+        for (std::size_t l = 0; l < 8; ++l)
+          for (std::size_t i = 0; i < 4; ++i) {
+            const std::size_t byte = sp * 32 + 4 * l + i;
+            const std::uint8_t want = row < rows && byte < w.row_bytes() ? w.row_codes(row)[byte] : 0;
+            ASSERT_EQ(tw.tile_codes(t)[(sp * 8 + l) * 32 + 4 * r + i], want) << "row " << row << " byte " << byte;
+          }
+      for (std::size_t u = 0; u < tw.units(); ++u) {
+        const float want = row < rows ? sr(S::scale_index(row, u * 32, cols)) : 0.0f;
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(tw.tile_scales(t, u)[r]), std::bit_cast<std::uint32_t>(want));
+      }
+    }
+  EXPECT_EQ(tw.storage_bytes(), 2 * 2 * 256 + 2 * 3 * 8 * sizeof(float));
+}
+
+TEST(int8_tiles, half_and_bfloat16_activations_match_their_float_widening) {
+  using S = int4_group<32>;
+  const std::size_t rows = 13, cols = 128, tokens = 3;
+  const auto tw = kernels::pack_for_int8_tiles(random_weights<S>(rows, cols, 97));
+  const auto x = lowbit_test::gaussian(tokens * cols, 98);
+  std::vector<half> xh(x.size());
+  std::vector<bfloat16> xb(x.size());
+  std::vector<float> xhf(x.size()), xbf(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    xh[i] = half(x[i]);
+    xb[i] = bfloat16(x[i]);
+    xhf[i] = static_cast<float>(xh[i]);
+    xbf[i] = static_cast<float>(xb[i]);
+  }
+  std::vector<float> a(tokens * rows), b(tokens * rows);
+  linear(std::span<const half>(xh), tokens, tw, std::span<float>(a));
+  linear(std::span<const float>(xhf), tokens, tw, std::span<float>(b));
+  EXPECT_EQ(first_bit_difference(a, b), a.size());
+  linear(std::span<const bfloat16>(xb), tokens, tw, std::span<float>(a));
+  linear(std::span<const float>(xbf), tokens, tw, std::span<float>(b));
+  EXPECT_EQ(first_bit_difference(a, b), a.size());
+}
+
+TEST(int8_tiles, bad_input) {
+  using S = int4_group<32>;
+  EXPECT_THROW(kernels::pack_for_int8_tiles(qmatrix<S>{}), invalid_argument);
+  const std::size_t rows = 9, cols = 64;
+  const auto w = random_weights<S>(rows, cols, 99);
+  const auto tw = kernels::pack_for_int8_tiles(w);
+  std::vector<float> x(2 * cols, 0.5f), y(2 * rows);
+  EXPECT_THROW(linear(std::span<const float>(x).first(cols + 1), 1, tw, std::span<float>(y).first(rows)),
+               invalid_argument);
+  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, tw, std::span<float>(y).first(rows + 1)),
+               invalid_argument);
+  std::vector<float> bias(rows + 1);
+  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, tw, std::span<float>(y).first(rows), bias),
+               invalid_argument);
+  const kernels::int8_tiled<S> empty;
+  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, empty, std::span<float>(y).first(rows)),
+               invalid_argument);
+  // Zero tokens: nothing written.
+  linear(std::span<const float>(), 0, tw, std::span<float>());
+  // A NaN (or inf) activation makes its token's outputs NaN, as in the spec; other tokens are untouched.
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    auto xb = lowbit_test::gaussian(2 * cols, 100);
+    xb[cols + 5] = bad;
+    std::vector<float> got(2 * rows), want(2 * rows);
+    linear(std::span<const float>(xb), 2, tw, std::span<float>(got));
+    reference::linear_int8_tiled(std::span<const float>(xb), 2, w, std::span<float>(want));
+    EXPECT_EQ(first_bit_difference(got, want), got.size());
+    for (std::size_t r = 0; r < rows; ++r) {
+      EXPECT_TRUE(std::isfinite(got[r]));
+      EXPECT_TRUE(std::isnan(got[rows + r]));
+    }
+  }
+  // All-zero activations give exactly the bias.
+  const auto b = lowbit_test::uniform(rows, 101);
+  std::vector<float> zx(cols, 0.0f), got(rows);
+  linear(std::span<const float>(zx), 1, tw, std::span<float>(got), b);
+  for (std::size_t r = 0; r < rows; ++r) EXPECT_EQ(got[r], b[r]);
+}
+
+} // namespace
