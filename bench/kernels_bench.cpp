@@ -92,8 +92,11 @@ void probe_fma_peak(benchmark::State& state) {
       __m256 a[10];
       for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_ps(static_cast<float>(i));
       const __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
-      for (long it = 0; it < iters; ++it)
+      for (long it = 0; it < iters; ++it) {
+        // Unrolled, so that the accumulators live in registers (otherwise each goes through memory).
+        LOWBIT_UNROLL
         for (auto& v : a) v = _mm256_fmadd_ps(v, m, c);
+      }
       __m256 s = a[0];
       for (int i = 1; i < 10; ++i) s = _mm256_add_ps(s, a[i]);
       benchmark::DoNotOptimize(s);
@@ -112,8 +115,11 @@ void probe_maddubs_peak(benchmark::State& state) {
       __m256i a[10];
       for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_epi8(static_cast<char>(i + 1));
       const __m256i b = _mm256_set1_epi8(3);
-      for (long it = 0; it < iters; ++it)
+      for (long it = 0; it < iters; ++it) {
+        // Unrolled, so that the accumulators live in registers (otherwise each goes through memory).
+        LOWBIT_UNROLL
         for (auto& v : a) v = _mm256_maddubs_epi16(v, b);
+      }
       __m256i s = a[0];
       for (int i = 1; i < 10; ++i) s = _mm256_add_epi16(s, a[i]);
       benchmark::DoNotOptimize(s);
