@@ -6,9 +6,10 @@
 // importance-weighted MSE search use. Each row shows the storage cost, the SQNR of the output
 // Y = X W^T on 16 fresh tokens against fp32, and the median one-token GEMV time (online input
 // transform included) against a plain fp32 loop on the same threads. Each layer is prepared once
-// as a linear_weights: the one-token GEMV runs the LUT kernel where the scheme has one (INT4,
-// ternary) and the int8-dot kernel otherwise (the "GEMV kernel" column); the 16 tokens of the SQNR
-// run the int8-dot kernel, which also rounds the activations to int8 per 32 inputs.
+// as a linear_weights: the one-token GEMV runs the kernel it picks (the "GEMV kernel" column: the
+// int8-dot kernel on row-interleaved tiles for INT4/INT8/MXFP4/NVFP4/NF4, the LUT kernel for
+// ternary); the 16 tokens of the SQNR run the int8-dot kernel on the tiles (the LUT kernel's range
+// ends at 8 tokens), which also rounds the activations to int8 per 32 inputs.
 //
 //   quickstart [features]   (a features x features layer, default 4096)
 #include <lowbit/lowbit.hpp>
