@@ -143,12 +143,64 @@ TEST(int8_tiles, layout_interleaves_four_byte_groups_of_eight_rows) {
             const std::uint8_t want = row < rows && byte < w.row_bytes() ? w.row_codes(row)[byte] : 0;
             ASSERT_EQ(tw.tile_codes(t)[(sp * 8 + l) * 32 + 4 * r + i], want) << "row " << row << " byte " << byte;
           }
+      std::vector<float> decoded(tw.units() * 8);
+      tw.decode_tile_scales(t, decoded.data());
       for (std::size_t u = 0; u < tw.units(); ++u) {
-        const float want = row < rows ? sr(S::scale_index(row, u * 32, cols)) : 0.0f;
-        ASSERT_EQ(std::bit_cast<std::uint32_t>(tw.tile_scales(t, u)[r]), std::bit_cast<std::uint32_t>(want));
+        // E8M0 scales stay codes (1 byte per unit); padding rows hold code 0.
+        const std::uint8_t code = row < rows ? w.scales()[S::scale_index(row, u * 32, cols)] : 0;
+        ASSERT_EQ(tw.tile_scales(t, u)[r], code);
+        if (row < rows) {
+          const float want = sr(S::scale_index(row, u * 32, cols));
+          ASSERT_EQ(std::bit_cast<std::uint32_t>(decoded[u * 8 + r]), std::bit_cast<std::uint32_t>(want));
+        }
       }
     }
-  EXPECT_EQ(tw.storage_bytes(), 2 * 2 * 256 + 2 * 3 * 8 * sizeof(float));
+  static_assert(kernels::int8_tiled<S>::compact_scales);
+  EXPECT_EQ(tw.storage_bytes(), 2 * 2 * 256 + 2 * 3 * 8 * sizeof(std::uint8_t));
+}
+
+// Every scale code decodes in the tiles as scale_reader reads it (8-bit tables, the E8M0 and UE4M3
+// bit tricks, F16C), and fp32 / double-quantized scales are kept as scale_reader's floats.
+template <class S>
+void tile_scales_are_the_readers() {
+  const std::size_t rows = 21, cols = 256;
+  auto w = random_weights<S>(rows, cols, 102);
+  if constexpr (sizeof(typename qmatrix<S>::scale_storage) == 1 && !qmatrix<S>::double_quantized) {
+    // Every code, NaN and zero codes included.
+    for (std::size_t i = 0; i < w.scales().size(); ++i)
+      w.scales()[i] = static_cast<typename qmatrix<S>::scale_storage>(i % 256);
+  }
+  const auto tw = kernels::pack_for_int8_tiles(w);
+  const kernels::scale_reader<S> sr(w, kernels::int8_value_mult<S>());
+  std::vector<float> decoded(tw.units() * 8);
+  for (std::size_t t = 0; t < tw.tiles(); ++t) {
+    tw.decode_tile_scales(t, decoded.data());
+    for (std::size_t r = 0; r < 8 && t * 8 + r < rows; ++r)
+      for (std::size_t u = 0; u < tw.units(); ++u) {
+        const std::size_t col = S::gran == granularity::group ? u * S::block : 0;
+        const float want = sr(S::scale_index(t * 8 + r, col, cols));
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(decoded[u * 8 + r]), std::bit_cast<std::uint32_t>(want))
+            << name<S>() << " row " << t * 8 + r << " unit " << u;
+      }
+  }
+  // And the kernels on those scales (NaN and zero scale codes included) bit for bit as the spec.
+  const std::size_t tokens = 3;
+  const auto x = lowbit_test::gaussian(tokens * cols, 103);
+  std::vector<float> got(tokens * rows), want(tokens * rows);
+  linear(std::span<const float>(x), tokens, tw, std::span<float>(got));
+  reference::linear_int8_tiled(std::span<const float>(x), tokens, w, std::span<float>(want));
+  EXPECT_EQ(first_bit_difference(got, want), got.size()) << name<S>();
+}
+
+TEST(int8_tiles, scales_decode_as_the_scale_reader_reads_them) {
+  tile_scales_are_the_readers<mxfp4>();
+  tile_scales_are_the_readers<nvfp4>();
+  tile_scales_are_the_readers<int4_group<32>>(); // fp16
+  tile_scales_are_the_readers<nf4_scheme<64>>(); // fp32
+  tile_scales_are_the_readers<nf4_dq>();         // double-quantized
+  tile_scales_are_the_readers<ternary_absmean>();
+  static_assert(kernels::int8_tiled<nvfp4>::compact_scales && kernels::int8_tiled<int4_group<32>>::compact_scales);
+  static_assert(!kernels::int8_tiled<nf4_scheme<64>>::compact_scales && !kernels::int8_tiled<nf4_dq>::compact_scales);
 }
 
 TEST(int8_tiles, half_and_bfloat16_activations_match_their_float_widening) {

@@ -10,8 +10,10 @@
 // span sp (32 stored bytes of a row, kernels/layout.hpp) and lane l (bytes 4l .. 4l + 3 of the span,
 // which hold kernel positions 4l .. 4l + 3 of every chunk of the span), 32 bytes: bytes 4r .. 4r + 3
 // are row r's span bytes 4l .. 4l + 3. Spans past the row's stored bytes are zero; their activations
-// are zero too. The weight scales are kept per tile and scale unit as 8 fp32 values, read through
-// scale_reader (so bit for bit the floats the reference uses).
+// are zero too. The weight scales are kept per tile and scale unit, 8 at a time, as the qmatrix's
+// codes where those are 8-bit (E8M0, UE4M3) or fp16, decoded by scale_decoder when a tile is used,
+// and as fp32 read through scale_reader otherwise (fp32 or bf16 scales, double quantization):
+// either way bit for bit the floats the reference uses.
 //
 // Arithmetic (reference::linear_int8_tiled is its bit-exact spec): a span's 8 lanes fall into
 // segments of lanes sharing one weight scale unit and one activation block (4 lanes of a 4-bit
@@ -34,6 +36,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 namespace lowbit::kernels {
@@ -69,8 +72,16 @@ struct tile_geometry {
 // W in row-interleaved tiles (see the header comment); made by pack_for_int8_tiles.
 template <int8_tiles_scheme S>
 class int8_tiled {
+  using storage = typename qmatrix<S>::scale_storage;
+  struct no_decoder {};
+
 public:
   using source_scheme = S;
+  // Scales kept as the qmatrix's codes (else as fp32).
+  static constexpr bool compact_scales =
+      !qmatrix<S>::double_quantized && (sizeof(storage) == 1 || std::is_same_v<typename S::scale_format, fp16>);
+  using scale_type = std::conditional_t<compact_scales, storage, float>;
+
   int8_tiled() = default;
   std::size_t rows() const noexcept { return rows_; }
   std::size_t cols() const noexcept { return cols_; }
@@ -79,18 +90,35 @@ public:
   std::size_t units() const noexcept { return units_; }
   // 8 lanes x 32 bytes per span of tile t.
   const std::uint8_t* tile_codes(std::size_t t) const noexcept { return codes_.data() + t * spans() * 256; }
-  // The 8 rows' scales of unit u of tile t.
-  const float* tile_scales(std::size_t t, std::size_t u) const noexcept {
+  // The 8 rows' stored scales of unit u of tile t (codes or fp32, see scale_type).
+  const scale_type* tile_scales(std::size_t t, std::size_t u) const noexcept {
     return scales_.data() + (t * units_ + u) * tile_rows;
   }
-  std::size_t storage_bytes() const noexcept { return codes_.size() + scales_.size() * sizeof(float); }
+  // Tile t's scales as floats, units() x 8 (unit by unit), into out.
+  void decode_tile_scales(std::size_t t, float* out) const noexcept {
+    const std::size_t n = units_ * tile_rows;
+    if constexpr (compact_scales)
+      decoder_.read(tile_scales(t, 0), n, out);
+    else
+      std::copy(tile_scales(t, 0), tile_scales(t, 0) + n, out);
+  }
+  std::size_t storage_bytes() const noexcept { return codes_.size() + scales_.size() * sizeof(scale_type); }
 
 private:
   template <int8_tiles_scheme T>
   friend int8_tiled<T> pack_for_int8_tiles(const qmatrix<T>& w);
   std::size_t rows_ = 0, cols_ = 0, units_ = 0;
   aligned_vector<std::uint8_t> codes_;
-  aligned_vector<float> scales_;
+  aligned_vector<scale_type> scales_;
+  std::conditional_t<compact_scales, scale_decoder<S>, no_decoder> decoder_ =
+      make_decoder(1.0f); // replaced by pack_for_int8_tiles
+
+  static auto make_decoder(float tensor_scale) noexcept {
+    if constexpr (compact_scales)
+      return scale_decoder<S>(tensor_scale, int8_value_mult<S>());
+    else
+      return no_decoder{};
+  }
 };
 
 template <int8_tiles_scheme S>
@@ -103,7 +131,8 @@ int8_tiled<S> pack_for_int8_tiles(const qmatrix<S>& w) {
   m.units_ = TG::units(w.padded_cols());
   const std::size_t tiles = m.tiles(), spans = m.spans(), row_bytes = w.row_bytes();
   m.codes_.assign(tiles * spans * 256, 0);
-  m.scales_.assign(tiles * m.units_ * tile_rows, 0.0f);
+  m.scales_.assign(tiles * m.units_ * tile_rows, typename int8_tiled<S>::scale_type{});
+  m.decoder_ = int8_tiled<S>::make_decoder(w.tensor_scale());
   const scale_reader<S> sr(w, int8_value_mult<S>());
   std::vector<std::uint8_t> row(spans * 32);
   for (std::size_t r = 0; r < w.rows(); ++r) {
@@ -116,7 +145,11 @@ int8_tiled<S> pack_for_int8_tiles(const qmatrix<S>& w) {
         std::memcpy(dst + (sp * 8 + l) * 32 + 4 * rr, row.data() + sp * 32 + 4 * l, 4);
     for (std::size_t u = 0; u < m.units_; ++u) {
       const std::size_t col = S::gran == granularity::group ? u * S::block : 0;
-      m.scales_[(tile * m.units_ + u) * tile_rows + rr] = sr(S::scale_index(r, col, w.cols()));
+      const std::size_t su = S::scale_index(r, col, w.cols());
+      if constexpr (int8_tiled<S>::compact_scales)
+        m.scales_[(tile * m.units_ + u) * tile_rows + rr] = w.scales()[su];
+      else
+        m.scales_[(tile * m.units_ + u) * tile_rows + rr] = sr(su);
     }
   }
   return m;
@@ -159,7 +192,9 @@ void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const 
   using G = chunk_geometry<S>;
   using TG = tile_geometry<S>;
   const std::size_t rows = w.rows(), spans = w.spans();
-  for (std::size_t tile = 0; tile < w.tiles(); ++tile)
+  std::vector<float> scales(w.units() * tile_rows);
+  for (std::size_t tile = 0; tile < w.tiles(); ++tile) {
+    w.decode_tile_scales(tile, scales.data());
     for (std::size_t r = 0; r < tile_rows && tile * tile_rows + r < rows; ++r) {
       for (std::size_t t = 0; t < a.tokens; ++t) {
         float acc = 0.0f;
@@ -183,7 +218,7 @@ void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const 
                     v = int8_table<typename S::element>::get().v[code];
                   isum += v * xq[sp * G::span + p];
                 }
-            const float ws = w.tile_scales(tile, TG::unit(sp, g, w.units()))[r];
+            const float ws = scales[TG::unit(sp, g, w.units()) * tile_rows + r];
             acc = std::fma(static_cast<float>(isum), ws * ta.scale_row(t)[sp * TG::segments + g], acc);
           }
         }
@@ -191,6 +226,7 @@ void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const 
         y[t * rows + n] = bias.empty() ? acc : acc + bias[n];
       }
     }
+  }
 }
 
 } // namespace scalar

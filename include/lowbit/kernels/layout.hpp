@@ -204,87 +204,78 @@ constexpr const int8_unsigned_table<S>& int8_unsigned_table<S>::get() noexcept {
   return int8_unsigned_table_v<S>;
 }
 
-// The float multiplier of every scale unit of a qmatrix, times `mult`: 8-bit scale codes (E8M0,
-// UE4M3, double-quantized codes) go through a 256-entry table with the tensor scale folded in,
-// wider ones are decoded per unit. Kernels and references read scales only through this, so
-// they see the same floats bit for bit.
+// The floats of a scheme's scale codes (not double-quantized), times the tensor scale and `mult`:
+// 8-bit codes (E8M0, UE4M3) through a 256-entry table, wider ones decoded per code. It needs the
+// codes only, so packed layouts that keep the codes (kernels/int8_tiles.hpp) decode them exactly
+// as scale_reader does.
 template <scheme S>
-class scale_reader {
+class scale_decoder {
 public:
-  explicit scale_reader(const qmatrix<S>& q, float mult = 1.0f) : q_(q), mult_(mult) {
-    if constexpr (table_) {
-      for (unsigned c = 0; c < 256; ++c) {
-        const auto code = static_cast<typename qmatrix<S>::scale_storage>(c);
-        if constexpr (qmatrix<S>::double_quantized)
-          lut_[c] = S::scale_quant::codes::decode(code);
-        else
-          lut_[c] = S::unit_scale(code, q.tensor_scale()) * mult;
-      }
-    }
+  using storage = typename qmatrix<S>::scale_storage;
+  static_assert(!qmatrix<S>::double_quantized, "double-quantized scales need scale_reader");
+
+  scale_decoder(float tensor_scale, float mult) noexcept : ts_(tensor_scale), mult_(mult) {
+    if constexpr (table_)
+      for (unsigned c = 0; c < 256; ++c) lut_[c] = S::unit_scale(static_cast<storage>(c), tensor_scale) * mult;
   }
-  float operator()(std::size_t u) const noexcept {
-    if constexpr (qmatrix<S>::double_quantized)
-      return std::fma(lut_[q_.scales()[u]], q_.scale_absmax()[u / S::scale_quant::block], q_.scale_offset()) * mult_;
-    else if constexpr (table_)
-      return lut_[q_.scales()[u]];
+  float operator()(storage c) const noexcept {
+    if constexpr (table_)
+      return lut_[c];
     else
-      return decode_wide(q_.scales()[u]) * q_.tensor_scale() * mult_;
+      return decode_wide(c) * ts_ * mult_;
   }
 
-  // Units u0 .. u0 + n - 1 into out[0 .. n), bit for bit as operator() reads them (8 at a time
-  // where AVX2 runs: a gather from the table, or F16C).
-  void read(std::size_t u0, std::size_t n, float* out) const noexcept {
+  // codes[0 .. n) into out[0 .. n), bit for bit as operator() decodes them (8 at a time where AVX2
+  // runs: exponent bits for E8M0, field moves for UE4M3, F16C for fp16, else a table gather).
+  void read(const storage* codes, std::size_t n, float* out) const noexcept {
     std::size_t i = 0;
 #if LOWBIT_HAS_AVX2
-    if constexpr (std::is_same_v<typename S::scale_format, e8m0> && !qmatrix<S>::double_quantized) {
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, read8(codes + i));
+#endif
+    for (; i < n; ++i) out[i] = (*this)(codes[i]);
+  }
+
+#if LOWBIT_HAS_AVX2
+  // Eight codes.
+  __m256 read8(const storage* codes) const noexcept {
+    const __m256 ts = _mm256_set1_ps(ts_), m = _mm256_set1_ps(mult_);
+    if constexpr (std::is_same_v<typename S::scale_format, e8m0>) {
       // 2^(code - 127) from the exponent bits; code 0 is the subnormal 2^-127, code 255 NaN.
-      const auto* codes = q_.scales().data() + u0;
-      const __m256 ts = _mm256_set1_ps(q_.tensor_scale()), m = _mm256_set1_ps(mult_);
       const __m256i zero = _mm256_setzero_si256(), nan_code = _mm256_set1_epi32(255);
-      for (; i + 8 <= n; i += 8) {
-        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
-        __m256i bits = _mm256_slli_epi32(c, 23);
-        bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(c, zero));
-        bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(c, nan_code));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), ts), m));
-      }
-    } else if constexpr (std::is_same_v<typename S::scale_format, ue4m3> && !qmatrix<S>::double_quantized) {
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+      __m256i bits = _mm256_slli_epi32(c, 23);
+      bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(c, zero));
+      bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(c, nan_code));
+      return _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), ts), m);
+    } else if constexpr (std::is_same_v<typename S::scale_format, ue4m3>) {
       // Normal codes: the exponent and mantissa fields moved into a float's, exponent rebiased by
       // 120; codes 1-7 (subnormal): code * 2^-9; codes >= 0x7F NaN. No float subnormals involved.
-      const auto* codes = q_.scales().data() + u0;
-      const __m256 ts = _mm256_set1_ps(q_.tensor_scale()), m = _mm256_set1_ps(mult_);
-      for (; i + 8 <= n; i += 8) {
-        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
-        const __m256 normal =
-            _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23)));
-        const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(1.0f / 512));
-        __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), c)));
-        v = _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()),
-                             _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, _mm256_set1_epi32(0x7E))));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(v, ts), m));
-      }
-    } else if constexpr (table_ && !qmatrix<S>::double_quantized) {
-      const auto* codes = q_.scales().data() + u0;
-      for (; i + 8 <= n; i += 8) {
-        const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
-        _mm256_storeu_ps(out + i, _mm256_i32gather_ps(lut_.data(), idx, 4));
-      }
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+      const __m256 normal =
+          _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23)));
+      const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(1.0f / 512));
+      __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), c)));
+      v = _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()),
+                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, _mm256_set1_epi32(0x7E))));
+      return _mm256_mul_ps(_mm256_mul_ps(v, ts), m);
+    } else if constexpr (table_) {
+      const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+      return _mm256_i32gather_ps(lut_.data(), idx, 4);
     } else if constexpr (std::is_same_v<typename S::scale_format, fp16>) {
-      const auto* codes = q_.scales().data() + u0;
-      const __m256 ts = _mm256_set1_ps(q_.tensor_scale()), m = _mm256_set1_ps(mult_);
-      for (; i + 8 <= n; i += 8) {
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i)));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(d, ts), m));
-      }
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
+      return _mm256_mul_ps(_mm256_mul_ps(d, ts), m);
+    } else {
+      alignas(32) float f[8];
+      for (int i = 0; i < 8; ++i) f[i] = (*this)(codes[i]);
+      return _mm256_load_ps(f);
     }
-#endif
-    for (; i < n; ++i) out[i] = (*this)(u0 + i);
   }
+#endif
 
 private:
   // Exact decode of a 16- or 32-bit scale code (F16C where compiled: exact, like the software
   // decode, and much faster).
-  static float decode_wide(typename qmatrix<S>::scale_storage c) noexcept {
+  static float decode_wide(storage c) noexcept {
     using F = typename S::scale_format;
     if constexpr (std::is_same_v<F, fp16>) {
 #if LOWBIT_HAS_AVX2
@@ -299,12 +290,56 @@ private:
     }
   }
 
+  static constexpr bool table_ = sizeof(storage) == 1;
+  float ts_, mult_;
+  std::array<float, table_ ? 256 : 0> lut_{};
+};
+
+// The float multiplier of every scale unit of a qmatrix, times `mult`: scale_decoder on its codes,
+// or for double-quantized scales fma(code value, block absmax, offset) * mult, the code value from a
+// 256-entry table. Kernels and references read scales only through this (or scale_decoder), so
+// they see the same floats bit for bit.
+template <scheme S>
+class scale_reader {
+  static constexpr bool dq_ = qmatrix<S>::double_quantized;
+  struct dq_table {
+    std::array<float, 256> lut{};
+  };
+  using decoder = std::conditional_t<dq_, dq_table, scale_decoder<S>>;
+
+  static decoder make(const qmatrix<S>& q, float mult) noexcept {
+    if constexpr (dq_) {
+      dq_table t;
+      for (unsigned c = 0; c < 256; ++c)
+        t.lut[c] = S::scale_quant::codes::decode(static_cast<typename qmatrix<S>::scale_storage>(c));
+      return t;
+    } else {
+      return scale_decoder<S>(q.tensor_scale(), mult);
+    }
+  }
+
 public:
+  explicit scale_reader(const qmatrix<S>& q, float mult = 1.0f) : q_(q), mult_(mult), dec_(make(q, mult)) {}
+  float operator()(std::size_t u) const noexcept {
+    if constexpr (dq_)
+      return std::fma(dec_.lut[q_.scales()[u]], q_.scale_absmax()[u / S::scale_quant::block], q_.scale_offset()) *
+             mult_;
+    else
+      return dec_(q_.scales()[u]);
+  }
+
+  // Units u0 .. u0 + n - 1 into out[0 .. n), bit for bit as operator() reads them.
+  void read(std::size_t u0, std::size_t n, float* out) const noexcept {
+    if constexpr (dq_)
+      for (std::size_t i = 0; i < n; ++i) out[i] = (*this)(u0 + i);
+    else
+      dec_.read(q_.scales().data() + u0, n, out);
+  }
+
 private:
-  static constexpr bool table_ = sizeof(typename qmatrix<S>::scale_storage) == 1;
   const qmatrix<S>& q_;
   float mult_;
-  std::array<float, 256> lut_{};
+  decoder dec_;
 };
 
 // Horizontal sum of the eight lane accumulators, in the one order both the scalar reference and

@@ -140,7 +140,8 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 #if LOWBIT_HAS_AVX2
   kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
   kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
-  kernels::avx2::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias);
+  ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_tiles_scratch_size(w));
+  kernels::avx2::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias, ws.scratch.data());
 #else
   kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
   kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);

@@ -61,9 +61,10 @@ LOWBIT_ALWAYS_INLINE inline __m256i broadcast4(const std::int8_t* p) noexcept {
 }
 
 // Tiles tile0 .. tile0 + R - 1 x tokens t0 .. t0 + T - 1; out[r][t] receives the 8 rows' sums.
+// scales: the R tiles' decoded scales, units x 8 floats each (int8_tiled::decode_tile_scales).
 template <int8_tiles_scheme S, int R, int T>
-void tiled_block(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta, std::size_t tile0,
-                 std::size_t t0, float (*out)[T][tile_rows]) noexcept {
+void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activations& a, const tile_activations& ta,
+                 std::size_t tile0, std::size_t t0, float (*out)[T][tile_rows]) noexcept {
   using G = chunk_geometry<S>;
   using TG = tile_geometry<S>;
   using D = span_decoder<S>;
@@ -142,7 +143,7 @@ void tiled_block(const int8_tiled<S>& w, const int8_activations& a, const tile_a
       const std::size_t u = TG::unit(sp, g, units), seg = sp * NS + g;
       LOWBIT_UNROLL
       for (int r = 0; r < R; ++r) {
-        const __m256 wsv = _mm256_load_ps(w.tile_scales(tile0 + static_cast<std::size_t>(r), u));
+        const __m256 wsv = _mm256_loadu_ps(scales + (static_cast<std::size_t>(r) * units + u) * tile_rows);
         LOWBIT_UNROLL
         for (int t = 0; t < T; ++t) {
           __m256i i = i32[r][t];
@@ -172,39 +173,51 @@ void tiled_store(const int8_tiled<S>& w, std::size_t tile0, std::size_t t0, cons
 }
 
 template <int8_tiles_scheme S, int R>
-void tiled_token_blocks(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
+void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activations& a, const tile_activations& ta,
                         std::size_t tile0, std::size_t tb, std::size_t te, std::span<float> y,
                         std::span<const float> bias) noexcept {
+  for (int r = 0; r < R; ++r)
+    w.decode_tile_scales(tile0 + static_cast<std::size_t>(r),
+                         scales + static_cast<std::size_t>(r) * w.units() * tile_rows);
   std::size_t t = tb;
   for (; t + tiled_tokens <= te; t += tiled_tokens) {
     alignas(32) float out[R][tiled_tokens][tile_rows];
-    tiled_block<S, R, tiled_tokens>(w, a, ta, tile0, t, out);
+    tiled_block<S, R, tiled_tokens>(w, scales, a, ta, tile0, t, out);
     tiled_store<S, R, tiled_tokens>(w, tile0, t, out, y, bias);
   }
   for (; t < te; ++t) {
     alignas(32) float out[R][1][tile_rows];
-    tiled_block<S, R, 1>(w, a, ta, tile0, t, out);
+    tiled_block<S, R, 1>(w, scales, a, ta, tile0, t, out);
     tiled_store<S, R, 1>(w, tile0, t, out, y, bias);
   }
 }
 
 } // namespace detail
 
+// Floats of per-thread scratch linear_int8_tiled needs.
+template <int8_tiles_scheme S>
+std::size_t int8_tiles_scratch_size(const int8_tiled<S>& w) noexcept {
+  return static_cast<std::size_t>(detail::tiled_rows) * w.units() * tile_rows;
+}
+
 // Y = X * W^T (+ bias) on activations quantized by quantize_activations<S> and their segment
-// scales and offsets (prepare_tile_activations<S>); tiles split across threads.
+// scales and offsets (prepare_tile_activations<S>); tiles split across threads. scratch holds
+// int8_tiles_scratch_size(w) floats per thread.
 template <int8_tiles_scheme S>
 void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
-                       std::span<float> y, std::span<const float> bias) {
+                       std::span<float> y, std::span<const float> bias, float* scratch) {
   const std::size_t tokens = a.tokens;
-  // Token blocks keep the activations a tile streams through in L2.
+  // Token blocks keep the activations a tile streams through in L2; a tile's scales are decoded
+  // once per token block.
   constexpr std::size_t token_block = 64;
   parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
+    float* scales = scratch + static_cast<std::size_t>(thread_index()) * int8_tiles_scratch_size(w);
     for (std::size_t tb = 0; tb < tokens; tb += token_block) {
       const std::size_t te = std::min(tokens, tb + token_block);
       std::size_t tile = begin;
       for (; tile + detail::tiled_rows <= end; tile += detail::tiled_rows)
-        detail::tiled_token_blocks<S, detail::tiled_rows>(w, a, ta, tile, tb, te, y, bias);
-      for (; tile < end; ++tile) detail::tiled_token_blocks<S, 1>(w, a, ta, tile, tb, te, y, bias);
+        detail::tiled_token_blocks<S, detail::tiled_rows>(w, scales, a, ta, tile, tb, te, y, bias);
+      for (; tile < end; ++tile) detail::tiled_token_blocks<S, 1>(w, scales, a, ta, tile, tb, te, y, bias);
     }
   });
 }
