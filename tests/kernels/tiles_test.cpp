@@ -22,7 +22,6 @@ namespace {
 using namespace lowbit;
 using lowbit_test::first_bit_difference;
 using lowbit_test::random_weights;
-using lowbit_test::set_threads;
 using lowbit_test::shape;
 
 // Rows below, at and past one or two tiles of 8; K with partial spans and partial groups; 1-9 tokens.
@@ -54,15 +53,9 @@ void tiles_match_reference() {
     const auto bias = lowbit_test::uniform(s.rows, 93);
     std::vector<float> want(s.tokens * s.rows);
     reference::linear_int8_tiled(std::span<const float>(x), s.tokens, w, std::span<float>(want), bias);
-    for (int threads : {1, 2, 3}) {
-      set_threads(threads);
-      std::vector<float> got(want.size(), -1.0f);
-      linear(std::span<const float>(x), s.tokens, tw, std::span<float>(got), bias);
-      const std::size_t i = first_bit_difference(got, want);
-      ASSERT_EQ(i, got.size()) << name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens
-                               << " threads " << threads << " at " << i << ": " << got[i] << " vs " << want[i];
-    }
-    set_threads(2);
+    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+        want, [&](std::span<float> got) { linear(std::span<const float>(x), s.tokens, tw, got, bias); }))
+        << name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
     // The scalar kernel on the tiles (the path without AVX2).
     kernels::int8_activations a;
     kernels::tile_activations ta;

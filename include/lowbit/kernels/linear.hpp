@@ -214,35 +214,32 @@ public:
   }
 
 private:
+  // The packed copies' types, named only where S has the copy (they constrain S).
   struct none {};
-  template <bool, class = void>
-  struct lut_slot {
+  struct lut_of {
+    template <class X>
+    using type = kernels::lut_matrix<X>;
+  };
+  struct int8_of {
+    template <class X>
+    using type = qmatrix<kernels::int8_packed_scheme<X>>;
+  };
+  struct tiles_of {
+    template <class X>
+    using type = kernels::int8_tiled<X>;
+  };
+  template <bool, class Of>
+  struct slot {
     using type = none;
   };
-  template <class V>
-  struct lut_slot<true, V> {
-    using type = kernels::lut_matrix<S>;
-  };
-  template <bool, class = void>
-  struct tiles_slot {
-    using type = none;
-  };
-  template <class V>
-  struct tiles_slot<true, V> {
-    using type = kernels::int8_tiled<S>;
-  };
-  template <bool, class = void>
-  struct int8_slot {
-    using type = none;
-  };
-  template <class V>
-  struct int8_slot<true, V> {
-    using type = qmatrix<kernels::int8_packed_scheme<S>>;
+  template <class Of>
+  struct slot<true, Of> {
+    using type = typename Of::template type<S>;
   };
   qmatrix<S> w_;
-  [[no_unique_address]] typename lut_slot<has_lut>::type lut_{};
-  [[no_unique_address]] typename int8_slot<has_int8>::type int8_{};
-  [[no_unique_address]] typename tiles_slot<has_tiles>::type tiles_{};
+  [[no_unique_address]] typename slot<has_lut, lut_of>::type lut_{};
+  [[no_unique_address]] typename slot<has_int8, int8_of>::type int8_{};
+  [[no_unique_address]] typename slot<has_tiles, tiles_of>::type tiles_{};
 };
 
 template <scheme S, kernels::activation_type T>

@@ -4,6 +4,8 @@
 // broadcast, by `maddubs`. A segment's products add in int16 (as many as cannot overflow, then into
 // int32), and one fp32 fma per segment advances 8 rows. A block of R tiles x T tokens shares every
 // decoded register across T tokens and every broadcast across R tiles.
+// No software prefetch: 2 and 8 KiB ahead made no difference from DRAM above this machine's noise
+// (bench/README.md, run 5).
 #pragma once
 
 #include "lowbit/core/config.hpp"
@@ -27,10 +29,6 @@
 #ifndef LOWBIT_TILED_TOKENS
 #define LOWBIT_TILED_TOKENS 2
 #endif
-// Bytes ahead of the current span that each tile's code stream prefetches (0: none).
-#ifndef LOWBIT_TILED_PREFETCH
-#define LOWBIT_TILED_PREFETCH 0
-#endif
 
 namespace lowbit::kernels::avx2 {
 
@@ -38,7 +36,6 @@ namespace detail {
 
 inline constexpr int tiled_rows = LOWBIT_TILED_ROWS;
 inline constexpr int tiled_tokens = LOWBIT_TILED_TOKENS;
-inline constexpr std::size_t tiled_prefetch = LOWBIT_TILED_PREFETCH;
 static_assert(tiled_rows >= 1 && tiled_rows <= 2 && tiled_tokens >= 1 && tiled_tokens <= 4,
               "tiled blocks of 1-2 tiles x 1-4 tokens");
 
@@ -94,14 +91,6 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
   }
   __m256i unused = _mm256_setzero_si256(); // span_decoder's corrupt-byte flag (base 3 only)
   for (std::size_t sp = 0; sp < spans; ++sp) {
-    if constexpr (tiled_prefetch != 0) {
-      LOWBIT_UNROLL
-      for (int r = 0; r < R; ++r) LOWBIT_UNROLL
-      for (std::size_t l = 0; l < 256; l += 64) // may point past the codes: prefetches never fault
-        _mm_prefetch(
-            reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(cp[r] + sp * 256) + tiled_prefetch + l),
-            _MM_HINT_T0);
-    }
     LOWBIT_UNROLL
     for (std::size_t g = 0; g < NS; ++g) {
       __m256i i16[R][T], i32[R][T];
