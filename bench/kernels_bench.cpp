@@ -19,6 +19,7 @@
 #include <memory>
 #include <random>
 #include <typeinfo>
+#include <utility>
 #include <vector>
 
 #if defined(LOWBIT_BENCH_EIGEN)
@@ -277,29 +278,56 @@ LOWBIT_GEMV(ternary_absmean, f32);
 
 // ---- integer-dot kernel on row-interleaved int8 tiles -------------------------------------------
 
-// Tiled copies (kernels::pack_for_int8_tiles) of the same weights<S> matrices.
-template <class S>
-struct tiled_weights {
-  std::vector<kernels::int8_tiled<S>> pool;
-  kernels::int8_tiled<S> square, small;
-  static tiled_weights& get() {
-    static tiled_weights w;
+// Packed copies (Pack: a function object on a qmatrix, e.g. pack_for_int8_tiles) of the same
+// weights<S> matrices: for "dram" enough copies of the packed dram matrix to fill dram_bytes.
+template <class S, class Pack>
+struct packed_weights {
+  using packed = decltype(Pack{}(std::declval<const qmatrix<S>&>()));
+  std::vector<packed> pool;
+  packed square, small;
+  static packed_weights& get() {
+    static packed_weights w;
     return w;
   }
-  const kernels::int8_tiled<S>& at(int where, std::size_t i) {
+  const packed& at(int where, std::size_t i) {
     auto& src = weights<S>::get();
     if (where == 0) {
       if (pool.empty()) {
-        pool.push_back(kernels::pack_for_int8_tiles(src.dram()[0]));
+        pool.push_back(Pack{}(src.dram()[0]));
         while (pool.size() * pool[0].storage_bytes() < dram_bytes) pool.push_back(pool[0]);
       }
       return pool[i % pool.size()];
     }
     auto& one = where == 1 ? square : small;
-    if (one.rows() == 0) one = kernels::pack_for_int8_tiles(where == 1 ? src.cache() : src.tiny());
+    if (one.rows() == 0) one = Pack{}(where == 1 ? src.cache() : src.tiny());
     return one;
   }
 };
+
+struct pack_tiles {
+  template <class S>
+  auto operator()(const qmatrix<S>& w) const {
+    return kernels::pack_for_int8_tiles(w);
+  }
+};
+struct pack_lut {
+  template <class S>
+  auto operator()(const qmatrix<S>& w) const {
+    return kernels::pack_for_lut(w);
+  }
+};
+struct pack_codebook {
+  template <class S>
+  auto operator()(const qmatrix<S>& w) const {
+    return kernels::pack_for_codebook_lut(w);
+  }
+};
+template <class S>
+using tiled_weights = packed_weights<S, pack_tiles>;
+template <class S>
+using lut_weights = packed_weights<S, pack_lut>;
+template <class S>
+using codebook_weights = packed_weights<S, pack_codebook>;
 
 // Args: where (0 dram, 1 cache, 2 small), tokens, threads. weights_GB/s counts the qmatrix's bytes
 // (the same work as gemv / gemm on it); tiles_GB/s the bytes the tiled kernel reads (fp32 scales).
@@ -330,9 +358,9 @@ void tiled(benchmark::State& state) {
   BENCHMARK_TEMPLATE(tiled, S)                                                                                         \
       ->ArgNames({"where", "tokens", "threads"})                                                                       \
       ->Args({0, 1, 1})                                                                                                \
-      ->Args({0, 1, 2})                                                                                                \
-      ->Args({1, 1, 2})                                                                                                \
-      ->ArgsProduct({{1}, {8, 32, 128, 512}, {1, 2}})                                                                  \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->Args({1, 8, 1})                                                                                                \
+      ->ArgsProduct({{1}, {32, 128, 512}, {1, 2}})                                                                     \
       ->Args({2, 16, 2})                                                                                               \
       ->UseRealTime()                                                                                                  \
       ->Unit(benchmark::kMicrosecond)
@@ -348,31 +376,49 @@ LOWBIT_TILED(int2_g32);
 LOWBIT_TILED(ternary_absmean);
 LOWBIT_TILED(mxfp8_i8);
 
-// ---- LUT kernels beside the integer-dot path at small N ----------------------------------------
+// ---- Codebook LUT kernel (direct lookup) beside the tiles -----------------------------------------
 
-// Packed copies for the LUT path, built from the same weights<S> matrices.
+// Args: where (0 dram, 1 cache, 2 small), tokens, threads. weights_GB/s counts the qmatrix's bytes
+// (the same work as tiled<S>); cb_GB/s the bytes the codebook kernel reads.
 template <class S>
-struct lut_weights {
-  std::vector<kernels::lut_matrix<S>> pool;
-  kernels::lut_matrix<S> square, small;
-  static lut_weights& get() {
-    static lut_weights w;
-    return w;
+void codebook(benchmark::State& state) {
+  set_threads(state, 2);
+  const int where = static_cast<int>(state.range(0));
+  const auto tokens = static_cast<std::size_t>(state.range(1));
+  auto& ws = weights<S>::get();
+  const qmatrix<S>& one = where == 1 ? ws.cache() : where == 2 ? ws.tiny() : ws.dram()[0];
+  const auto x = gaussian(tokens * one.cols(), 7);
+  std::vector<float> y(tokens * one.rows());
+  linear_workspace work;
+  auto& cw = codebook_weights<S>::get();
+  cw.at(where, 0); // pack before timing
+  std::size_t i = 0;
+  for (auto _ : state) {
+    linear(std::span<const float>(x), tokens, cw.at(where, i++), std::span<float>(y), {}, &work);
+    benchmark::DoNotOptimize(y.data());
   }
-  const kernels::lut_matrix<S>& at(int where, std::size_t i) {
-    auto& src = weights<S>::get();
-    if (where == 0) {
-      if (pool.empty()) {
-        pool.push_back(kernels::pack_for_lut(src.dram()[0]));
-        while (pool.size() * pool[0].storage_bytes() < dram_bytes) pool.push_back(pool[0]);
-      }
-      return pool[i % pool.size()];
-    }
-    auto& one = where == 1 ? square : small;
-    if (one.rows() == 0) one = kernels::pack_for_lut(where == 1 ? src.cache() : src.tiny());
-    return one;
-  }
-};
+  report(state, one, tokens);
+  state.counters["cb_GB/s"] = benchmark::Counter(static_cast<double>(cw.at(where, 0).storage_bytes()) * 1e-9 *
+                                                     static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+
+#define LOWBIT_CODEBOOK(S)                                                                                             \
+  BENCHMARK_TEMPLATE(codebook, S)                                                                                      \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->Args({0, 1, 1})                                                                                                \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->Args({1, 32, 2})                                                                                               \
+      ->Args({2, 16, 2})                                                                                               \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond)
+
+LOWBIT_CODEBOOK(int4_g32);
+LOWBIT_CODEBOOK(mxfp4);
+LOWBIT_CODEBOOK(nvfp4);
+LOWBIT_CODEBOOK(nf4_b64);
+
+// ---- LUT kernels beside the integer-dot path at small N ----------------------------------------
 
 // Args: where (0 dram, 1 cache, 2 small), tokens, threads. Lut = true: the LUT kernel on the packed
 // matrix; false: the integer-dot kernel on the qmatrix. weights_GB/s counts the qmatrix's bytes

@@ -19,6 +19,7 @@
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/codebook_lut.hpp"
 #include "lowbit/kernels/int8_pack.hpp"
 #include "lowbit/kernels/int8_tiles.hpp"
 #include "lowbit/kernels/layout.hpp"
@@ -27,6 +28,7 @@
 
 #if LOWBIT_HAS_AVX2
 #include "lowbit/kernels/avx2/activations.hpp"
+#include "lowbit/kernels/avx2/codebook_lut.hpp"
 #include "lowbit/kernels/avx2/float_dot.hpp"
 #include "lowbit/kernels/avx2/int8_dot.hpp"
 #include "lowbit/kernels/avx2/int8_tiles.hpp"
@@ -68,6 +70,7 @@ class linear_workspace {
 public:
   kernels::int8_activations activations;
   kernels::lut_activations tables;
+  kernels::codebook_activations codebook_tables;
   kernels::tile_activations tile_segments;
   aligned_vector<float> x;
   aligned_vector<float> scratch;
@@ -124,6 +127,25 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<
 #else
   kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
   kernels::scalar::linear_lut(w, ws.tables, y, bias);
+#endif
+}
+
+// The codebook LUT path (kernels/codebook_lut.hpp) on a matrix packed once by
+// kernels::pack_for_codebook_lut: bit-exact against reference::linear_codebook_lut, within the
+// documented table-quantization error of the float product with the exact codebook.
+template <kernels::codebook_lut_scheme S, kernels::activation_type T>
+void linear(std::span<const T> x, std::size_t tokens, const kernels::codebook_lut_matrix<S>& w, std::span<float> y,
+            std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
+  kernels::check_linear_shape("linear", w.rows(), w.cols(), x.size(), tokens, y.size(), bias.size());
+  if (tokens == 0) return;
+  linear_workspace local;
+  linear_workspace& ws = workspace ? *workspace : local;
+#if LOWBIT_HAS_AVX2
+  kernels::avx2::build_codebook_tables<S>(x, tokens, w.cols(), ws.codebook_tables, w.blocks());
+  kernels::avx2::linear_codebook_lut(w, ws.codebook_tables, y, bias);
+#else
+  kernels::build_codebook_tables<S>(x, tokens, w.cols(), ws.codebook_tables, w.blocks());
+  kernels::scalar::linear_codebook_lut(w, ws.codebook_tables, y, bias);
 #endif
 }
 

@@ -16,10 +16,13 @@
 // - linear_lut: the LUT path (kernels/lut.hpp), bit for bit, computed from the qmatrix itself
 //   (not from pack_for_lut's layout): each code's plane pattern split into bit planes, each plane's 4-bit
 //   index looked up in the token's int8 tables.
+// - linear_codebook_lut: the codebook LUT path (kernels/codebook_lut.hpp), bit for bit, computed
+//   from the qmatrix itself: each weight's code looked up in its column's table.
 #pragma once
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/codebook_lut.hpp"
 #include "lowbit/kernels/int8_tiles.hpp"
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/kernels/lut.hpp"
@@ -209,6 +212,34 @@ void linear_lut(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, s
           acc = std::fma((tr::k - static_cast<float>(w.zero_at(r, c0))) * a.xsum_row(t)[b], ws, acc);
         else if constexpr (tr::k != 0.0f)
           acc = std::fma(tr::k * a.xsum_row(t)[b], ws, acc);
+      }
+      y[t * rows + r] = bias.empty() ? acc : acc + bias[r];
+    }
+  }
+}
+
+// The codebook LUT path (see kernels/codebook_lut.hpp). Bit-exact spec of its kernels.
+template <kernels::codebook_lut_scheme S, kernels::activation_type T = float>
+void linear_codebook_lut(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::span<float> y,
+                         std::span<const float> bias = {}) {
+  using tr = kernels::codebook_lut_traits<S>;
+  kernels::check_linear("reference::linear_codebook_lut", w, x.size(), tokens, y.size(), bias.size());
+  const std::size_t rows = w.rows(), cols = w.cols(), pc = w.padded_cols();
+  kernels::codebook_activations a;
+  kernels::build_codebook_tables<S>(x, tokens, cols, a, (pc + tr::block - 1) / tr::block);
+  const kernels::scale_reader<S> sr(w);
+  std::vector<std::uint8_t> codes(pc);
+  for (std::size_t r = 0; r < rows; ++r) {
+    unpack_codes(S::layout, S::code_bits, w.row_codes(r), codes);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::int8_t* q = a.q_row(t);
+      float acc = 0.0f;
+      for (std::size_t b = 0; b < a.blocks; ++b) {
+        std::int32_t isum = 0;
+        for (std::size_t c = b * tr::block; c < std::min((b + 1) * tr::block, pc); ++c)
+          isum += q[c * 16 + codes[c]]; // columns past K: entries 0
+        const float ws = sr(S::scale_index(r, std::min(b * tr::block, pc - 1), cols));
+        acc = std::fma(static_cast<float>(isum), ws * a.scale_row(t)[b], acc);
       }
       y[t * rows + r] = bias.empty() ? acc : acc + bias[r];
     }
