@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -180,6 +181,42 @@ TEST(codebook_lut, within_the_table_error_of_the_float_product) {
   within_the_table_error_of_the_float_product<mxfp4>();
   within_the_table_error_of_the_float_product<nvfp4>();
   within_the_table_error_of_the_float_product<fp4_bnb_g64>();
+}
+
+// The error of the codebook LUT and of the int8 tiles against the exact product, side by side
+// (the figures README.md quotes; printed and recorded as test properties). Both stay within a few
+// percent; the codebook tables' rounding, uniform over the codes, is the larger of the two.
+template <class S>
+void error_beside_the_int8_tiles(const char* label) {
+  const std::size_t rows = 512, cols = 4096, tokens = 8;
+  const auto wf = lowbit_test::gaussian(rows * cols, 135, 0.02f);
+  const auto x = lowbit_test::student_t3(tokens * cols, 136);
+  const auto w = quantize<S>(wf, rows, cols);
+  std::vector<float> exact(tokens * rows), cb(tokens * rows), tiles(tokens * rows);
+  reference::linear_dequantized(std::span<const float>(x), tokens, w, std::span<float>(exact));
+  linear(std::span<const float>(x), tokens, kernels::pack_for_codebook_lut(w), std::span<float>(cb));
+  linear(std::span<const float>(x), tokens, kernels::pack_for_int8_tiles(w), std::span<float>(tiles));
+  double e_cb = 0, e_tiles = 0, norm = 0;
+  for (std::size_t i = 0; i < exact.size(); ++i) {
+    e_cb += (static_cast<double>(cb[i]) - exact[i]) * (static_cast<double>(cb[i]) - exact[i]);
+    e_tiles += (static_cast<double>(tiles[i]) - exact[i]) * (static_cast<double>(tiles[i]) - exact[i]);
+    norm += static_cast<double>(exact[i]) * exact[i];
+  }
+  const double r_cb = std::sqrt(e_cb / norm), r_tiles = std::sqrt(e_tiles / norm);
+  std::printf("%-9s relative RMS error against the exact product: codebook LUT %.3g, int8 tiles %.3g\n", label, r_cb,
+              r_tiles);
+  ::testing::Test::RecordProperty(std::string(label) + "_codebook_lut", std::to_string(r_cb));
+  ::testing::Test::RecordProperty(std::string(label) + "_int8_tiles", std::to_string(r_tiles));
+  EXPECT_GT(r_cb, 0.0);
+  EXPECT_LT(r_cb, 5e-2) << label;
+  EXPECT_LT(r_tiles, 5e-2) << label;
+}
+
+TEST(codebook_lut, error_beside_the_int8_tiles) {
+  error_beside_the_int8_tiles<nf4_scheme<64>>("NF4-g64");
+  error_beside_the_int8_tiles<mxfp4>("MXFP4");
+  error_beside_the_int8_tiles<nvfp4>("NVFP4");
+  error_beside_the_int8_tiles<int4_group<32>>("INT4-g32");
 }
 
 // The layout: per tile of 32 rows and quad of 4 columns, 64 bytes (two halves of 16 rows, columns

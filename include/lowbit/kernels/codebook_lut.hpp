@@ -7,7 +7,10 @@
 // v[c], quantized to int8 per block of columns. A row's dot product is then the sum of one
 // looked-up byte per weight, 32 rows per pair of byte shuffles; no weight is decoded and no
 // activation is quantized on its own, and NF4 needs no int8 approximation of its table (the
-// integer-dot kernels use one, within 0.5/127 of its largest value).
+// integer-dot kernels use one, within 0.5/127 of its largest value). The price is accuracy: the
+// rounding of a table entry does not shrink with |v[c]|, so the error is about twice the
+// integer-dot path's (README, "Codebook LUT kernels", has the measurements); linear_weights keeps
+// the int8 tiles for these schemes, which were as fast or faster on the benchmark machine.
 //
 // Table quantization (the only approximation besides fp32 rounding): a block of B columns (B = 16
 // where the scheme's groups are 16 wide, else 32) shares m = max_l |x_l| * max_c |v[c]| (fp32

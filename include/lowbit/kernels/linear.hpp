@@ -211,6 +211,9 @@ constexpr std::size_t int8_pack_max_tokens() noexcept {
 //   float path above. linear<linear_path::float_weights> on matrix() always gives the exact product.
 // Holding both layouts costs the packed copy's memory; code that needs only one can keep just a
 // kernels::lut_matrix or the qmatrix pack_for_int8 returns.
+// The codebook LUT kernels (kernels::pack_for_codebook_lut) are not held: on NF4, MXFP4, NVFP4 and
+// INT4 they took 0.89-1.22x the int8 tiles' time at N = 1 from DRAM and were up to 1.75x slower in
+// cache and at N = 2-8 (bench/README.md, run 6), with about twice the tiles' rounding error.
 template <scheme S>
 class linear_weights {
   static constexpr bool has_lut = lut_max_tokens<S>() > 0;
