@@ -329,10 +329,11 @@ using lut_weights = packed_weights<S, pack_lut>;
 template <class S>
 using codebook_weights = packed_weights<S, pack_codebook>;
 
-// Args: where (0 dram, 1 cache, 2 small), tokens, threads. weights_GB/s counts the qmatrix's bytes
-// (the same work as gemv / gemm on it); tiles_GB/s the bytes the tiled kernel reads (fp32 scales).
-template <class S>
-void tiled(benchmark::State& state) {
+// linear() on the Pack copy of weights<S> (args: where 0 dram / 1 cache / 2 small, tokens,
+// threads). weights_GB/s counts the qmatrix's bytes (the same work as gemv / gemm on it); `counter`
+// the bytes the packed copy holds.
+template <class S, class Pack>
+void packed_linear(benchmark::State& state, const char* counter) {
   set_threads(state, 2);
   const int where = static_cast<int>(state.range(0));
   const auto tokens = static_cast<std::size_t>(state.range(1));
@@ -341,17 +342,23 @@ void tiled(benchmark::State& state) {
   const auto x = gaussian(tokens * one.cols(), 7);
   std::vector<float> y(tokens * one.rows());
   linear_workspace work;
-  auto& tw = tiled_weights<S>::get();
-  tw.at(where, 0); // pack before timing
+  auto& pw = packed_weights<S, Pack>::get();
+  pw.at(where, 0); // pack before timing
   std::size_t i = 0;
   for (auto _ : state) {
-    linear(std::span<const float>(x), tokens, tw.at(where, i++), std::span<float>(y), {}, &work);
+    linear(std::span<const float>(x), tokens, pw.at(where, i++), std::span<float>(y), {}, &work);
     benchmark::DoNotOptimize(y.data());
   }
   report(state, one, tokens);
-  state.counters["tiles_GB/s"] = benchmark::Counter(static_cast<double>(tw.at(where, 0).storage_bytes()) * 1e-9 *
-                                                        static_cast<double>(state.iterations()),
-                                                    benchmark::Counter::kIsRate);
+  state.counters[counter] = benchmark::Counter(static_cast<double>(pw.at(where, 0).storage_bytes()) * 1e-9 *
+                                                   static_cast<double>(state.iterations()),
+                                               benchmark::Counter::kIsRate);
+}
+
+// The integer-dot kernel on pack_for_int8_tiles(w).
+template <class S>
+void tiled(benchmark::State& state) {
+  packed_linear<S, pack_tiles>(state, "tiles_GB/s");
 }
 
 #define LOWBIT_TILED(S)                                                                                                \
@@ -378,29 +385,10 @@ LOWBIT_TILED(mxfp8_i8);
 
 // ---- Codebook LUT kernel (direct lookup) beside the tiles -----------------------------------------
 
-// Args: where (0 dram, 1 cache, 2 small), tokens, threads. weights_GB/s counts the qmatrix's bytes
-// (the same work as tiled<S>); cb_GB/s the bytes the codebook kernel reads.
+// The codebook LUT kernel on pack_for_codebook_lut(w), on the same matrices as tiled<S>.
 template <class S>
 void codebook(benchmark::State& state) {
-  set_threads(state, 2);
-  const int where = static_cast<int>(state.range(0));
-  const auto tokens = static_cast<std::size_t>(state.range(1));
-  auto& ws = weights<S>::get();
-  const qmatrix<S>& one = where == 1 ? ws.cache() : where == 2 ? ws.tiny() : ws.dram()[0];
-  const auto x = gaussian(tokens * one.cols(), 7);
-  std::vector<float> y(tokens * one.rows());
-  linear_workspace work;
-  auto& cw = codebook_weights<S>::get();
-  cw.at(where, 0); // pack before timing
-  std::size_t i = 0;
-  for (auto _ : state) {
-    linear(std::span<const float>(x), tokens, cw.at(where, i++), std::span<float>(y), {}, &work);
-    benchmark::DoNotOptimize(y.data());
-  }
-  report(state, one, tokens);
-  state.counters["cb_GB/s"] = benchmark::Counter(static_cast<double>(cw.at(where, 0).storage_bytes()) * 1e-9 *
-                                                     static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+  packed_linear<S, pack_codebook>(state, "cb_GB/s");
 }
 
 #define LOWBIT_CODEBOOK(S)                                                                                             \

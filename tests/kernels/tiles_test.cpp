@@ -197,65 +197,20 @@ TEST(int8_tiles, scales_decode_as_the_scale_reader_reads_them) {
 }
 
 TEST(int8_tiles, half_and_bfloat16_activations_match_their_float_widening) {
-  using S = int4_group<32>;
-  const std::size_t rows = 13, cols = 128, tokens = 3;
-  const auto tw = kernels::pack_for_int8_tiles(random_weights<S>(rows, cols, 97));
-  const auto x = lowbit_test::gaussian(tokens * cols, 98);
-  std::vector<half> xh(x.size());
-  std::vector<bfloat16> xb(x.size());
-  std::vector<float> xhf(x.size()), xbf(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    xh[i] = half(x[i]);
-    xb[i] = bfloat16(x[i]);
-    xhf[i] = static_cast<float>(xh[i]);
-    xbf[i] = static_cast<float>(xb[i]);
-  }
-  std::vector<float> a(tokens * rows), b(tokens * rows);
-  linear(std::span<const half>(xh), tokens, tw, std::span<float>(a));
-  linear(std::span<const float>(xhf), tokens, tw, std::span<float>(b));
-  EXPECT_EQ(first_bit_difference(a, b), a.size());
-  linear(std::span<const bfloat16>(xb), tokens, tw, std::span<float>(a));
-  linear(std::span<const float>(xbf), tokens, tw, std::span<float>(b));
-  EXPECT_EQ(first_bit_difference(a, b), a.size());
+  lowbit_test::expect_half_and_bf16_match_their_widening(
+      kernels::pack_for_int8_tiles(random_weights<int4_group<32>>(13, 128, 97)), 3, 98);
 }
 
 TEST(int8_tiles, bad_input) {
   using S = int4_group<32>;
   EXPECT_THROW(kernels::pack_for_int8_tiles(qmatrix<S>{}), invalid_argument);
-  const std::size_t rows = 9, cols = 64;
-  const auto w = random_weights<S>(rows, cols, 99);
-  const auto tw = kernels::pack_for_int8_tiles(w);
-  std::vector<float> x(2 * cols, 0.5f), y(2 * rows);
-  EXPECT_THROW(linear(std::span<const float>(x).first(cols + 1), 1, tw, std::span<float>(y).first(rows)),
-               invalid_argument);
-  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, tw, std::span<float>(y).first(rows + 1)),
-               invalid_argument);
-  std::vector<float> bias(rows + 1);
-  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, tw, std::span<float>(y).first(rows), bias),
-               invalid_argument);
-  const kernels::int8_tiled<S> empty;
-  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, empty, std::span<float>(y).first(rows)),
-               invalid_argument);
-  // Zero tokens: nothing written.
-  linear(std::span<const float>(), 0, tw, std::span<float>());
-  // A NaN (or inf) activation makes its token's outputs NaN, as in the spec; other tokens are untouched.
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
-    auto xb = lowbit_test::gaussian(2 * cols, 100);
-    xb[cols + 5] = bad;
-    std::vector<float> got(2 * rows), want(2 * rows);
-    linear(std::span<const float>(xb), 2, tw, std::span<float>(got));
-    reference::linear_int8_tiled(std::span<const float>(xb), 2, w, std::span<float>(want));
-    EXPECT_EQ(first_bit_difference(got, want), got.size());
-    for (std::size_t r = 0; r < rows; ++r) {
-      EXPECT_TRUE(std::isfinite(got[r]));
-      EXPECT_TRUE(std::isnan(got[rows + r]));
-    }
-  }
-  // All-zero activations give exactly the bias.
-  const auto b = lowbit_test::uniform(rows, 101);
-  std::vector<float> zx(cols, 0.0f), got(rows);
-  linear(std::span<const float>(zx), 1, tw, std::span<float>(got), b);
-  for (std::size_t r = 0; r < rows; ++r) EXPECT_EQ(got[r], b[r]);
+  const auto w = random_weights<S>(9, 64, 99);
+  lowbit_test::expect_bad_input_handled(
+      kernels::pack_for_int8_tiles(w),
+      [&](std::span<const float> x, std::size_t tokens, std::span<float> y) {
+        reference::linear_int8_tiled(x, tokens, w, y);
+      },
+      100);
 }
 
 } // namespace
