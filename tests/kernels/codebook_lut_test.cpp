@@ -11,6 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#if LOWBIT_HAS_AVX2
+#include <immintrin.h>
+#endif
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -308,10 +312,48 @@ TEST(codebook_lut, bad_input) {
   kernels::codebook_activations other;
   kernels::build_codebook_tables<nvfp4>(std::span<const float>(x).first(cols), 1, cols, other);
   EXPECT_THROW(kernels::scalar::linear_codebook_lut(cw, other, std::span<float>(y).first(rows), {}), invalid_argument);
+  // The kernels themselves check Y and the bias against the tables' tokens and the matrix's rows.
+  kernels::codebook_activations one;
+  kernels::build_codebook_tables<S>(std::span<const float>(x), 1, cols, one, cw.blocks());
+  std::vector<float> long_bias(rows + 1);
+  EXPECT_THROW(kernels::scalar::linear_codebook_lut(cw, one, std::span<float>(y).first(rows - 1), {}),
+               invalid_argument);
+  EXPECT_THROW(kernels::scalar::linear_codebook_lut(cw, one, std::span<float>(y), long_bias), invalid_argument);
 #if LOWBIT_HAS_AVX2
   EXPECT_THROW(kernels::avx2::linear_codebook_lut(cw, small, std::span<float>(y).first(rows), {}), invalid_argument);
   EXPECT_THROW(kernels::avx2::linear_codebook_lut(cw, other, std::span<float>(y).first(rows), {}), invalid_argument);
+  EXPECT_THROW(kernels::avx2::linear_codebook_lut(cw, one, std::span<float>(y).first(rows - 1), {}), invalid_argument);
+  EXPECT_THROW(kernels::avx2::linear_codebook_lut(cw, one, std::span<float>(y), long_bias), invalid_argument);
 #endif
 }
+
+#if LOWBIT_HAS_AVX2
+// The AVX2 scale decoding the kernels share (scale_decoder::read8) does not pass through float
+// subnormals where the value itself is normal: with denormals-are-zero and flush-to-zero set (as
+// -ffast-math programs and some inference hosts run), every UE4M3 code and every normal E8M0 code
+// still decodes as the scalar table, decoded beforehand, says.
+template <class S>
+void scales_decode_under_daz(unsigned first, unsigned last) {
+  const kernels::scale_decoder<S> dec(1.0f, 1.0f);
+  std::vector<std::uint8_t> codes(256);
+  std::vector<float> want(256), got(256);
+  for (unsigned c = 0; c < 256; ++c) {
+    codes[c] = static_cast<std::uint8_t>(c);
+    want[c] = dec(codes[c]);
+  }
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040); // FTZ | DAZ
+  for (unsigned c = 0; c < 256; c += 8) _mm256_storeu_ps(got.data() + c, dec.read8(codes.data() + c));
+  _mm_setcsr(csr);
+  for (unsigned c = first; c <= last; ++c)
+    EXPECT_EQ(std::bit_cast<std::uint32_t>(got[c]), std::bit_cast<std::uint32_t>(want[c]))
+        << name<S>() << " code " << c;
+}
+
+TEST(codebook_lut, scales_decode_with_denormals_are_zero_set) {
+  scales_decode_under_daz<nvfp4>(0, 255); // UE4M3: codes 1-7 are its own subnormals, normal as floats
+  scales_decode_under_daz<mxfp4>(1, 255); // E8M0: code 0 is 2^-127, a float subnormal itself
+}
+#endif
 
 } // namespace

@@ -260,13 +260,19 @@ void build_codebook_tables(std::span<const T> x, std::size_t tokens, std::size_t
   build_codebook_tables_by_row<S>(x, tokens, cols, blocks, out, build_codebook_table_row<S, T>);
 }
 
-// The kernels' check that the tables were built for this matrix's blocks and scheme.
+// The kernels' checks: tables built for this matrix's blocks and scheme, Y holding tokens x N
+// outputs, and a bias of N values or none.
 template <codebook_lut_scheme S>
-void check_codebook_tables(const char* fn, const codebook_lut_matrix<S>& w, const codebook_activations& a) {
+void check_codebook_tables(const char* fn, const codebook_lut_matrix<S>& w, const codebook_activations& a,
+                           std::size_t y_size, std::size_t bias_size) {
   if (a.block != codebook_lut_traits<S>::block || a.blocks != w.blocks())
     throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) + " blocks of " +
                            std::to_string(a.block) + " columns, the matrix " + std::to_string(w.blocks()) +
                            " blocks of " + std::to_string(codebook_lut_traits<S>::block));
+  if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
+    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
+                           std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +
+                           " and 0 or " + std::to_string(w.rows()));
 }
 
 namespace scalar {
@@ -278,7 +284,7 @@ void linear_codebook_lut(const codebook_lut_matrix<S>& w, const codebook_activat
                          std::span<const float> bias) {
   using tr = codebook_lut_traits<S>;
   using M = codebook_lut_matrix<S>;
-  check_codebook_tables("scalar::linear_codebook_lut", w, a);
+  check_codebook_tables("scalar::linear_codebook_lut", w, a, y.size(), bias.size());
   const std::size_t rows = w.rows();
   for (std::size_t tile = 0; tile < w.tiles(); ++tile)
     for (std::size_t t = 0; t < a.tokens; ++t) {

@@ -248,11 +248,15 @@ public:
       bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(c, nan_code));
       return _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), ts), m);
     } else if constexpr (std::is_same_v<typename S::scale_format, ue4m3>) {
-      // The code's exponent and mantissa fields moved into a float's (code << 20) give
-      // 2^(e - 127) * (1 + m / 8), or m * 2^-129 for e = 0 (a float subnormal); one exact multiply
-      // by 2^120 rebiases both to the UE4M3 value. Codes >= 0x7F are NaN.
+      // Normal codes: the exponent and mantissa fields moved into a float's, exponent rebiased by
+      // 120; codes 1-7 (subnormal): code * 2^-9; codes >= 0x7F NaN. No float subnormals involved,
+      // so the result holds with denormals-are-zero set (a two-operation variant that multiplied
+      // the subnormal float (code << 20) by 2^120 lost codes 1-7 under DAZ; a test guards this).
       const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
-      __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(c, 20)), _mm256_set1_ps(0x1p120f));
+      const __m256 normal =
+          _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23)));
+      const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(1.0f / 512));
+      __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), c)));
       v = _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()),
                            _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, _mm256_set1_epi32(0x7E))));
       return _mm256_mul_ps(_mm256_mul_ps(v, ts), m);

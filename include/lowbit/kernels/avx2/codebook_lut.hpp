@@ -30,7 +30,8 @@ namespace lowbit::kernels::avx2 {
 inline constexpr std::size_t codebook_tokens = LOWBIT_CODEBOOK_TOKENS;
 static_assert(codebook_tokens >= 1 && codebook_tokens <= 4, "LOWBIT_CODEBOOK_TOKENS must be 1-4");
 
-// build_codebook_table_row with AVX2, bit for bit: per column, the 16 products in two vectors,
+// build_codebook_table_row with AVX2, bit for bit (q must be 32-byte aligned, as the rows of
+// codebook_activations are): per column, the 16 products in two vectors,
 // times 127 / m, rounded to nearest even (the default rounding mode, like std::nearbyint), clamped
 // to [-127, 127] and narrowed with saturating packs (exact: the values are integers in range).
 template <scheme S, activation_type T>
@@ -194,7 +195,7 @@ LOWBIT_ALWAYS_INLINE inline void codebook_store(const codebook_lut_matrix<S>& w,
 template <codebook_lut_scheme S>
 void linear_codebook_lut(const codebook_lut_matrix<S>& w, const codebook_activations& a, std::span<float> y,
                          std::span<const float> bias) {
-  check_codebook_tables("avx2::linear_codebook_lut", w, a);
+  check_codebook_tables("avx2::linear_codebook_lut", w, a, y.size(), bias.size());
   const std::size_t tokens = a.tokens;
   parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
     float out[codebook_tokens][codebook_tile_rows];
