@@ -322,6 +322,12 @@ struct pack_codebook {
     return kernels::pack_for_codebook_lut(w);
   }
 };
+struct pack_ternary {
+  template <class S>
+  auto operator()(const qmatrix<S>& w) const {
+    return kernels::pack_for_ternary_lut(w);
+  }
+};
 template <class S>
 using tiled_weights = packed_weights<S, pack_tiles>;
 template <class S>
@@ -405,6 +411,36 @@ LOWBIT_CODEBOOK(int4_g32);
 LOWBIT_CODEBOOK(mxfp4);
 LOWBIT_CODEBOOK(nvfp4);
 LOWBIT_CODEBOOK(nf4_b64);
+
+// ---- Base-3 LUT kernel for ternary weights beside the bit-plane LUT ------------------------------
+
+// The base-3 (triad) LUT kernel on pack_for_ternary_lut(w), on the same matrices as small_batch<S>.
+template <class S>
+void base3_lut(benchmark::State& state) {
+  packed_linear<S, pack_ternary>(state, "b3_GB/s");
+}
+// The bit-plane LUT kernel through the same bench body, for an A/B within one run.
+template <class S>
+void plane_lut(benchmark::State& state) {
+  packed_linear<S, pack_lut>(state, "lut_GB/s");
+}
+
+#define LOWBIT_TERNARY_LUT(S)                                                                                          \
+  BENCHMARK_TEMPLATE(base3_lut, S)                                                                                     \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->Args({0, 1, 1})                                                                                                \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->Args({2, 3, 2})                                                                                                \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond);                                                                                 \
+  BENCHMARK_TEMPLATE(plane_lut, S)                                                                                     \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->Args({0, 1, 1})                                                                                                \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond)
+
+LOWBIT_TERNARY_LUT(ternary_absmean_base3);
 
 // ---- LUT kernels beside the integer-dot path at small N ----------------------------------------
 

@@ -9,12 +9,14 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <type_traits>
 
@@ -348,6 +350,17 @@ private:
 // the SIMD kernels use.
 inline float lane_sum(const float* a) noexcept {
   return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+// Writes the NT x Rows sums of row tile `tile` (rows past N dropped), plus bias, to Y (tokens x N)
+// at tokens t0 ..: the common tail of the tiled kernels.
+template <std::size_t Rows, std::size_t NT>
+inline void store_tile_outputs(std::size_t rows, std::size_t tile, std::size_t t0, const float (*out)[Rows],
+                               std::span<float> y, std::span<const float> bias) noexcept {
+  const std::size_t r0 = tile * Rows, nr = std::min(Rows, rows - r0);
+  for (std::size_t t = 0; t < NT; ++t)
+    for (std::size_t r = 0; r < nr; ++r)
+      y[(t0 + t) * rows + r0 + r] = bias.empty() ? out[t][r] : out[t][r] + bias[r0 + r];
 }
 
 // Shared argument checks of the linear entry points (W is rows x cols).

@@ -25,6 +25,7 @@
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/kernels/lut.hpp"
 #include "lowbit/kernels/reference.hpp"
+#include "lowbit/kernels/ternary_lut.hpp"
 
 #if LOWBIT_HAS_AVX2
 #include "lowbit/kernels/avx2/activations.hpp"
@@ -33,6 +34,7 @@
 #include "lowbit/kernels/avx2/int8_dot.hpp"
 #include "lowbit/kernels/avx2/int8_tiles.hpp"
 #include "lowbit/kernels/avx2/lut_dot.hpp"
+#include "lowbit/kernels/avx2/ternary_lut.hpp"
 #endif
 
 #include <cstddef>
@@ -71,6 +73,7 @@ public:
   kernels::int8_activations activations;
   kernels::lut_activations tables;
   kernels::codebook_activations codebook_tables;
+  kernels::ternary_activations ternary_tables;
   kernels::tile_activations tile_segments;
   aligned_vector<float> x;
   aligned_vector<float> scratch;
@@ -146,6 +149,25 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::codebook_lu
 #else
   kernels::build_codebook_tables<S>(x, tokens, w.cols(), ws.codebook_tables, w.blocks());
   kernels::scalar::linear_codebook_lut(w, ws.codebook_tables, y, bias);
+#endif
+}
+
+// The base-3 LUT path for ternary weights (kernels/ternary_lut.hpp) on a matrix packed once by
+// kernels::pack_for_ternary_lut: bit-exact against reference::linear_ternary_lut, within the
+// documented table-quantization error of the float product.
+template <kernels::ternary_lut_scheme S, kernels::activation_type T>
+void linear(std::span<const T> x, std::size_t tokens, const kernels::ternary_lut_matrix<S>& w, std::span<float> y,
+            std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
+  kernels::check_linear_shape("linear", w.rows(), w.cols(), x.size(), tokens, y.size(), bias.size());
+  if (tokens == 0) return;
+  linear_workspace local;
+  linear_workspace& ws = workspace ? *workspace : local;
+#if LOWBIT_HAS_AVX2
+  kernels::avx2::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
+  kernels::avx2::linear_ternary_lut(w, ws.ternary_tables, y, bias);
+#else
+  kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
+  kernels::scalar::linear_ternary_lut(w, ws.ternary_tables, y, bias);
 #endif
 }
 

@@ -18,6 +18,8 @@
 //   index looked up in the token's int8 tables.
 // - linear_codebook_lut: the codebook LUT path (kernels/codebook_lut.hpp), bit for bit, computed
 //   from the qmatrix itself: each weight's code looked up in its column's table.
+// - linear_ternary_lut: the base-3 LUT path for ternary weights (kernels/ternary_lut.hpp), bit for
+//   bit, computed from the qmatrix itself: each triad's pattern looked up (or its negation's).
 #pragma once
 
 #include "lowbit/core/error.hpp"
@@ -26,6 +28,7 @@
 #include "lowbit/kernels/int8_tiles.hpp"
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/kernels/lut.hpp"
+#include "lowbit/kernels/ternary_lut.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
 
 #include <algorithm>
@@ -239,6 +242,39 @@ void linear_codebook_lut(std::span<const T> x, std::size_t tokens, const qmatrix
         for (std::size_t c = b * tr::block; c < std::min((b + 1) * tr::block, pc); ++c)
           isum += q[c * 16 + codes[c]]; // columns past K: entries 0
         const float ws = sr(S::scale_index(r, std::min(b * tr::block, pc - 1), cols));
+        acc = std::fma(static_cast<float>(isum), ws * a.scale_row(t)[b], acc);
+      }
+      y[t * rows + r] = bias.empty() ? acc : acc + bias[r];
+    }
+  }
+}
+
+// The base-3 LUT path for ternary weights (see kernels/ternary_lut.hpp). Bit-exact spec of its
+// kernels.
+template <kernels::ternary_lut_scheme S, kernels::activation_type T = float>
+void linear_ternary_lut(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::span<float> y,
+                        std::span<const float> bias = {}) {
+  kernels::check_linear("reference::linear_ternary_lut", w, x.size(), tokens, y.size(), bias.size());
+  const std::size_t rows = w.rows(), cols = w.cols(), pc = w.padded_cols();
+  kernels::ternary_activations a;
+  kernels::build_ternary_tables(x, tokens, cols, a);
+  const kernels::scale_reader<S> sr(w);
+  std::vector<std::uint8_t> codes(pc);
+  for (std::size_t r = 0; r < rows; ++r) {
+    unpack_codes(S::layout, S::code_bits, w.row_codes(r), codes);
+    for (std::size_t c = 0; c < cols; ++c)
+      if (codes[c] > 2) throw error("reference::linear_ternary_lut: row " + std::to_string(r) + " holds code 3");
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const std::int8_t* q = a.q_row(t);
+      float acc = 0.0f;
+      for (std::size_t b = 0; b < a.blocks; ++b) {
+        std::int32_t isum = 0;
+        for (std::size_t j = b * kernels::ternary_block_triads; j < (b + 1) * kernels::ternary_block_triads; ++j) {
+          unsigned n = 0; // the triad's pattern in base 3 (0 weights past K)
+          for (std::size_t l = 0; l < 3; ++l) n = 3 * n + (3 * j + l < cols ? codes[3 * j + l] : 1u);
+          isum += n <= 13 ? q[j * 16 + n] : -q[j * 16 + (26 - n)];
+        }
+        const float ws = sr(S::scale_index(r, std::min(b * kernels::ternary_block_cols, cols - 1), cols));
         acc = std::fma(static_cast<float>(isum), ws * a.scale_row(t)[b], acc);
       }
       y[t * rows + r] = bias.empty() ? acc : acc + bias[r];

@@ -179,16 +179,6 @@ void codebook_tile(const codebook_lut_matrix<S>& w, const codebook_activations& 
     for (std::size_t i = 0; i < 4; ++i) _mm256_storeu_ps(out[t] + 8 * i, acc[t][i]);
 }
 
-template <codebook_lut_scheme S, std::size_t NT>
-LOWBIT_ALWAYS_INLINE inline void codebook_store(const codebook_lut_matrix<S>& w, std::size_t tile, std::size_t t0,
-                                                const float (*out)[codebook_tile_rows], std::span<float> y,
-                                                std::span<const float> bias) noexcept {
-  const std::size_t rows = w.rows(), r0 = tile * codebook_tile_rows, nr = std::min(codebook_tile_rows, rows - r0);
-  for (std::size_t t = 0; t < NT; ++t)
-    for (std::size_t r = 0; r < nr; ++r)
-      y[(t0 + t) * rows + r0 + r] = bias.empty() ? out[t][r] : out[t][r] + bias[r0 + r];
-}
-
 } // namespace detail
 
 // Y = X * W^T (+ bias) on tables built by build_codebook_tables; tiles split across threads.
@@ -203,11 +193,11 @@ void linear_codebook_lut(const codebook_lut_matrix<S>& w, const codebook_activat
       std::size_t t = 0;
       for (; t + codebook_tokens <= tokens; t += codebook_tokens) {
         detail::codebook_tile<S, codebook_tokens>(w, a, tile, t, out);
-        detail::codebook_store<S, codebook_tokens>(w, tile, t, out, y, bias);
+        store_tile_outputs<codebook_tile_rows, codebook_tokens>(w.rows(), tile, t, out, y, bias);
       }
       for (; t < tokens; ++t) {
         detail::codebook_tile<S, 1>(w, a, tile, t, out);
-        detail::codebook_store<S, 1>(w, tile, t, out, y, bias);
+        store_tile_outputs<codebook_tile_rows, 1>(w.rows(), tile, t, out, y, bias);
       }
     }
   });

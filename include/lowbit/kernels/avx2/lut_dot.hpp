@@ -142,21 +142,12 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
   }
 }
 
-template <lut_scheme S, std::size_t NT>
-LOWBIT_ALWAYS_INLINE inline void lut_store(const lut_matrix<S>& w, std::size_t tile, std::size_t t0,
-                                           const float (*out)[lut_tile_rows], std::span<float> y,
-                                           std::span<const float> bias) noexcept {
-  const std::size_t rows = w.rows(), r0 = tile * lut_tile_rows, nr = std::min(lut_tile_rows, rows - r0);
-  for (std::size_t t = 0; t < NT; ++t)
-    for (std::size_t r = 0; r < nr; ++r)
-      y[(t0 + t) * rows + r0 + r] = bias.empty() ? out[t][r] : out[t][r] + bias[r0 + r];
-}
-
 } // namespace detail
 
 // Y = X * W^T (+ bias) on tables built by build_lut_tables; tiles split across threads.
 template <lut_scheme S>
 void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
+  check_lut_tables("avx2::linear_lut", w, a, y.size(), bias.size());
   const std::size_t tokens = a.tokens;
   parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
     float out[lut_tokens][lut_tile_rows];
@@ -165,11 +156,11 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
       std::size_t t = 0;
       for (; t + lut_tokens <= tokens; t += lut_tokens) {
         detail::lut_tile<S, lut_tokens>(w, a, tile, t, out);
-        detail::lut_store<S, lut_tokens>(w, tile, t, out, y, bias);
+        store_tile_outputs<lut_tile_rows, lut_tokens>(w.rows(), tile, t, out, y, bias);
       }
       for (; t < tokens; ++t) {
         detail::lut_tile<S, 1>(w, a, tile, t, out);
-        detail::lut_store<S, 1>(w, tile, t, out, y, bias);
+        store_tile_outputs<lut_tile_rows, 1>(w.rows(), tile, t, out, y, bias);
       }
     }
   });

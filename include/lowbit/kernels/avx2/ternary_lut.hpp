@@ -1,0 +1,207 @@
+// AVX2 base-3 LUT kernel and table builder (kernels/ternary_lut.hpp has the algorithm and the
+// layout). Per tile of 32 rows and pair of quads: one 32-byte load of signs, then per quad and half
+// one 32-byte load of indices; per token two 32-byte table loads, two byte shuffles (64 triads of
+// 16 rows), the signs applied by sign_epi8 (the sign bytes shifted left by one per shuffle, or 1 so
+// that no byte is zero), and the triads c and c + 2 interleaved (unpack) and added in int16 by a
+// maddubs with ones. Per block: the two lanes (triads c0 + 0/2 and c0 + 1/3) added, widened to
+// int32, and one fp32 fma per row with the weight scale times the table scale. Up to
+// ternary_tokens tokens share each load of the weights; they are prefetched like the other LUT
+// kernels' (LOWBIT_LUT_PREFETCH).
+#pragma once
+
+#include "lowbit/core/config.hpp"
+#include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/avx2/lut_dot.hpp"
+#include "lowbit/kernels/ternary_lut.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+
+#ifndef LOWBIT_TERNARY_TOKENS
+#define LOWBIT_TERNARY_TOKENS 2
+#endif
+
+namespace lowbit::kernels::avx2 {
+
+inline constexpr std::size_t ternary_tokens = LOWBIT_TERNARY_TOKENS;
+static_assert(ternary_tokens >= 1 && ternary_tokens <= 4, "LOWBIT_TERNARY_TOKENS must be 1-4");
+
+// build_ternary_table_row with AVX2, bit for bit (q must be 32-byte aligned, as the rows of
+// ternary_activations are): per triad, the 16 entries in two vectors as (x0 w0 + x1 w1) + x2 w2
+// (the products by -1, 0, 1 are exact, so an fma contraction changes nothing), then like the
+// codebook builder: times 127 / m, rounded to nearest even, clamped and narrowed by saturating packs.
+template <activation_type T>
+void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale) noexcept {
+  alignas(32) static constexpr auto wv = [] {
+    std::array<std::array<float, 16>, 3> v{};
+    for (unsigned l = 0; l < 3; ++l)
+      for (unsigned i = 0; i < 14; ++i) v[l][i] = static_cast<float>(ternary_entry_weight(i, l));
+    return v;
+  }();
+  __m256 w[3][2];
+  for (std::size_t l = 0; l < 3; ++l)
+    for (std::size_t h = 0; h < 2; ++h) w[l][h] = _mm256_loadu_ps(wv[l].data() + 8 * h);
+  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  alignas(32) float t[ternary_block_triads][16];
+  for (std::size_t b = 0; b < blocks; ++b) {
+    __m256 amax = _mm256_setzero_ps(), nonfinite = _mm256_setzero_ps();
+    for (std::size_t j = 0; j < ternary_block_triads; ++j) {
+      __m256 xl[3];
+      for (std::size_t l = 0; l < 3; ++l) {
+        const std::size_t c = b * ternary_block_cols + 3 * j + l;
+        xl[l] = _mm256_set1_ps(c < cols ? lowbit::detail::widen(x[c]) : 0.0f);
+        // !(|x| < inf): NaN and inf both set the mask.
+        nonfinite = _mm256_or_ps(nonfinite, _mm256_cmp_ps(_mm256_and_ps(xl[l], abs_mask), inf, _CMP_NLT_UQ));
+      }
+      for (std::size_t h = 0; h < 2; ++h) {
+        const __m256 e = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(w[0][h], xl[0]), _mm256_mul_ps(w[1][h], xl[1])),
+                                       _mm256_mul_ps(w[2][h], xl[2]));
+        _mm256_store_ps(t[j] + 8 * h, e);
+        amax = _mm256_max_ps(amax, _mm256_and_ps(e, abs_mask));
+      }
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    const bool bad = _mm256_movemask_ps(nonfinite) != 0;
+    const float m = bad ? 0.0f : _mm_cvtss_f32(m4);
+    std::int8_t* qb = q + b * ternary_block_triads * 16;
+    if (bad || !std::isfinite(m) || !std::isfinite(127.0f / m)) {
+      std::fill(qb, qb + ternary_block_triads * 16, std::int8_t{0});
+      scale[b] = bad || !std::isfinite(m) ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+      continue;
+    }
+    const __m256 inv = _mm256_set1_ps(127.0f / m);
+    for (std::size_t j = 0; j < ternary_block_triads; j += 2) {
+      __m256i i[4];
+      for (std::size_t k = 0; k < 4; ++k) {
+        constexpr int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        const __m256 p = _mm256_mul_ps(_mm256_load_ps(t[j + k / 2] + 8 * (k % 2)), inv);
+        i[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_round_ps(p, mode), lo), hi));
+      }
+      // packs work per 128-bit lane: (a0 b0 a1 b1) x 4 bytes, then put back in order.
+      const __m256i w0 = _mm256_packs_epi32(i[0], i[1]), w1 = _mm256_packs_epi32(i[2], i[3]);
+      const __m256i b8 = _mm256_packs_epi16(w0, w1);
+      const __m256i ordered = _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb + j * 16), ordered);
+    }
+    scale[b] = m / 127.0f;
+  }
+}
+
+template <activation_type T>
+void build_ternary_tables(std::span<const T> x, std::size_t tokens, std::size_t cols, ternary_activations& out) {
+  build_ternary_tables_by_row(x, tokens, cols, out, build_ternary_table_row<T>);
+}
+
+namespace detail {
+
+// Tokens t0 .. t0 + NT - 1 of one tile; out receives NT x 32 sums (before bias).
+template <ternary_lut_scheme S, std::size_t NT>
+void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, std::size_t tile, std::size_t t0,
+                  float (*out)[ternary_tile_rows]) noexcept {
+  const __m256i nib = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1);
+  __m256 acc[NT][4];
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = _mm256_setzero_ps();
+  const std::int8_t* q[NT];
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) q[t] = a.q_row(t0 + t);
+  const std::uint8_t* cp = w.tile_codes(tile);
+  std::size_t unit = ~std::size_t{0};
+  __m256 ws[4] = {};
+  for (std::size_t b = 0; b < w.blocks(); ++b) {
+    __m256i isum[NT][4]; // per half: rows 0-7 and 8-15, lanes = triads c0 + 0/2 and c0 + 1/3
+    LOWBIT_UNROLL
+    for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = isum[t][2] = isum[t][3] = _mm256_setzero_si256();
+    if constexpr (lut_prefetch != 0) {
+      LOWBIT_UNROLL
+      for (std::size_t l = 0; l < ternary_block_bytes; l += 64) // may point past the codes:
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(cp) + lut_prefetch + l),
+                     _MM_HINT_T0); // prefetches never fault
+    }
+    LOWBIT_UNROLL
+    for (std::size_t pair = 0; pair < ternary_block_triads / 8; ++pair, cp += ternary_pair_bytes) {
+      __m256i sg = _mm256_load_si256(reinterpret_cast<const __m256i*>(cp));
+      LOWBIT_UNROLL
+      for (std::size_t qq = 0; qq < 2; ++qq) {
+        const std::size_t g0 = (b * ternary_block_triads + 8 * pair + 4 * qq) * 16;
+        LOWBIT_UNROLL
+        for (std::size_t h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(cp + 32 + 64 * qq + 32 * h));
+          const __m256i lo = _mm256_and_si256(v, nib), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+          const __m256i slo = _mm256_or_si256(sg, ones);
+          sg = _mm256_slli_epi16(sg, 1);
+          const __m256i shi = _mm256_or_si256(sg, ones);
+          sg = _mm256_slli_epi16(sg, 1);
+          LOWBIT_UNROLL
+          for (std::size_t t = 0; t < NT; ++t) {
+            const __m256i t01 = _mm256_load_si256(reinterpret_cast<const __m256i*>(q[t] + g0));
+            const __m256i t23 = _mm256_load_si256(reinterpret_cast<const __m256i*>(q[t] + g0 + 32));
+            const __m256i p = _mm256_sign_epi8(_mm256_shuffle_epi8(t01, lo), slo);
+            const __m256i r = _mm256_sign_epi8(_mm256_shuffle_epi8(t23, hi), shi);
+            isum[t][2 * h] = _mm256_add_epi16(isum[t][2 * h], _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(p, r)));
+            isum[t][2 * h + 1] =
+                _mm256_add_epi16(isum[t][2 * h + 1], _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(p, r)));
+          }
+        }
+      }
+    }
+    const std::size_t u = w.unit_of_block(b);
+    if (u != unit) {
+      unit = u;
+      LOWBIT_UNROLL
+      for (std::size_t i = 0; i < 4; ++i) ws[i] = _mm256_loadu_ps(w.tile_scales(tile, u) + 8 * i);
+    }
+    LOWBIT_UNROLL
+    for (std::size_t t = 0; t < NT; ++t) {
+      const __m256 ts = _mm256_set1_ps(a.scale_row(t0 + t)[b]);
+      LOWBIT_UNROLL
+      for (std::size_t h = 0; h < 2; ++h) {
+        // lane 0: rows 0-7 of the half, lane 1: rows 8-15, both lanes' triads added.
+        const __m256i s = _mm256_add_epi16(_mm256_permute2x128_si256(isum[t][2 * h], isum[t][2 * h + 1], 0x20),
+                                           _mm256_permute2x128_si256(isum[t][2 * h], isum[t][2 * h + 1], 0x31));
+        const __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
+        const __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+        acc[t][2 * h] = _mm256_fmadd_ps(f0, _mm256_mul_ps(ws[2 * h], ts), acc[t][2 * h]);
+        acc[t][2 * h + 1] = _mm256_fmadd_ps(f1, _mm256_mul_ps(ws[2 * h + 1], ts), acc[t][2 * h + 1]);
+      }
+    }
+  }
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t)
+    for (std::size_t i = 0; i < 4; ++i) _mm256_storeu_ps(out[t] + 8 * i, acc[t][i]);
+}
+
+} // namespace detail
+
+// Y = X * W^T (+ bias) on tables built by build_ternary_tables; tiles split across threads.
+template <ternary_lut_scheme S>
+void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activations& a, std::span<float> y,
+                        std::span<const float> bias) {
+  check_ternary_tables("avx2::linear_ternary_lut", w, a, y.size(), bias.size());
+  const std::size_t tokens = a.tokens;
+  parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
+    float out[ternary_tokens][ternary_tile_rows];
+    for (std::size_t tile = begin; tile < end; ++tile) {
+      std::size_t t = 0;
+      for (; t + ternary_tokens <= tokens; t += ternary_tokens) {
+        detail::ternary_tile<S, ternary_tokens>(w, a, tile, t, out);
+        store_tile_outputs<ternary_tile_rows, ternary_tokens>(w.rows(), tile, t, out, y, bias);
+      }
+      for (; t < tokens; ++t) {
+        detail::ternary_tile<S, 1>(w, a, tile, t, out);
+        store_tile_outputs<ternary_tile_rows, 1>(w.rows(), tile, t, out, y, bias);
+      }
+    }
+  });
+}
+
+} // namespace lowbit::kernels::avx2

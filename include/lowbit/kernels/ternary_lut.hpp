@@ -1,0 +1,289 @@
+// Base-3 LUT kernels for ternary weights (BitNet b1.58), after bitnet.cpp's TL2 idea: three
+// weights at a time index a table of their 27 possible dot products with three activations. The
+// 27 sign patterns of a triad (w0, w1, w2) in {-1, 0, 1}^3 are n = 9 (w0 + 1) + 3 (w1 + 1) +
+// (w2 + 1); pattern 26 - n is the negation of pattern n, so a triad is stored as a 4-bit index
+// i = min(n, 26 - n) in 0..13 and a sign bit (n > 13): 5 bits per 3 weights, 1.67 bits per weight
+// against 2 for the bit-plane kernels' 2-bit codes (kernels/lut.hpp) and 1.6 for the base-3
+// storage itself. A token's table for triad j holds the 14 dot products
+//   T_j[i] = (w0(i) x0 + w1(i) x1) + w2(i) x2,   w_l(i) = digit l of i in base 3 (most significant
+// first) minus 1, x_l = x[3j + l] (0 past K), with entries 14 and 15 zero. A row's dot product is
+// the sum over its triads of +-T_j[i]: one byte shuffle looks up 16 rows of a triad, and the sign
+// is applied by a byte sign operation. The price is accuracy: an entry of up to |x0| + |x1| + |x2|
+// is rounded once per triad, where the bit-plane tables round a sum of 4 activations once per
+// plane and weight it 1/2; the error is about 1.7 times theirs, and 1.2 times the int8 path's
+// (README, "Base-3 LUT kernel for ternary weights").
+//
+// Table quantization (the only approximation besides fp32 rounding): a block of 32 triads (96
+// columns) shares m = max |T| over its 14 x 32 entries and q = round_nearest_even(T * (127 / m)),
+// s = m / 127. Each entry is off by at most s / 2 (plus the rounding of T * (127 / m)), so a row's
+// result is within sum over blocks of 32 * |w_scale| * s / 2 of the exact product with the
+// dequantized weights, plus fp32 rounding; tests check that bound. A block holding NaN or inf, or
+// whose sums overflow, gets s = NaN (that token's outputs are NaN); a block of zeros, or one so small
+// that 127 / m overflows, gets s = 0.
+//
+// Weight layout (pack_for_ternary_lut, a one-time step at load time): rows in tiles of 32, triads
+// in blocks of 32, each block in 4 pairs of quads of 4 triads. Per tile, block and pair, 160 bytes:
+// 32 sign bytes, then for each quad (c0 = its first triad) and half h of the tile (rows 16h ..
+// 16h + 15) 32 index bytes, byte i holding row 16h + i % 16's index of triad c0 + i / 16 in its
+// low nibble and of triad c0 + 2 + i / 16 in its high nibble, as in the codebook LUT kernels
+// (kernels/codebook_lut.hpp): one shuffle of the tables [T_c0 | T_c0+1] by the low nibbles and one of
+// [T_c0+2 | T_c0+3] by the high nibbles look up 64 triads of 16 rows. The 8 shuffles j = 4 * quad +
+// 2 * h + (0 low, 1 high) of a pair take their signs from bit 7 - j of sign byte i (1: negate), so
+// the kernel reads them by shifting the sign bytes left by one per shuffle. Triads past K and rows
+// past N are all-zero (index 13, sign 0); rows past N get scale 0. Scales are kept per tile and
+// scale unit, 32 at a time, as fp32 from scale_reader.
+//
+// Arithmetic, per block b, row r and token t, in this order (the kernels are bit-exact against
+// reference::linear_ternary_lut, which writes it out from the qmatrix itself):
+//   isum = sum over the block's triads j of sign(r, j) * q_t[j][index(r, j)]   (exact, int16 then int32),
+//   acc  = fma(float(isum), w_scale(r, b) * s(t, b), acc),
+//   y    = acc + bias.
+#pragma once
+
+#include "lowbit/core/buffer.hpp"
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/codebook_lut.hpp"
+#include "lowbit/kernels/layout.hpp"
+#include "lowbit/schemes/qmatrix.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace lowbit::kernels {
+
+inline constexpr std::size_t ternary_tile_rows = 32;    // rows per tile (two shuffles of 16)
+inline constexpr std::size_t ternary_block_triads = 32; // triads sharing one table scale
+inline constexpr std::size_t ternary_block_cols = 3 * ternary_block_triads;
+inline constexpr std::size_t ternary_pair_bytes = 32 + 2 * 64; // signs, then two quads' indices
+inline constexpr std::size_t ternary_block_bytes = ternary_block_triads / 8 * ternary_pair_bytes;
+
+// Schemes the base-3 LUT kernels run on: ternary codes in either layout (2-bit or base 3), no zero
+// points, tensor or row scales, or group scales whose groups are a multiple of 96 columns (so that
+// no triad straddles two groups; other groups run on the bit-plane LUT kernels).
+template <class S>
+concept ternary_lut_scheme = scheme<S> && std::is_same_v<typename S::element, ternary> && !S::has_zero_point &&
+                             (S::gran == granularity::tensor || S::gran == granularity::row ||
+                              (S::gran == granularity::group && S::block % ternary_block_cols == 0));
+
+// The stored form of a triad of ternary codes (0, 1, 2 for -1, 0, +1): index | sign << 4.
+constexpr unsigned ternary_triad(unsigned c0, unsigned c1, unsigned c2) noexcept {
+  const unsigned n = 9 * c0 + 3 * c1 + c2;
+  return n <= 13 ? n : (26 - n) | 16u;
+}
+
+// Weight l (0..2) of table entry i (0..13): the digits of i in base 3, most significant first, minus 1.
+constexpr int ternary_entry_weight(unsigned i, unsigned l) noexcept {
+  return static_cast<int>(l == 0 ? i / 9 : l == 1 ? i / 3 % 3 : i % 3) - 1;
+}
+
+// W packed for the base-3 LUT kernels (see the header comment); made by pack_for_ternary_lut.
+template <ternary_lut_scheme S>
+class ternary_lut_matrix {
+public:
+  ternary_lut_matrix() = default;
+  std::size_t rows() const noexcept { return rows_; }
+  std::size_t cols() const noexcept { return cols_; }
+  std::size_t tiles() const noexcept { return (rows_ + ternary_tile_rows - 1) / ternary_tile_rows; }
+  std::size_t blocks() const noexcept { return blocks_; }
+  std::size_t units() const noexcept { return units_; }
+  static constexpr std::size_t unit_of_block(std::size_t b) noexcept {
+    return S::gran == granularity::group ? b * ternary_block_cols / S::block : 0;
+  }
+  const std::uint8_t* tile_codes(std::size_t t) const noexcept {
+    return codes_.data() + t * blocks_ * ternary_block_bytes;
+  }
+  // The 32 rows' scales of unit u of tile t, bit for bit as scale_reader gives them.
+  const float* tile_scales(std::size_t t, std::size_t u) const noexcept {
+    return scales_.data() + (t * units_ + u) * ternary_tile_rows;
+  }
+  std::size_t storage_bytes() const noexcept { return codes_.size() + scales_.size() * sizeof(float); }
+
+private:
+  template <ternary_lut_scheme T>
+  friend ternary_lut_matrix<T> pack_for_ternary_lut(const qmatrix<T>& w);
+  std::size_t rows_ = 0, cols_ = 0, blocks_ = 0, units_ = 0;
+  aligned_vector<std::uint8_t> codes_;
+  aligned_vector<float> scales_;
+};
+
+// Reorders W into the base-3 LUT kernels' layout (one-time, at load time). Throws lowbit::error on
+// codes the element does not define (2-bit code 3, base-3 bytes >= 243) within the first K columns.
+template <ternary_lut_scheme T>
+ternary_lut_matrix<T> pack_for_ternary_lut(const qmatrix<T>& w) {
+  using M = ternary_lut_matrix<T>;
+  if (w.rows() == 0 || w.cols() == 0) throw invalid_argument("pack_for_ternary_lut: W is empty");
+  M m;
+  m.rows_ = w.rows();
+  m.cols_ = w.cols();
+  const std::size_t pc = w.padded_cols(), cols = w.cols();
+  m.blocks_ = (cols + ternary_block_cols - 1) / ternary_block_cols;
+  m.units_ = T::gran == granularity::group ? pc / T::block : 1;
+  const std::size_t tiles = m.tiles(), tile_bytes = m.blocks_ * ternary_block_bytes;
+  m.codes_.assign(tiles * tile_bytes, 0);
+  m.scales_.assign(tiles * m.units_ * ternary_tile_rows, 0.0f);
+  const scale_reader<T> sr(w);
+  std::vector<std::uint8_t> codes(pc);
+  // Every triad starts as index 13 (all zero), sign 0; rows past N keep it.
+  for (std::size_t tile = 0; tile < tiles; ++tile)
+    for (std::size_t p = 0; p < m.blocks_ * ternary_block_triads / 8; ++p)
+      std::fill_n(m.codes_.data() + tile * tile_bytes + p * ternary_pair_bytes + 32, 128, std::uint8_t{0xDD});
+  for (std::size_t r = 0; r < w.rows(); ++r) {
+    unpack_codes(T::layout, T::code_bits, w.row_codes(r), codes);
+    for (std::size_t c = 0; c < cols; ++c)
+      if (codes[c] > 2)
+        throw error("pack_for_ternary_lut: row " + std::to_string(r) + " column " + std::to_string(c) + " holds code " +
+                    std::to_string(codes[c]) + ", which the element does not define");
+    const std::size_t tile = r / ternary_tile_rows, h = r % ternary_tile_rows / 16, rr = r % 16;
+    std::uint8_t* dst = m.codes_.data() + tile * tile_bytes;
+    for (std::size_t j = 0; j < m.blocks_ * ternary_block_triads; ++j) {
+      unsigned c[3];
+      for (std::size_t l = 0; l < 3; ++l) c[l] = 3 * j + l < cols ? codes[3 * j + l] : 1u;
+      const unsigned v = ternary_triad(c[0], c[1], c[2]);
+      const std::size_t quad = j / 4, k = j % 4, pair = quad / 2, qq = quad % 2;
+      const std::size_t i = 16 * (k % 2) + rr, s = k / 2; // byte i of the half's 32, nibble s
+      std::uint8_t* pp = dst + pair * ternary_pair_bytes;
+      std::uint8_t& idx = pp[32 + 64 * qq + 32 * h + i];
+      idx = static_cast<std::uint8_t>((idx & ~(15u << (4 * s))) | (v & 15u) << (4 * s));
+      pp[i] |= static_cast<std::uint8_t>((v >> 4) << (7 - (4 * qq + 2 * h + s)));
+    }
+    for (std::size_t u = 0; u < m.units_; ++u)
+      m.scales_[(tile * m.units_ + u) * ternary_tile_rows + r % ternary_tile_rows] =
+          sr(T::scale_index(r, T::gran == granularity::group ? u * T::block : 0, cols));
+  }
+  return m;
+}
+
+// The tables of `tokens` rows of X (K = cols): per token, blocks x 32 triads x 16 int8 entries
+// (entry i of triad j at q_row(t)[16 j + i]), and per block the table scale s. The codebook
+// tables' container, as its own type so that the two kinds of tables cannot be mixed up.
+struct ternary_activations : codebook_activations {};
+
+// One token's tables (the header comment's entries and quantization) into q (blocks x 32 triads
+// x 16 entries) and scale (one per block).
+template <activation_type T>
+void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale) noexcept {
+  for (std::size_t b = 0; b < blocks; ++b) {
+    float t[ternary_block_triads][16];
+    bool bad = false;
+    float m = 0.0f;
+    for (std::size_t j = 0; j < ternary_block_triads; ++j) {
+      float xv[3];
+      for (std::size_t l = 0; l < 3; ++l) {
+        const std::size_t c = b * ternary_block_cols + 3 * j + l;
+        xv[l] = c < cols ? lowbit::detail::widen(x[c]) : 0.0f;
+        bad = bad || !std::isfinite(xv[l]);
+      }
+      for (unsigned i = 0; i < 16; ++i) {
+        float p[3];
+        for (unsigned l = 0; l < 3; ++l) {
+          const int wl = i < 14 ? ternary_entry_weight(i, l) : 0;
+          p[l] = wl > 0 ? xv[l] : wl < 0 ? -xv[l] : 0.0f;
+        }
+        t[j][i] = (p[0] + p[1]) + p[2];
+        m = std::max(m, std::fabs(t[j][i]));
+      }
+    }
+    std::int8_t* qb = q + b * ternary_block_triads * 16;
+    if (bad || !std::isfinite(m) || !std::isfinite(127.0f / m)) {
+      std::fill(qb, qb + ternary_block_triads * 16, std::int8_t{0});
+      scale[b] = bad || !std::isfinite(m) ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+      continue;
+    }
+    const float inv = 127.0f / m;
+    for (std::size_t j = 0; j < ternary_block_triads; ++j)
+      for (std::size_t i = 0; i < 16; ++i)
+        qb[j * 16 + i] = static_cast<std::int8_t>(std::clamp(std::nearbyint(t[j][i] * inv), -127.0f, 127.0f));
+    scale[b] = m / 127.0f;
+  }
+}
+
+// Sizes `out` for `tokens` rows of `cols` and
+// fills it token by token with `row`, a function with build_ternary_table_row's parameters (the
+// scalar spec here, its AVX2 twin elsewhere).
+template <activation_type T, class Row>
+void build_ternary_tables_by_row(std::span<const T> x, std::size_t tokens, std::size_t cols, ternary_activations& out,
+                                 Row&& row) {
+  out.tokens = tokens;
+  out.block = ternary_block_triads;
+  out.blocks = (cols + ternary_block_cols - 1) / ternary_block_cols;
+  out.q.resize(tokens * out.row_entries());
+  out.scale.resize(tokens * out.blocks);
+  parallel_rows(tokens, tokens * cols * 8, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t t = begin; t < end; ++t)
+      row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(),
+          out.scale.data() + t * out.blocks);
+  });
+}
+
+template <activation_type T>
+void build_ternary_tables(std::span<const T> x, std::size_t tokens, std::size_t cols, ternary_activations& out) {
+  build_ternary_tables_by_row(x, tokens, cols, out, build_ternary_table_row<T>);
+}
+
+// The kernels' checks: tables built for this matrix (blocks of 32 triads), Y holding tokens x N
+// outputs, and a bias of N values or none.
+template <ternary_lut_scheme S>
+void check_ternary_tables(const char* fn, const ternary_lut_matrix<S>& w, const ternary_activations& a,
+                          std::size_t y_size, std::size_t bias_size) {
+  if (w.rows() == 0) throw invalid_argument(std::string(fn) + ": W is empty");
+  if (a.block != ternary_block_triads || a.blocks != w.blocks())
+    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) + " blocks of " +
+                           std::to_string(a.block) + " triads, the matrix " + std::to_string(w.blocks()) +
+                           " blocks of " + std::to_string(ternary_block_triads));
+  if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
+    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
+                           std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +
+                           " and 0 or " + std::to_string(w.rows()));
+}
+
+namespace scalar {
+
+// The base-3 LUT kernel on the packed layout without SIMD (the path where AVX2 is not compiled),
+// in the same arithmetic as the AVX2 kernel.
+template <ternary_lut_scheme S>
+void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activations& a, std::span<float> y,
+                        std::span<const float> bias) {
+  check_ternary_tables("scalar::linear_ternary_lut", w, a, y.size(), bias.size());
+  const std::size_t rows = w.rows();
+  for (std::size_t tile = 0; tile < w.tiles(); ++tile)
+    for (std::size_t t = 0; t < a.tokens; ++t) {
+      float acc[ternary_tile_rows] = {};
+      const std::uint8_t* cp = w.tile_codes(tile);
+      const std::int8_t* q = a.q_row(t);
+      for (std::size_t b = 0; b < w.blocks(); ++b) {
+        std::int32_t isum[ternary_tile_rows] = {};
+        for (std::size_t pair = 0; pair < ternary_block_triads / 8; ++pair, cp += ternary_pair_bytes)
+          for (std::size_t qq = 0; qq < 2; ++qq) {
+            const std::int8_t* g = q + (b * ternary_block_triads + 8 * pair + 4 * qq) * 16;
+            for (std::size_t h = 0; h < 2; ++h)
+              for (std::size_t i = 0; i < 32; ++i) {
+                const std::uint8_t idx = cp[32 + 64 * qq + 32 * h + i], sg = cp[i];
+                const std::size_t r = 16 * h + i % 16, k = i / 16; // triads k and k + 2 of the quad
+                const unsigned j = static_cast<unsigned>(4 * qq + 2 * h);
+                const int lo = g[16 * k + (idx & 15)], hi = g[16 * (k + 2) + (idx >> 4)];
+                isum[r] += (sg >> (7 - j) & 1u ? -lo : lo) + (sg >> (6 - j) & 1u ? -hi : hi);
+              }
+          }
+        const std::size_t u = w.unit_of_block(b);
+        for (std::size_t r = 0; r < ternary_tile_rows; ++r)
+          acc[r] = std::fma(static_cast<float>(isum[r]), w.tile_scales(tile, u)[r] * a.scale_row(t)[b], acc[r]);
+      }
+      for (std::size_t r = 0; r < ternary_tile_rows && tile * ternary_tile_rows + r < rows; ++r) {
+        const std::size_t n = tile * ternary_tile_rows + r;
+        y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
+      }
+    }
+}
+
+} // namespace scalar
+} // namespace lowbit::kernels

@@ -1,0 +1,326 @@
+// The base-3 LUT kernels for ternary weights (kernels/ternary_lut.hpp): the AVX2 and scalar
+// kernels bit for bit against reference::linear_ternary_lut (computed from the qmatrix, not from
+// the packed layout) on 2-bit and base-3 ternary with tensor, row and group scales, shapes, tails,
+// token and thread counts; all 27 triads; the table builders against their definition and each
+// other; the documented error bound against the exact product; the layout; and bad input.
+#include "lowbit/kernels/linear.hpp"
+#include "lowbit/schemes/all.hpp"
+
+#include "kernels/kernel_test_support.hpp"
+#include "quantizers/test_data.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace lowbit;
+using lowbit_test::first_bit_difference;
+using lowbit_test::random_weights;
+using lowbit_test::shape;
+
+using ternary_row = ternary_scheme<granularity::row>;
+using ternary_g192 = ternary_scheme<granularity::group, 192>;
+using ternary_b3_g96 = ternary_scheme<granularity::group, 96, code_layout::base3>;
+
+static_assert(kernels::ternary_lut_scheme<ternary_absmean> && kernels::ternary_lut_scheme<ternary_absmean_base3> &&
+              kernels::ternary_lut_scheme<ternary_row> && kernels::ternary_lut_scheme<ternary_g192>);
+// Groups that a triad would straddle, zero points and other elements are refused.
+static_assert(!kernels::ternary_lut_scheme<ternary_scheme<granularity::group, 64>> &&
+              !kernels::ternary_lut_scheme<ternary_scheme<granularity::group, 128>> &&
+              !kernels::ternary_lut_scheme<int_sym<2, 96>> && !kernels::ternary_lut_scheme<int4_group<96>>);
+
+// Rows below, at and past one or two tiles of 32; K not a multiple of 3 or of 96 (partial triads
+// and blocks); 1-9 tokens.
+const shape shapes[] = {{1, 3, 1},    {5, 64, 2}, {32, 96, 3},  {33, 160, 5},  {64, 200, 4},
+                        {70, 385, 9}, {3, 1, 1},  {31, 256, 7}, {40, 1024, 6}, {7, 4160, 2}};
+
+template <class S>
+std::string name() {
+  return std::string(scheme_name<S>());
+}
+
+template <class S>
+void kernels_match_reference() {
+  for (const shape& s : shapes) {
+    if (S::gran == granularity::group && s.cols < S::block) continue;
+    const auto w = random_weights<S>(s.rows, s.cols, 141);
+    const auto tw = kernels::pack_for_ternary_lut(w);
+    const auto x = lowbit_test::gaussian(s.tokens * s.cols, 142);
+    const auto bias = lowbit_test::uniform(s.rows, 143);
+    std::vector<float> want(s.tokens * s.rows);
+    reference::linear_ternary_lut(std::span<const float>(x), s.tokens, w, std::span<float>(want), bias);
+    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+        want, [&](std::span<float> got) { linear(std::span<const float>(x), s.tokens, tw, got, bias); }))
+        << name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+    // The scalar kernel on the packed layout (the path without AVX2), on the scalar tables.
+    kernels::ternary_activations a;
+    kernels::build_ternary_tables(std::span<const float>(x), s.tokens, s.cols, a);
+    std::vector<float> got(want.size(), -1.0f);
+    kernels::scalar::linear_ternary_lut(tw, a, std::span<float>(got), bias);
+    ASSERT_EQ(first_bit_difference(got, want), got.size()) << name<S>() << " scalar, rows " << s.rows;
+  }
+}
+
+TEST(ternary_lut, kernels_match_the_reference_bit_for_bit) {
+  kernels_match_reference<ternary_absmean>();
+  kernels_match_reference<ternary_absmean_base3>();
+  kernels_match_reference<ternary_row>();
+  kernels_match_reference<ternary_g192>();
+  kernels_match_reference<ternary_b3_g96>();
+}
+
+// All 27 triads: the stored index and sign select the entry whose weights are the triad's, or
+// their negation; the entries' weights are the base-3 digits minus 1, each pattern once.
+TEST(ternary_lut, every_triad_maps_to_its_table_entry) {
+  bool seen[14] = {};
+  for (unsigned i = 0; i < 14; ++i) {
+    int n = 0;
+    for (unsigned l = 0; l < 3; ++l) n = 3 * n + kernels::ternary_entry_weight(i, l) + 1;
+    EXPECT_EQ(n, static_cast<int>(i));
+  }
+  for (unsigned c0 = 0; c0 < 3; ++c0)
+    for (unsigned c1 = 0; c1 < 3; ++c1)
+      for (unsigned c2 = 0; c2 < 3; ++c2) {
+        const unsigned v = kernels::ternary_triad(c0, c1, c2), i = v & 15u;
+        ASSERT_LT(v, 32u);
+        ASSERT_LT(i, 14u);
+        const int sign = v & 16u ? -1 : 1;
+        const unsigned c[3] = {c0, c1, c2};
+        for (unsigned l = 0; l < 3; ++l)
+          EXPECT_EQ(sign * kernels::ternary_entry_weight(i, l), static_cast<int>(c[l]) - 1) << c0 << c1 << c2;
+        if (sign > 0) seen[i] = true;
+        EXPECT_FALSE(i == 13 && sign < 0); // zero is stored with sign 0
+      }
+  for (bool s : seen) EXPECT_TRUE(s);
+}
+
+// The tables: every entry within s / 2 of its exact value (s = m / 127, m = the block's largest
+// |entry|), the AVX2 builder bit for bit as the scalar one, and the special blocks of the header
+// comment.
+TEST(ternary_lut, tables_match_their_definition) {
+  constexpr std::size_t B = kernels::ternary_block_cols;
+  const std::size_t cols = 7 * B + 5, tokens = 3; // a partial last block and triad
+  auto x = lowbit_test::gaussian(tokens * cols, 144);
+  // Token 1: block 0 all zero, block 1 subnormal-tiny (127 / m overflows), block 2 NaN, block 3 inf,
+  // block 4 so large that the sums overflow, block 5 a single nonzero; token 2 scaled by 1e30.
+  for (std::size_t c = 0; c < B; ++c) {
+    x[cols + c] = 0.0f;
+    x[cols + B + c] = c % 2 ? 1e-44f : -1e-45f;
+    x[cols + 4 * B + c] = 3e38f;
+    x[cols + 5 * B + c] = c == 3 ? -2.5f : 0.0f;
+  }
+  x[cols + 2 * B + 1] = std::numeric_limits<float>::quiet_NaN();
+  x[cols + 3 * B + 7] = -std::numeric_limits<float>::infinity();
+  for (std::size_t c = 0; c < cols; ++c) x[2 * cols + c] *= 1e30f;
+  kernels::ternary_activations a;
+  kernels::build_ternary_tables(std::span<const float>(x), tokens, cols, a);
+  ASSERT_EQ(a.blocks, 8u);
+  ASSERT_EQ(a.block, kernels::ternary_block_triads);
+#if LOWBIT_HAS_AVX2
+  kernels::ternary_activations b;
+  kernels::avx2::build_ternary_tables(std::span<const float>(x), tokens, cols, b);
+  ASSERT_TRUE(a.q == b.q);
+  ASSERT_EQ(first_bit_difference(a.scale, b.scale), a.scale.size());
+#endif
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t bl = 0; bl < a.blocks; ++bl) {
+      const float s = a.scale_row(t)[bl];
+      double exact[kernels::ternary_block_triads][16] = {};
+      double m = 0;
+      bool bad = false;
+      for (std::size_t j = 0; j < kernels::ternary_block_triads; ++j)
+        for (unsigned i = 0; i < 14; ++i) {
+          for (unsigned l = 0; l < 3; ++l) {
+            const std::size_t c = bl * B + 3 * j + l;
+            const double xv = c < cols ? static_cast<double>(x[t * cols + c]) : 0.0;
+            bad = bad || !std::isfinite(xv);
+            exact[j][i] += kernels::ternary_entry_weight(i, l) * xv;
+          }
+          m = std::max(m, std::fabs(exact[j][i]));
+        }
+      if (bad || m > std::numeric_limits<float>::max()) {
+        EXPECT_TRUE(std::isnan(s)) << t << " " << bl;
+      } else if (m < 127.0 / std::numeric_limits<float>::max()) { // zero, or so tiny that 127 / m overflows
+        EXPECT_EQ(s, 0.0f) << t << " " << bl;
+      } else {
+        EXPECT_NEAR(s, m / 127, m / 127 * 1e-6) << t << " " << bl;
+      }
+      for (std::size_t j = 0; j < kernels::ternary_block_triads; ++j)
+        for (std::size_t i = 0; i < 16; ++i) {
+          const int q = a.q_row(t)[(bl * kernels::ternary_block_triads + j) * 16 + i];
+          ASSERT_LE(std::abs(q), 127);
+          if (!(s > 0.0f) || i >= 14) {
+            ASSERT_EQ(q, 0) << "block " << bl << " entry " << i;
+            continue;
+          }
+          // Half a step, plus the fp32 rounding of the sums, 127 / m and the product (|q| <= 127).
+          ASSERT_LE(std::fabs(q * static_cast<double>(s) - exact[j][i]), 0.5 * s + 127 * s * 1e-6)
+              << " token " << t << " triad " << j << " entry " << i;
+        }
+    }
+}
+
+// Within the documented bound of the exact product with the dequantized weights: per block
+// 32 * |w_scale| * s / 2, plus fp32 rounding.
+template <class S>
+void within_the_table_error_of_the_float_product() {
+  const std::size_t rows = 37, cols = 580, tokens = 3;
+  const auto w = random_weights<S>(rows, cols, 145);
+  const auto x = lowbit_test::gaussian(tokens * cols, 146);
+  const auto wd = dequantize(w);
+  const auto tw = kernels::pack_for_ternary_lut(w);
+  std::vector<float> got(tokens * rows);
+  linear(std::span<const float>(x), tokens, tw, std::span<float>(got));
+  kernels::ternary_activations a;
+  kernels::build_ternary_tables(std::span<const float>(x), tokens, cols, a);
+  const kernels::scale_reader<S> sr(w);
+  double worst = 0;
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t r = 0; r < rows; ++r) {
+      double exact = 0, mag = 0, bound = 0;
+      for (std::size_t c = 0; c < cols; ++c) {
+        exact += static_cast<double>(x[t * cols + c]) * wd[r * cols + c];
+        mag += std::fabs(static_cast<double>(x[t * cols + c]) * wd[r * cols + c]);
+      }
+      for (std::size_t b = 0; b < a.blocks; ++b)
+        bound += kernels::ternary_block_triads *
+                 std::fabs(sr(S::scale_index(r, std::min(b * kernels::ternary_block_cols, cols - 1), cols))) *
+                 a.scale_row(t)[b] / 2;
+      const double err = std::fabs(got[t * rows + r] - exact);
+      EXPECT_LE(err, bound + 1e-5 * mag) << name<S>() << " row " << r << " token " << t;
+      worst = std::max(worst, err / bound);
+    }
+  EXPECT_GT(worst, 0.0); // the bound is not vacuous: some error exists
+}
+
+TEST(ternary_lut, within_the_table_error_of_the_float_product) {
+  within_the_table_error_of_the_float_product<ternary_absmean>();
+  within_the_table_error_of_the_float_product<ternary_absmean_base3>();
+  within_the_table_error_of_the_float_product<ternary_g192>();
+}
+
+// The error of the base-3 tables, of the bit-plane LUT and of the int8 integer-dot path against
+// the exact product, side by side (the figures README.md quotes; printed and recorded as test
+// properties). The base-3 tables round one entry of up to |x0| + |x1| + |x2| per triad; the
+// bit-plane tables one signed sum of 4 activations per plane, weighted 1/2 (measured 1.02e-2
+// against 0.59e-2, the int8 path 0.83e-2): the base-3 kernel trades accuracy for bytes.
+TEST(ternary_lut, error_beside_the_bit_plane_lut) {
+  using S = ternary_absmean;
+  const std::size_t rows = 512, cols = 4096, tokens = 8;
+  const auto wf = lowbit_test::gaussian(rows * cols, 147, 0.02f);
+  const auto x = lowbit_test::student_t3(tokens * cols, 148);
+  const auto w = quantize<S>(wf, rows, cols);
+  std::vector<float> exact(tokens * rows), b3(tokens * rows), planes(tokens * rows), dot(tokens * rows);
+  reference::linear_dequantized(std::span<const float>(x), tokens, w, std::span<float>(exact));
+  linear(std::span<const float>(x), tokens, kernels::pack_for_ternary_lut(w), std::span<float>(b3));
+  linear(std::span<const float>(x), tokens, kernels::pack_for_lut(w), std::span<float>(planes));
+  linear<linear_path::int8_dot>(std::span<const float>(x), tokens, w, std::span<float>(dot));
+  auto rel = [&](const std::vector<float>& y) {
+    double e = 0, norm = 0;
+    for (std::size_t i = 0; i < exact.size(); ++i) {
+      e += (static_cast<double>(y[i]) - exact[i]) * (static_cast<double>(y[i]) - exact[i]);
+      norm += static_cast<double>(exact[i]) * exact[i];
+    }
+    return std::sqrt(e / norm);
+  };
+  const double r_b3 = rel(b3), r_planes = rel(planes), r_dot = rel(dot);
+  std::printf("ternary relative RMS error against the exact product: base-3 LUT %.3g, bit-plane LUT %.3g, "
+              "int8 dot %.3g\n",
+              r_b3, r_planes, r_dot);
+  ::testing::Test::RecordProperty("base3_lut", std::to_string(r_b3));
+  ::testing::Test::RecordProperty("bit_plane_lut", std::to_string(r_planes));
+  ::testing::Test::RecordProperty("int8_dot", std::to_string(r_dot));
+  EXPECT_GT(r_b3, 0.0);
+  EXPECT_LT(r_b3, 2.5 * r_planes);
+  EXPECT_LT(r_b3, 2e-2);
+  EXPECT_LT(r_planes, 2e-2);
+}
+
+// The layout: per tile of 32 rows, block and pair of quads, 32 sign bytes and two quads' index
+// bytes; every row's triads read back as its codes; rows and triads past the matrix all zero.
+TEST(ternary_lut, layout_reads_back_as_the_codes) {
+  using S = ternary_absmean_base3;
+  const std::size_t rows = 35, cols = 200; // 2 tiles (the second one partial), 3 blocks, a partial triad
+  const auto w = random_weights<S>(rows, cols, 149);
+  const auto tw = kernels::pack_for_ternary_lut(w);
+  ASSERT_EQ(tw.rows(), rows);
+  ASSERT_EQ(tw.cols(), cols);
+  ASSERT_EQ(tw.tiles(), 2u);
+  ASSERT_EQ(tw.blocks(), 3u);
+  ASSERT_EQ(tw.units(), 1u);
+  std::vector<std::uint8_t> codes(w.padded_cols());
+  const kernels::scale_reader<S> sr(w);
+  for (std::size_t row = 0; row < 64; ++row) {
+    if (row < rows) unpack_codes(S::layout, S::code_bits, w.row_codes(row), codes);
+    const std::size_t t = row / 32, h = row % 32 / 16, r = row % 16;
+    for (std::size_t j = 0; j < tw.blocks() * kernels::ternary_block_triads; ++j) {
+      const std::size_t quad = j / 4, k = j % 4, pair = quad / 2, qq = quad % 2, i = 16 * (k % 2) + r;
+      const std::uint8_t* p = tw.tile_codes(t) + pair * kernels::ternary_pair_bytes;
+      const unsigned idx = (p[32 + 64 * qq + 32 * h + i] >> (4 * (k / 2))) & 15u;
+      const unsigned sign = p[i] >> (7 - (4 * qq + 2 * h + k / 2)) & 1u;
+      for (std::size_t l = 0; l < 3; ++l) {
+        const std::size_t c = 3 * j + l;
+        const int want = row < rows && c < cols ? static_cast<int>(codes[c]) - 1 : 0;
+        ASSERT_EQ((sign ? -1 : 1) * kernels::ternary_entry_weight(idx, l), want)
+            << "row " << row << " triad " << j << " weight " << l;
+      }
+      ASSERT_FALSE(idx == 13 && sign); // zero triads carry sign 0
+    }
+    ASSERT_EQ(tw.tile_scales(t, 0)[row % 32], row < rows ? sr(S::scale_index(row, 0, cols)) : 0.0f);
+  }
+  EXPECT_EQ(tw.storage_bytes(), 2 * 3 * kernels::ternary_block_bytes + 2 * 32 * sizeof(float));
+  EXPECT_EQ(kernels::ternary_block_bytes * 8, 32 * kernels::ternary_block_cols * 5 / 3); // 5 bits per triad
+}
+
+TEST(ternary_lut, half_and_bfloat16_activations_match_their_float_widening) {
+  lowbit_test::expect_half_and_bf16_match_their_widening(
+      kernels::pack_for_ternary_lut(random_weights<ternary_absmean>(13, 130, 150)), 3, 151);
+}
+
+TEST(ternary_lut, bad_input) {
+  using S = ternary_absmean;
+  EXPECT_THROW(kernels::pack_for_ternary_lut(qmatrix<S>{}), invalid_argument);
+  const std::size_t rows = 9, cols = 128;
+  const auto w = random_weights<S>(rows, cols, 152);
+  const auto tw = kernels::pack_for_ternary_lut(w);
+  lowbit_test::expect_bad_input_handled(
+      tw,
+      [&](std::span<const float> xs, std::size_t tokens, std::span<float> y) {
+        reference::linear_ternary_lut(xs, tokens, w, y);
+      },
+      153);
+  // Undefined codes: 2-bit code 3 and base-3 bytes >= 243.
+  auto w3 = w;
+  w3.codes()[5] = 0xFF;
+  EXPECT_THROW(kernels::pack_for_ternary_lut(w3), lowbit::error);
+  std::vector<float> x(cols, 0.5f), y(rows);
+  EXPECT_THROW(reference::linear_ternary_lut(std::span<const float>(x), 1, w3, std::span<float>(y)), lowbit::error);
+  auto b3 = random_weights<ternary_absmean_base3>(2, 80, 154);
+  b3.codes()[3] = 250;
+  EXPECT_THROW(kernels::pack_for_ternary_lut(b3), lowbit::error);
+  // Tables built for a shorter K are refused by the kernels, as are wrong Y and bias sizes.
+  kernels::ternary_activations small;
+  kernels::build_ternary_tables(std::span<const float>(x).first(64), 1, 64, small);
+  kernels::ternary_activations one;
+  kernels::build_ternary_tables(std::span<const float>(x), 1, cols, one);
+  std::vector<float> long_bias(rows + 1);
+  auto run_all = [&](auto&& kernel) {
+    EXPECT_THROW(kernel(tw, small, std::span<float>(y), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(tw, one, std::span<float>(y).first(rows - 1), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(tw, one, std::span<float>(y), std::span<const float>(long_bias)), invalid_argument);
+    EXPECT_THROW(kernel(kernels::ternary_lut_matrix<S>{}, one, std::span<float>(y), std::span<const float>()),
+                 invalid_argument);
+  };
+  run_all([](auto&&... args) { kernels::scalar::linear_ternary_lut<S>(args...); });
+#if LOWBIT_HAS_AVX2
+  run_all([](auto&&... args) { kernels::avx2::linear_ternary_lut<S>(args...); });
+#endif
+}
+
+} // namespace
