@@ -7,7 +7,7 @@
 // Y = X W^T on 16 fresh tokens against fp32, and the median one-token GEMV time (online input
 // transform included) against a plain fp32 loop on the same threads. Each layer is prepared once
 // as a linear_weights: the one-token GEMV runs the kernel it picks (the "GEMV kernel" column: the
-// int8-dot kernel on row-interleaved tiles for INT4/INT8/MXFP4/NVFP4/NF4, the LUT kernel for
+// int8-dot kernel on row-interleaved tiles for INT4/INT8/MXFP4/NVFP4/NF4, the base-3 LUT kernel for
 // ternary); the 16 tokens of the SQNR run the int8-dot kernel on the tiles (the LUT kernel's range
 // ends at 8 tokens), which also rounds the activations to int8 per 32 inputs.
 //

@@ -367,11 +367,14 @@ void prepared_dispatch() {
     const bool lut = tokens <= lut_max_tokens<S>();
     constexpr bool packed = kernels::int8_pack_scheme<S>; // int8_dot on pack_for_int8(w)
     constexpr bool tiled = kernels::int8_tiles_scheme<S>; // int8 tiles after the LUT range
+    constexpr bool base3 = prefers_ternary_lut<S>();      // the base-3 LUT kernel in the LUT range
     EXPECT_STREQ(linear_weights<S>::kernel_for(tokens),
-                 lut     ? "lut"
+                 lut     ? (base3 ? "ternary_lut" : "lut")
                  : tiled ? "int8_tiles"
                          : (packed || automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
-    if constexpr (lut_max_tokens<S>() > 0) {
+    if constexpr (base3) {
+      if (lut) reference::linear_ternary_lut<S>(std::span<const float>(x), tokens, w, want);
+    } else if constexpr (lut_max_tokens<S>() > 0) {
       if (lut) reference::linear_lut<S>(std::span<const float>(x), tokens, w, want);
     }
     if constexpr (tiled) {
@@ -396,7 +399,13 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   EXPECT_EQ(lut_max_tokens<int8_group<32>>(), 0u);
   prepared_dispatch<int4_g32>();
   prepared_dispatch<int2_g32>();
-  prepared_dispatch<ternary_absmean_base3>();
+  prepared_dispatch<ternary_absmean_base3>();                  // base-3 LUT, then int8_dot
+  prepared_dispatch<ternary_absmean>();                        // base-3 LUT, then int8 tiles
+  prepared_dispatch<ternary_scheme<granularity::group, 64>>(); // bit-plane LUT (groups of 64)
+#if LOWBIT_HAS_AVX2
+  static_assert(prefers_ternary_lut<ternary_absmean>() == (LOWBIT_TERNARY_BASE3_LUT != 0));
+#endif
+  static_assert(!prefers_ternary_lut<ternary_scheme<granularity::group, 64>>() && !prefers_ternary_lut<int2_g32>());
   prepared_dispatch<nf4_scheme<>>();
   prepared_dispatch<mxfp8_e4m3>();
   prepared_dispatch<int_sym<3, 32>>();  // LUT, then int8_dot on the int8 packing

@@ -49,6 +49,11 @@
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 8
 #endif
+// 1: linear(linear_weights) runs ternary schemes within lut_max_tokens on the base-3 LUT kernel
+// (kernels/ternary_lut.hpp; see prefers_ternary_lut), 0: on the bit-plane LUT kernel.
+#ifndef LOWBIT_TERNARY_BASE3_LUT
+#define LOWBIT_TERNARY_BASE3_LUT 1
+#endif
 // Token counts up to which linear(linear_weights) runs the integer-dot kernels on the int8 packing
 // (see int8_pack_max_tokens).
 #ifndef LOWBIT_INT8_PACK_MAX_TOKENS
@@ -211,6 +216,18 @@ constexpr std::size_t lut_max_tokens() noexcept {
   }
 }
 
+// Whether linear_weights<S> holds the base-3 LUT copy (kernels::pack_for_ternary_lut) instead of
+// the bit-plane one for the LUT range: for ternary schemes with tensor or row scales (or groups of
+// a multiple of 96). Measured on ternary_absmean_base3, 4096 x 8192 from DRAM and 4096 x 4096 in
+// L3, 2 threads (bench/README.md, run 7): 1.14x the bit-plane kernel's speed at N = 1 from DRAM
+// (it reads 1.67 bits per weight instead of 2), 0.98-1.06x in cache and at N = 2-8. Its table
+// rounding is coarser: relative RMS error 1.0e-2 against 0.6e-2 (int8 path 0.8e-2), so
+// LOWBIT_TERNARY_BASE3_LUT=0 keeps the bit-plane kernel.
+template <scheme S>
+constexpr bool prefers_ternary_lut() noexcept {
+  return LOWBIT_TERNARY_BASE3_LUT && kernels::ternary_lut_scheme<S> && lut_max_tokens<S>() > 0;
+}
+
 // The largest token count at which the integer-dot kernels on pack_for_int8(w) beat the float
 // path on w (MXFP8 E4M3, 4096 x 4096, 2 threads, bench/README.md: 6.5x at N = 1, 1.9x at N = 8,
 // 1.1x at N = 32, even at N = 128, 0.8x at N = 512); 0 where S is not packed. Above it
@@ -222,7 +239,7 @@ constexpr std::size_t int8_pack_max_tokens() noexcept {
 
 // W prepared once for linear() (the one-time pack step): the qmatrix, plus
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
-//   tokens <= lut_max_tokens<S>();
+//   tokens <= lut_max_tokens<S>() (for ternary the base-3 LUT kernel, see prefers_ternary_lut);
 // - its row-interleaved int8 tiles (kernels::pack_for_int8_tiles) where S is an int8_tiles_scheme
 //   (the integer-dot schemes without zero points or base 3): linear() on it runs the tiled kernel
 //   for every token count the LUT kernel does not take, and linear_path::automatic otherwise;
@@ -238,23 +255,26 @@ constexpr std::size_t int8_pack_max_tokens() noexcept {
 // cache and at N = 2-8 (bench/README.md, run 6), with about twice the tiles' rounding error.
 template <scheme S>
 class linear_weights {
-  static constexpr bool has_lut = lut_max_tokens<S>() > 0;
+  static constexpr bool has_base3 = prefers_ternary_lut<S>();
+  static constexpr bool has_lut = lut_max_tokens<S>() > 0 && !has_base3;
   static constexpr bool has_int8 = kernels::int8_pack_scheme<S>;
   static constexpr bool has_tiles = kernels::int8_tiles_scheme<S>;
 
 public:
   explicit linear_weights(qmatrix<S> w) : w_(std::move(w)) {
     if constexpr (has_lut) lut_ = kernels::pack_for_lut(w_);
+    if constexpr (has_base3) base3_ = kernels::pack_for_ternary_lut(w_);
     if constexpr (has_int8) int8_ = kernels::pack_for_int8(w_);
     if constexpr (has_tiles) tiles_ = kernels::pack_for_int8_tiles(w_);
   }
   const qmatrix<S>& matrix() const noexcept { return w_; }
   const auto& lut() const noexcept requires(has_lut) { return lut_; }
+  const auto& ternary_lut() const noexcept requires(has_base3) { return base3_; }
   const auto& int8() const noexcept requires(has_int8) { return int8_; }
   const auto& tiles() const noexcept requires(has_tiles) { return tiles_; }
   // The kernel linear() uses for `tokens` tokens.
   static constexpr const char* kernel_for(std::size_t tokens) noexcept {
-    if (tokens <= lut_max_tokens<S>()) return "lut";
+    if (tokens <= lut_max_tokens<S>()) return has_base3 ? "ternary_lut" : "lut";
     if (has_tiles) return "int8_tiles";
     if (tokens <= int8_pack_max_tokens<S>()) return "int8_dot";
     return automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights";
@@ -266,6 +286,10 @@ private:
   struct lut_of {
     template <class X>
     using type = kernels::lut_matrix<X>;
+  };
+  struct base3_of {
+    template <class X>
+    using type = kernels::ternary_lut_matrix<X>;
   };
   struct int8_of {
     template <class X>
@@ -285,6 +309,7 @@ private:
   };
   qmatrix<S> w_;
   [[no_unique_address]] typename slot<has_lut, lut_of>::type lut_{};
+  [[no_unique_address]] typename slot<has_base3, base3_of>::type base3_{};
   [[no_unique_address]] typename slot<has_int8, int8_of>::type int8_{};
   [[no_unique_address]] typename slot<has_tiles, tiles_of>::type tiles_{};
 };
@@ -294,7 +319,10 @@ void linear(std::span<const T> x, std::size_t tokens, const linear_weights<S>& w
             std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
   if constexpr (lut_max_tokens<S>() > 0) {
     if (tokens <= lut_max_tokens<S>()) {
-      linear(x, tokens, w.lut(), y, bias, workspace);
+      if constexpr (prefers_ternary_lut<S>())
+        linear(x, tokens, w.ternary_lut(), y, bias, workspace);
+      else
+        linear(x, tokens, w.lut(), y, bias, workspace);
       return;
     }
   }
