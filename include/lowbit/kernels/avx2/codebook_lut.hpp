@@ -30,6 +30,47 @@ namespace lowbit::kernels::avx2 {
 inline constexpr std::size_t codebook_tokens = LOWBIT_CODEBOOK_TOKENS;
 static_assert(codebook_tokens >= 1 && codebook_tokens <= 4, "LOWBIT_CODEBOOK_TOKENS must be 1-4");
 
+namespace detail {
+
+// The 32 values of p, rounded to nearest even (the default rounding mode, like std::nearbyint),
+// clamped to [-127, 127] and narrowed with saturating packs (exact: the values are integers in
+// range) into dst (32-byte aligned), in order.
+LOWBIT_ALWAYS_INLINE inline void store_rounded_i8(const __m256 (&p)[4], std::int8_t* dst) noexcept {
+  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  constexpr int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  __m256i i[4];
+  for (std::size_t k = 0; k < 4; ++k)
+    i[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_round_ps(p[k], mode), lo), hi));
+  // packs work per 128-bit lane: (a0 b0 a1 b1) x 4 bytes, then put back in order.
+  const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(dst),
+                     _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+// The end of a block in the 32-row tile kernels (codebook, base 3): per token, the int16 sums of
+// each half (lanes: columns or triads c0 + 0/2 and c0 + 1/3) added across lanes, widened, and
+// acc += sums * (weight scale * table scale ts[t]).
+template <std::size_t NT>
+LOWBIT_ALWAYS_INLINE inline void add_block_sums(const __m256i (&isum)[NT][4], const __m256 (&ws)[4],
+                                                const float (&ts)[NT], __m256 (&acc)[NT][4]) noexcept {
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) {
+    const __m256 tsv = _mm256_set1_ps(ts[t]);
+    LOWBIT_UNROLL
+    for (std::size_t h = 0; h < 2; ++h) {
+      // lane 0: rows 0-7 of the half, lane 1: rows 8-15, both lanes' columns added.
+      const __m256i s = _mm256_add_epi16(_mm256_permute2x128_si256(isum[t][2 * h], isum[t][2 * h + 1], 0x20),
+                                         _mm256_permute2x128_si256(isum[t][2 * h], isum[t][2 * h + 1], 0x31));
+      const __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
+      const __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+      acc[t][2 * h] = _mm256_fmadd_ps(f0, _mm256_mul_ps(ws[2 * h], tsv), acc[t][2 * h]);
+      acc[t][2 * h + 1] = _mm256_fmadd_ps(f1, _mm256_mul_ps(ws[2 * h + 1], tsv), acc[t][2 * h + 1]);
+    }
+  }
+}
+
+} // namespace detail
+
 // build_codebook_table_row with AVX2, bit for bit (q must be 32-byte aligned, as the rows of
 // codebook_activations are): per column, the 16 products in two vectors,
 // times 127 / m, rounded to nearest even (the default rounding mode, like std::nearbyint), clamped
@@ -39,7 +80,6 @@ void build_codebook_table_row(const T* x, std::size_t cols, std::size_t blocks, 
   using tr = codebook_lut_traits<S>;
   constexpr std::size_t B = tr::block;
   const __m256 v0 = _mm256_loadu_ps(tr::values.data()), v1 = _mm256_loadu_ps(tr::values.data() + 8);
-  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
   alignas(32) float xb[B];
@@ -65,19 +105,13 @@ void build_codebook_table_row(const T* x, std::size_t cols, std::size_t blocks, 
     }
     const __m256 inv = _mm256_set1_ps(127.0f / m);
     for (std::size_t c = 0; c < B; c += 2) {
-      __m256i i[4];
+      __m256 p[4];
       for (std::size_t k = 0; k < 2; ++k) {
         const __m256 xc = _mm256_set1_ps(xb[c + k]);
-        const __m256 p0 = _mm256_mul_ps(_mm256_mul_ps(xc, v0), inv), p1 = _mm256_mul_ps(_mm256_mul_ps(xc, v1), inv);
-        constexpr int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-        i[2 * k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_round_ps(p0, mode), lo), hi));
-        i[2 * k + 1] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_round_ps(p1, mode), lo), hi));
+        p[2 * k] = _mm256_mul_ps(_mm256_mul_ps(xc, v0), inv);
+        p[2 * k + 1] = _mm256_mul_ps(_mm256_mul_ps(xc, v1), inv);
       }
-      // packs work per 128-bit lane: (a0 b0 a1 b1) x 4 bytes, then put back in order.
-      const __m256i w0 = _mm256_packs_epi32(i[0], i[1]), w1 = _mm256_packs_epi32(i[2], i[3]);
-      const __m256i b8 = _mm256_packs_epi16(w0, w1);
-      const __m256i ordered = _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(qb + c * 16), ordered);
+      detail::store_rounded_i8(p, qb + c * 16);
     }
     scale[b] = m / 127.0f;
   }
@@ -159,20 +193,10 @@ void codebook_tile(const codebook_lut_matrix<S>& w, const codebook_activations& 
       unit = u;
       codebook_tile_scales(w, tile, u, ws);
     }
+    float ts[NT];
     LOWBIT_UNROLL
-    for (std::size_t t = 0; t < NT; ++t) {
-      const __m256 ts = _mm256_set1_ps(a.scale_row(t0 + t)[b]);
-      LOWBIT_UNROLL
-      for (std::size_t h = 0; h < 2; ++h) {
-        // lane 0: rows 0-7 of the half, lane 1: rows 8-15, both lanes' columns added.
-        const __m256i s = _mm256_add_epi16(_mm256_permute2x128_si256(isum[t][2 * h], isum[t][2 * h + 1], 0x20),
-                                           _mm256_permute2x128_si256(isum[t][2 * h], isum[t][2 * h + 1], 0x31));
-        const __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
-        const __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
-        acc[t][2 * h] = _mm256_fmadd_ps(f0, _mm256_mul_ps(ws[2 * h], ts), acc[t][2 * h]);
-        acc[t][2 * h + 1] = _mm256_fmadd_ps(f1, _mm256_mul_ps(ws[2 * h + 1], ts), acc[t][2 * h + 1]);
-      }
-    }
+    for (std::size_t t = 0; t < NT; ++t) ts[t] = a.scale_row(t0 + t)[b];
+    add_block_sums<NT>(isum, ws, ts, acc);
   }
   LOWBIT_UNROLL
   for (std::size_t t = 0; t < NT; ++t)

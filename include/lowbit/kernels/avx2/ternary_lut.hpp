@@ -11,6 +11,7 @@
 
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/avx2/codebook_lut.hpp"
 #include "lowbit/kernels/avx2/lut_dot.hpp"
 #include "lowbit/kernels/ternary_lut.hpp"
 
@@ -35,7 +36,7 @@ static_assert(ternary_tokens >= 1 && ternary_tokens <= 4, "LOWBIT_TERNARY_TOKENS
 // build_ternary_table_row with AVX2, bit for bit (q must be 32-byte aligned, as the rows of
 // ternary_activations are): per triad, the 16 entries in two vectors as (x0 w0 + x1 w1) + x2 w2
 // (the products by -1, 0, 1 are exact, so an fma contraction changes nothing), then like the
-// codebook builder: times 127 / m, rounded to nearest even, clamped and narrowed by saturating packs.
+// codebook builder: times 127 / m, then detail::store_rounded_i8.
 template <activation_type T>
 void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale) noexcept {
   alignas(32) static constexpr auto wv = [] {
@@ -47,7 +48,6 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
   __m256 w[3][2];
   for (std::size_t l = 0; l < 3; ++l)
     for (std::size_t h = 0; h < 2; ++h) w[l][h] = _mm256_loadu_ps(wv[l].data() + 8 * h);
-  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
   alignas(32) float t[ternary_block_triads][16];
@@ -81,17 +81,9 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
     }
     const __m256 inv = _mm256_set1_ps(127.0f / m);
     for (std::size_t j = 0; j < ternary_block_triads; j += 2) {
-      __m256i i[4];
-      for (std::size_t k = 0; k < 4; ++k) {
-        constexpr int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-        const __m256 p = _mm256_mul_ps(_mm256_load_ps(t[j + k / 2] + 8 * (k % 2)), inv);
-        i[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_round_ps(p, mode), lo), hi));
-      }
-      // packs work per 128-bit lane: (a0 b0 a1 b1) x 4 bytes, then put back in order.
-      const __m256i w0 = _mm256_packs_epi32(i[0], i[1]), w1 = _mm256_packs_epi32(i[2], i[3]);
-      const __m256i b8 = _mm256_packs_epi16(w0, w1);
-      const __m256i ordered = _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(qb + j * 16), ordered);
+      __m256 p[4];
+      for (std::size_t k = 0; k < 4; ++k) p[k] = _mm256_mul_ps(_mm256_load_ps(t[j + k / 2] + 8 * (k % 2)), inv);
+      detail::store_rounded_i8(p, qb + j * 16);
     }
     scale[b] = m / 127.0f;
   }
@@ -161,20 +153,10 @@ void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, 
       LOWBIT_UNROLL
       for (std::size_t i = 0; i < 4; ++i) ws[i] = _mm256_loadu_ps(w.tile_scales(tile, u) + 8 * i);
     }
+    float ts[NT];
     LOWBIT_UNROLL
-    for (std::size_t t = 0; t < NT; ++t) {
-      const __m256 ts = _mm256_set1_ps(a.scale_row(t0 + t)[b]);
-      LOWBIT_UNROLL
-      for (std::size_t h = 0; h < 2; ++h) {
-        // lane 0: rows 0-7 of the half, lane 1: rows 8-15, both lanes' triads added.
-        const __m256i s = _mm256_add_epi16(_mm256_permute2x128_si256(isum[t][2 * h], isum[t][2 * h + 1], 0x20),
-                                           _mm256_permute2x128_si256(isum[t][2 * h], isum[t][2 * h + 1], 0x31));
-        const __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
-        const __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
-        acc[t][2 * h] = _mm256_fmadd_ps(f0, _mm256_mul_ps(ws[2 * h], ts), acc[t][2 * h]);
-        acc[t][2 * h + 1] = _mm256_fmadd_ps(f1, _mm256_mul_ps(ws[2 * h + 1], ts), acc[t][2 * h + 1]);
-      }
-    }
+    for (std::size_t t = 0; t < NT; ++t) ts[t] = a.scale_row(t0 + t)[b];
+    add_block_sums<NT>(isum, ws, ts, acc);
   }
   LOWBIT_UNROLL
   for (std::size_t t = 0; t < NT; ++t)
