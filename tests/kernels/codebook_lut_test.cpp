@@ -309,8 +309,12 @@ TEST(codebook_lut, bad_input) {
   kernels::codebook_activations small;
   kernels::build_codebook_tables<S>(std::span<const float>(x).first(64), 1, 64, small);
   EXPECT_THROW(kernels::scalar::linear_codebook_lut(cw, small, std::span<float>(y).first(rows), {}), invalid_argument);
-  kernels::codebook_activations other;
+  kernels::codebook_activations other, shorter; // shorter: K = 100, the same 4 blocks as K = 128
   kernels::build_codebook_tables<nvfp4>(std::span<const float>(x).first(cols), 1, cols, other);
+  kernels::build_codebook_tables<S>(std::span<const float>(x).first(100), 1, 100, shorter);
+  ASSERT_EQ(shorter.blocks, cw.blocks());
+  EXPECT_THROW(kernels::scalar::linear_codebook_lut(cw, shorter, std::span<float>(y).first(rows), {}),
+               invalid_argument);
   EXPECT_THROW(kernels::scalar::linear_codebook_lut(cw, other, std::span<float>(y).first(rows), {}), invalid_argument);
   // The kernels themselves check Y and the bias against the tables' tokens and the matrix's rows.
   kernels::codebook_activations one;

@@ -333,6 +333,24 @@ TEST(linear_lut, undefined_codes_and_bad_shapes_throw) {
   EXPECT_THROW(
       linear(std::span<const float>(xs).first(64), 1, kernels::lut_matrix<int4_g32>{}, std::span<float>(ys).first(4)),
       invalid_argument);
+  // The kernels themselves refuse tables of another K (even with the same 2 blocks), tables whose
+  // sizes disagree with their tokens, and wrong Y or bias sizes.
+  kernels::lut_activations other_k, truncated, one;
+  kernels::build_lut_tables(std::span<const float>(xs).first(40), 1, 40, other_k);
+  ASSERT_EQ(other_k.blocks, p.blocks());
+  kernels::build_lut_tables(std::span<const float>(xs).first(64), 1, 64, truncated);
+  truncated.xsum.pop_back();
+  kernels::build_lut_tables(std::span<const float>(xs).first(64), 1, 64, one);
+  auto run_all = [&](auto&& kernel) {
+    EXPECT_THROW(kernel(p, other_k, std::span<float>(ys).first(4), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(p, truncated, std::span<float>(ys).first(4), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(p, one, std::span<float>(ys).first(3), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(p, one, std::span<float>(ys).first(4), std::span<const float>(bias)), invalid_argument);
+  };
+  run_all([](auto&&... args) { kernels::scalar::linear_lut<int4_g32>(args...); });
+#if LOWBIT_HAS_AVX2
+  run_all([](auto&&... args) { kernels::avx2::linear_lut<int4_g32>(args...); });
+#endif
 }
 
 TEST(linear_lut, half_and_bfloat16_activations_match_their_float_values) {
@@ -399,9 +417,10 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   EXPECT_EQ(lut_max_tokens<int8_group<32>>(), 0u);
   prepared_dispatch<int4_g32>();
   prepared_dispatch<int2_g32>();
-  prepared_dispatch<ternary_absmean_base3>();                  // base-3 LUT, then int8_dot
-  prepared_dispatch<ternary_absmean>();                        // base-3 LUT, then int8 tiles
-  prepared_dispatch<ternary_scheme<granularity::group, 64>>(); // bit-plane LUT (groups of 64)
+  prepared_dispatch<ternary_absmean_base3>();                   // base-3 LUT, then int8_dot
+  prepared_dispatch<ternary_absmean>();                         // base-3 LUT, then int8 tiles
+  prepared_dispatch<ternary_scheme<granularity::group, 64>>();  // bit-plane LUT (groups of 64)
+  prepared_dispatch<ternary_scheme<granularity::group, 192>>(); // base-3 LUT (groups of 96k)
 #if LOWBIT_HAS_AVX2
   static_assert(prefers_ternary_lut<ternary_absmean>() == (LOWBIT_TERNARY_BASE3_LUT != 0));
 #endif

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -48,8 +49,7 @@ std::string name() {
 template <class S>
 void kernels_match_reference() {
   for (const shape& s : shapes) {
-    if (S::gran == granularity::group && s.cols < S::block) continue;
-    const auto w = random_weights<S>(s.rows, s.cols, 141);
+    const auto w = random_weights<S>(s.rows, s.cols, 141); // groups: K below the group is one padded group
     const auto tw = kernels::pack_for_ternary_lut(w);
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 142);
     const auto bias = lowbit_test::uniform(s.rows, 143);
@@ -121,7 +121,7 @@ TEST(ternary_lut, tables_match_their_definition) {
   kernels::ternary_activations a;
   kernels::build_ternary_tables(std::span<const float>(x), tokens, cols, a);
   ASSERT_EQ(a.blocks, 8u);
-  ASSERT_EQ(a.block, kernels::ternary_block_triads);
+  ASSERT_EQ(a.cols, cols);
 #if LOWBIT_HAS_AVX2
   kernels::ternary_activations b;
   kernels::avx2::build_ternary_tables(std::span<const float>(x), tokens, cols, b);
@@ -196,7 +196,9 @@ void within_the_table_error_of_the_float_product() {
       EXPECT_LE(err, bound + 1e-5 * mag) << name<S>() << " row " << r << " token " << t;
       worst = std::max(worst, err / bound);
     }
-  EXPECT_GT(worst, 0.0); // the bound is not vacuous: some error exists
+  // The bound is not loose by orders of magnitude: 32 entry roundings of up to s / 2 add up like a
+  // random walk, about sqrt(32) / 32 of the bound; the worst of these 111 rows reached 0.11-0.12.
+  EXPECT_GT(worst, 0.05) << name<S>();
 }
 
 TEST(ternary_lut, within_the_table_error_of_the_float_product) {
@@ -283,6 +285,13 @@ TEST(ternary_lut, half_and_bfloat16_activations_match_their_float_widening) {
       kernels::pack_for_ternary_lut(random_weights<ternary_absmean>(13, 130, 150)), 3, 151);
 }
 
+// The codebook tables are another type: they do not bind to the base-3 kernels (nor the other way).
+static_assert(!std::is_invocable_v<decltype(&kernels::scalar::linear_ternary_lut<ternary_absmean>),
+                                   const kernels::ternary_lut_matrix<ternary_absmean>&,
+                                   const kernels::codebook_activations&, std::span<float>, std::span<const float>>);
+static_assert(!std::is_convertible_v<const kernels::ternary_activations&, const kernels::codebook_activations&> &&
+              !std::is_convertible_v<const kernels::codebook_activations&, const kernels::ternary_activations&>);
+
 TEST(ternary_lut, bad_input) {
   using S = ternary_absmean;
   EXPECT_THROW(kernels::pack_for_ternary_lut(qmatrix<S>{}), invalid_argument);
@@ -304,14 +313,22 @@ TEST(ternary_lut, bad_input) {
   auto b3 = random_weights<ternary_absmean_base3>(2, 80, 154);
   b3.codes()[3] = 250;
   EXPECT_THROW(kernels::pack_for_ternary_lut(b3), lowbit::error);
-  // Tables built for a shorter K are refused by the kernels, as are wrong Y and bias sizes.
-  kernels::ternary_activations small;
+  // Tables built for a shorter K are refused by the kernels, even where the block count is the same
+  // (K = 100 against 128: both 2 blocks), as are tables whose sizes disagree with their tokens and
+  // wrong Y and bias sizes.
+  kernels::ternary_activations small, same_blocks, truncated;
   kernels::build_ternary_tables(std::span<const float>(x).first(64), 1, 64, small);
+  kernels::build_ternary_tables(std::span<const float>(x).first(100), 1, 100, same_blocks);
+  ASSERT_EQ(same_blocks.blocks, tw.blocks());
+  kernels::build_ternary_tables(std::span<const float>(x), 1, cols, truncated);
+  truncated.q.resize(truncated.q.size() - 16);
   kernels::ternary_activations one;
   kernels::build_ternary_tables(std::span<const float>(x), 1, cols, one);
   std::vector<float> long_bias(rows + 1);
   auto run_all = [&](auto&& kernel) {
     EXPECT_THROW(kernel(tw, small, std::span<float>(y), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(tw, same_blocks, std::span<float>(y), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(tw, truncated, std::span<float>(y), std::span<const float>()), invalid_argument);
     EXPECT_THROW(kernel(tw, one, std::span<float>(y).first(rows - 1), std::span<const float>()), invalid_argument);
     EXPECT_THROW(kernel(tw, one, std::span<float>(y), std::span<const float>(long_bias)), invalid_argument);
     EXPECT_THROW(kernel(kernels::ternary_lut_matrix<S>{}, one, std::span<float>(y), std::span<const float>()),

@@ -197,9 +197,10 @@ codebook_lut_matrix<T> pack_for_codebook_lut(const qmatrix<T>& w) {
 struct codebook_activations {
   aligned_vector<std::int8_t> q;
   std::vector<float> scale;
-  std::size_t tokens = 0, blocks = 0, block = 0;
+  std::size_t tokens = 0, blocks = 0, block = 0, cols = 0; // cols: the K they were built for
 
   std::size_t row_entries() const noexcept { return blocks * block * 16; }
+  bool sized() const noexcept { return q.size() == tokens * row_entries() && scale.size() == tokens * blocks; }
   const std::int8_t* q_row(std::size_t t) const noexcept { return q.data() + t * row_entries(); }
   const float* scale_row(std::size_t t) const noexcept { return scale.data() + t * blocks; }
 };
@@ -243,6 +244,7 @@ void build_codebook_tables_by_row(std::span<const T> x, std::size_t tokens, std:
                                   codebook_activations& out, Row&& row) {
   using tr = codebook_lut_traits<S>;
   out.tokens = tokens;
+  out.cols = cols;
   out.block = tr::block;
   out.blocks = std::max(blocks, (cols + tr::block - 1) / tr::block);
   out.q.resize(tokens * out.row_entries());
@@ -260,15 +262,17 @@ void build_codebook_tables(std::span<const T> x, std::size_t tokens, std::size_t
   build_codebook_tables_by_row<S>(x, tokens, cols, blocks, out, build_codebook_table_row<S, T>);
 }
 
-// The kernels' checks: tables built for this matrix's blocks and scheme, Y holding tokens x N
-// outputs, and a bias of N values or none.
+// The kernels' checks: tables built for this matrix's K, blocks and scheme (and sized for their
+// tokens), Y holding tokens x N outputs, and a bias of N values or none.
 template <codebook_lut_scheme S>
 void check_codebook_tables(const char* fn, const codebook_lut_matrix<S>& w, const codebook_activations& a,
                            std::size_t y_size, std::size_t bias_size) {
-  if (a.block != codebook_lut_traits<S>::block || a.blocks != w.blocks())
+  if (a.block != codebook_lut_traits<S>::block || a.blocks != w.blocks() || a.cols != w.cols() || !a.sized())
     throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) + " blocks of " +
-                           std::to_string(a.block) + " columns, the matrix " + std::to_string(w.blocks()) +
-                           " blocks of " + std::to_string(codebook_lut_traits<S>::block));
+                           std::to_string(a.block) + " columns for K = " + std::to_string(a.cols) + ", the matrix " +
+                           std::to_string(w.blocks()) + " blocks of " + std::to_string(codebook_lut_traits<S>::block) +
+                           " for K = " + std::to_string(w.cols()) +
+                           (a.sized() ? "" : " (or the tables' sizes disagree)"));
   if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
     throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
                            std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +

@@ -220,9 +220,10 @@ constexpr std::size_t lut_max_tokens() noexcept {
 // the bit-plane one for the LUT range: for ternary schemes with tensor or row scales (or groups of
 // a multiple of 96). Measured on ternary_absmean_base3, 4096 x 8192 from DRAM and 4096 x 4096 in
 // L3, 2 threads (bench/README.md, run 7): 1.03-1.28x the bit-plane kernel's speed at N = 1 from
-// DRAM in three alternating rounds (it reads 1.67 bits per weight instead of 2), 1.05-1.15x at
-// N = 2, 0.92-1.13x in cache. Its table rounding is coarser: relative RMS error 1.0e-2 against
-// 0.6e-2 (int8 path 0.8e-2), so LOWBIT_TERNARY_BASE3_LUT=0 keeps the bit-plane kernel.
+// DRAM in three alternating rounds (1.00x in one pass; it reads 1.67 bits per weight instead of
+// 2), 0.92-1.29x at N = 2-8 from DRAM, 0.92-1.13x in cache: close, ahead where decoding streams
+// the weights, and a 17 % smaller copy. Its table rounding is coarser: relative RMS error 1.0e-2
+// against 0.6e-2 (int8 path 0.8e-2), so LOWBIT_TERNARY_BASE3_LUT=0 keeps the bit-plane kernel.
 template <scheme S>
 constexpr bool prefers_ternary_lut() noexcept {
   return LOWBIT_TERNARY_BASE3_LUT && kernels::ternary_lut_scheme<S> && lut_max_tokens<S>() > 0;

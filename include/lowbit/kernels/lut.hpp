@@ -300,9 +300,12 @@ struct lut_activations {
   aligned_vector<std::int8_t> q;
   std::vector<float> scale;
   std::vector<float> xsum;
-  std::size_t tokens = 0, blocks = 0;
+  std::size_t tokens = 0, blocks = 0, cols = 0; // cols: the K they were built for
 
   std::size_t row_entries() const noexcept { return blocks * lut_tables_per_block * 16; }
+  bool sized() const noexcept {
+    return q.size() == tokens * row_entries() && scale.size() == tokens * blocks && xsum.size() == tokens * blocks;
+  }
   const std::int8_t* q_row(std::size_t t) const noexcept { return q.data() + t * row_entries(); }
   const float* scale_row(std::size_t t) const noexcept { return scale.data() + t * blocks; }
   const float* xsum_row(std::size_t t) const noexcept { return xsum.data() + t * blocks; }
@@ -361,6 +364,7 @@ template <activation_type T, class Row>
 void build_lut_tables_by_row(std::span<const T> x, std::size_t tokens, std::size_t cols, lut_activations& out,
                              Row&& row) {
   out.tokens = tokens;
+  out.cols = cols;
   out.blocks = (cols + lut_block - 1) / lut_block;
   out.q.resize(tokens * out.row_entries());
   out.scale.resize(tokens * out.blocks);
@@ -386,15 +390,17 @@ void check_linear_lut(const char* fn, const lut_matrix<S>& w, std::size_t x_size
   check_linear_shape(fn, w.rows(), w.cols(), x_size, tokens, y_size, bias_size);
 }
 
-// The kernels' checks: tables built for this matrix's blocks, Y holding tokens x N outputs, and a
-// bias of N values or none.
+// The kernels' checks: tables built for this matrix's K (and sized for their tokens), Y holding
+// tokens x N outputs, and a bias of N values or none.
 template <lut_scheme S>
 void check_lut_tables(const char* fn, const lut_matrix<S>& w, const lut_activations& a, std::size_t y_size,
                       std::size_t bias_size) {
   if (w.rows() == 0) throw invalid_argument(std::string(fn) + ": W is empty");
-  if (a.blocks != w.blocks())
-    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) + " blocks, the matrix " +
-                           std::to_string(w.blocks()));
+  if (a.blocks != w.blocks() || a.cols != w.cols() || !a.sized())
+    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) +
+                           " blocks for K = " + std::to_string(a.cols) + ", the matrix " + std::to_string(w.blocks()) +
+                           " for K = " + std::to_string(w.cols()) +
+                           (a.sized() ? "" : " (or the tables' sizes disagree)"));
   if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
     throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
                            std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +

@@ -44,7 +44,6 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
-#include "lowbit/kernels/codebook_lut.hpp"
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
 
@@ -164,9 +163,18 @@ ternary_lut_matrix<T> pack_for_ternary_lut(const qmatrix<T>& w) {
 }
 
 // The tables of `tokens` rows of X (K = cols): per token, blocks x 32 triads x 16 int8 entries
-// (entry i of triad j at q_row(t)[16 j + i]), and per block the table scale s. The codebook
-// tables' container, as its own type so that the two kinds of tables cannot be mixed up.
-struct ternary_activations : codebook_activations {};
+// (entry i of triad j at q_row(t)[16 j + i]), and per block the table scale s. A type of its own
+// (not codebook_activations, whose rows look alike) so that the two kinds cannot be mixed up.
+struct ternary_activations {
+  aligned_vector<std::int8_t> q;
+  std::vector<float> scale;
+  std::size_t tokens = 0, blocks = 0, cols = 0; // cols: the K they were built for
+
+  std::size_t row_entries() const noexcept { return blocks * ternary_block_triads * 16; }
+  bool sized() const noexcept { return q.size() == tokens * row_entries() && scale.size() == tokens * blocks; }
+  const std::int8_t* q_row(std::size_t t) const noexcept { return q.data() + t * row_entries(); }
+  const float* scale_row(std::size_t t) const noexcept { return scale.data() + t * blocks; }
+};
 
 // One token's tables (the header comment's entries and quantization) into q (blocks x 32 triads
 // x 16 entries) and scale (one per block).
@@ -214,7 +222,7 @@ template <activation_type T, class Row>
 void build_ternary_tables_by_row(std::span<const T> x, std::size_t tokens, std::size_t cols, ternary_activations& out,
                                  Row&& row) {
   out.tokens = tokens;
-  out.block = ternary_block_triads;
+  out.cols = cols;
   out.blocks = (cols + ternary_block_cols - 1) / ternary_block_cols;
   out.q.resize(tokens * out.row_entries());
   out.scale.resize(tokens * out.blocks);
@@ -230,16 +238,17 @@ void build_ternary_tables(std::span<const T> x, std::size_t tokens, std::size_t 
   build_ternary_tables_by_row(x, tokens, cols, out, build_ternary_table_row<T>);
 }
 
-// The kernels' checks: tables built for this matrix (blocks of 32 triads), Y holding tokens x N
-// outputs, and a bias of N values or none.
+// The kernels' checks: tables built for this matrix's K (and sized for their tokens), Y holding
+// tokens x N outputs, and a bias of N values or none.
 template <ternary_lut_scheme S>
 void check_ternary_tables(const char* fn, const ternary_lut_matrix<S>& w, const ternary_activations& a,
                           std::size_t y_size, std::size_t bias_size) {
   if (w.rows() == 0) throw invalid_argument(std::string(fn) + ": W is empty");
-  if (a.block != ternary_block_triads || a.blocks != w.blocks())
-    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) + " blocks of " +
-                           std::to_string(a.block) + " triads, the matrix " + std::to_string(w.blocks()) +
-                           " blocks of " + std::to_string(ternary_block_triads));
+  if (a.blocks != w.blocks() || a.cols != w.cols() || !a.sized())
+    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) +
+                           " blocks for K = " + std::to_string(a.cols) + ", the matrix " + std::to_string(w.blocks()) +
+                           " for K = " + std::to_string(w.cols()) +
+                           (a.sized() ? "" : " (or the tables' sizes disagree)"));
   if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
     throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
                            std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +
