@@ -262,21 +262,14 @@ void build_codebook_tables(std::span<const T> x, std::size_t tokens, std::size_t
   build_codebook_tables_by_row<S>(x, tokens, cols, blocks, out, build_codebook_table_row<S, T>);
 }
 
-// The kernels' checks: tables built for this matrix's K, blocks and scheme (and sized for their
-// tokens), Y holding tokens x N outputs, and a bias of N values or none.
+// The kernels' checks: tables built for this scheme's block width, then check_lut_call.
 template <codebook_lut_scheme S>
 void check_codebook_tables(const char* fn, const codebook_lut_matrix<S>& w, const codebook_activations& a,
                            std::size_t y_size, std::size_t bias_size) {
-  if (a.block != codebook_lut_traits<S>::block || a.blocks != w.blocks() || a.cols != w.cols() || !a.sized())
-    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) + " blocks of " +
-                           std::to_string(a.block) + " columns for K = " + std::to_string(a.cols) + ", the matrix " +
-                           std::to_string(w.blocks()) + " blocks of " + std::to_string(codebook_lut_traits<S>::block) +
-                           " for K = " + std::to_string(w.cols()) +
-                           (a.sized() ? "" : " (or the tables' sizes disagree)"));
-  if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
-    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
-                           std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +
-                           " and 0 or " + std::to_string(w.rows()));
+  if (a.block != codebook_lut_traits<S>::block)
+    throw invalid_argument(std::string(fn) + ": the tables have blocks of " + std::to_string(a.block) +
+                           " columns, the matrix blocks of " + std::to_string(codebook_lut_traits<S>::block));
+  check_lut_call(fn, w, a, y_size, bias_size);
 }
 
 namespace scalar {

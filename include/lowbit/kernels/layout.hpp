@@ -380,6 +380,23 @@ inline void check_linear_shape(const char* fn, std::size_t rows, std::size_t col
                            " elements, expected 0 or N (" + std::to_string(rows) + ")");
 }
 
+// Shared checks of the LUT kernels on a packed matrix W (rows(), cols(), blocks()) and its
+// activation tables A (tokens, blocks, cols, sized()): W not empty, A built for W's K and blocks
+// and sized for its tokens, Y holding tokens x N outputs, and a bias of N values or none.
+template <class Packed, class Tables>
+void check_lut_call(const char* fn, const Packed& w, const Tables& a, std::size_t y_size, std::size_t bias_size) {
+  if (w.rows() == 0) throw invalid_argument(std::string(fn) + ": W is empty");
+  if (a.blocks != w.blocks() || a.cols != w.cols() || !a.sized())
+    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) +
+                           " blocks for K = " + std::to_string(a.cols) + ", the matrix " + std::to_string(w.blocks()) +
+                           " for K = " + std::to_string(w.cols()) +
+                           (a.sized() ? "" : " (or the tables' sizes disagree)"));
+  if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
+    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
+                           std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +
+                           " and 0 or " + std::to_string(w.rows()));
+}
+
 template <scheme S>
 void check_linear(const char* fn, const qmatrix<S>& w, std::size_t x_size, std::size_t tokens, std::size_t y_size,
                   std::size_t bias_size) {

@@ -390,23 +390,6 @@ void check_linear_lut(const char* fn, const lut_matrix<S>& w, std::size_t x_size
   check_linear_shape(fn, w.rows(), w.cols(), x_size, tokens, y_size, bias_size);
 }
 
-// The kernels' checks: tables built for this matrix's K (and sized for their tokens), Y holding
-// tokens x N outputs, and a bias of N values or none.
-template <lut_scheme S>
-void check_lut_tables(const char* fn, const lut_matrix<S>& w, const lut_activations& a, std::size_t y_size,
-                      std::size_t bias_size) {
-  if (w.rows() == 0) throw invalid_argument(std::string(fn) + ": W is empty");
-  if (a.blocks != w.blocks() || a.cols != w.cols() || !a.sized())
-    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) +
-                           " blocks for K = " + std::to_string(a.cols) + ", the matrix " + std::to_string(w.blocks()) +
-                           " for K = " + std::to_string(w.cols()) +
-                           (a.sized() ? "" : " (or the tables' sizes disagree)"));
-  if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
-    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
-                           std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +
-                           " and 0 or " + std::to_string(w.rows()));
-}
-
 namespace scalar {
 
 // The LUT kernel on the packed layout without SIMD (the path where AVX2 is not compiled), in the
@@ -414,7 +397,7 @@ namespace scalar {
 template <lut_scheme S>
 void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
   using tr = lut_traits<S>;
-  check_lut_tables("scalar::linear_lut", w, a, y.size(), bias.size());
+  check_lut_call("scalar::linear_lut", w, a, y.size(), bias.size());
   const std::size_t rows = w.rows(), blocks = w.blocks();
   for (std::size_t tile = 0; tile < w.tiles(); ++tile)
     for (std::size_t t = 0; t < a.tokens; ++t) {

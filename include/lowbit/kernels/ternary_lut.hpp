@@ -238,23 +238,6 @@ void build_ternary_tables(std::span<const T> x, std::size_t tokens, std::size_t 
   build_ternary_tables_by_row(x, tokens, cols, out, build_ternary_table_row<T>);
 }
 
-// The kernels' checks: tables built for this matrix's K (and sized for their tokens), Y holding
-// tokens x N outputs, and a bias of N values or none.
-template <ternary_lut_scheme S>
-void check_ternary_tables(const char* fn, const ternary_lut_matrix<S>& w, const ternary_activations& a,
-                          std::size_t y_size, std::size_t bias_size) {
-  if (w.rows() == 0) throw invalid_argument(std::string(fn) + ": W is empty");
-  if (a.blocks != w.blocks() || a.cols != w.cols() || !a.sized())
-    throw invalid_argument(std::string(fn) + ": the tables have " + std::to_string(a.blocks) +
-                           " blocks for K = " + std::to_string(a.cols) + ", the matrix " + std::to_string(w.blocks()) +
-                           " for K = " + std::to_string(w.cols()) +
-                           (a.sized() ? "" : " (or the tables' sizes disagree)"));
-  if (y_size != a.tokens * w.rows() || (bias_size != 0 && bias_size != w.rows()))
-    throw invalid_argument(std::string(fn) + ": Y has " + std::to_string(y_size) + " elements and bias " +
-                           std::to_string(bias_size) + ", expected " + std::to_string(a.tokens * w.rows()) +
-                           " and 0 or " + std::to_string(w.rows()));
-}
-
 namespace scalar {
 
 // The base-3 LUT kernel on the packed layout without SIMD (the path where AVX2 is not compiled),
@@ -262,7 +245,7 @@ namespace scalar {
 template <ternary_lut_scheme S>
 void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activations& a, std::span<float> y,
                         std::span<const float> bias) {
-  check_ternary_tables("scalar::linear_ternary_lut", w, a, y.size(), bias.size());
+  check_lut_call("scalar::linear_ternary_lut", w, a, y.size(), bias.size());
   const std::size_t rows = w.rows();
   for (std::size_t tile = 0; tile < w.tiles(); ++tile)
     for (std::size_t t = 0; t < a.tokens; ++t) {

@@ -210,21 +210,10 @@ template <codebook_lut_scheme S>
 void linear_codebook_lut(const codebook_lut_matrix<S>& w, const codebook_activations& a, std::span<float> y,
                          std::span<const float> bias) {
   check_codebook_tables("avx2::linear_codebook_lut", w, a, y.size(), bias.size());
-  const std::size_t tokens = a.tokens;
-  parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
-    float out[codebook_tokens][codebook_tile_rows];
-    for (std::size_t tile = begin; tile < end; ++tile) {
-      std::size_t t = 0;
-      for (; t + codebook_tokens <= tokens; t += codebook_tokens) {
-        detail::codebook_tile<S, codebook_tokens>(w, a, tile, t, out);
-        store_tile_outputs<codebook_tile_rows, codebook_tokens>(w.rows(), tile, t, out, y, bias);
-      }
-      for (; t < tokens; ++t) {
-        detail::codebook_tile<S, 1>(w, a, tile, t, out);
-        store_tile_outputs<codebook_tile_rows, 1>(w.rows(), tile, t, out, y, bias);
-      }
-    }
-  });
+  run_lut_tiles<codebook_tile_rows, codebook_tokens>(
+      w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+        detail::codebook_tile<S, decltype(nt)::value>(w, a, tile, t, out);
+      });
 }
 
 } // namespace lowbit::kernels::avx2

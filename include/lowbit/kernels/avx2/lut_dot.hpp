@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #ifndef LOWBIT_LUT_TOKENS
 #define LOWBIT_LUT_TOKENS 2
@@ -144,26 +145,35 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
 
 } // namespace detail
 
-// Y = X * W^T (+ bias) on tables built by build_lut_tables; tiles split across threads.
-template <lut_scheme S>
-void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
-  check_lut_tables("avx2::linear_lut", w, a, y.size(), bias.size());
-  const std::size_t tokens = a.tokens;
+// The driver of the LUT kernels: row tiles of `Rows` split across threads, and per tile every
+// token, NT at a time and then one by one (the tile's codes are read from DRAM once): tile(nt,
+// tile, t0, out) writes nt x Rows sums (nt a std::integral_constant), then store_tile_outputs.
+template <std::size_t Rows, std::size_t NT, class Packed, class Tile>
+void run_lut_tiles(const Packed& w, std::size_t tokens, std::span<float> y, std::span<const float> bias, Tile&& tile) {
   parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
-    float out[lut_tokens][lut_tile_rows];
-    // All tokens of a tile before the next tile: the tile's codes are read from DRAM once.
-    for (std::size_t tile = begin; tile < end; ++tile) {
+    float out[NT][Rows];
+    for (std::size_t i = begin; i < end; ++i) {
       std::size_t t = 0;
-      for (; t + lut_tokens <= tokens; t += lut_tokens) {
-        detail::lut_tile<S, lut_tokens>(w, a, tile, t, out);
-        store_tile_outputs<lut_tile_rows, lut_tokens>(w.rows(), tile, t, out, y, bias);
+      for (; t + NT <= tokens; t += NT) {
+        tile(std::integral_constant<std::size_t, NT>{}, i, t, out);
+        store_tile_outputs<Rows, NT>(w.rows(), i, t, out, y, bias);
       }
       for (; t < tokens; ++t) {
-        detail::lut_tile<S, 1>(w, a, tile, t, out);
-        store_tile_outputs<lut_tile_rows, 1>(w.rows(), tile, t, out, y, bias);
+        tile(std::integral_constant<std::size_t, 1>{}, i, t, out);
+        store_tile_outputs<Rows, 1>(w.rows(), i, t, out, y, bias);
       }
     }
   });
+}
+
+// Y = X * W^T (+ bias) on tables built by build_lut_tables; tiles split across threads.
+template <lut_scheme S>
+void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
+  check_lut_call("avx2::linear_lut", w, a, y.size(), bias.size());
+  run_lut_tiles<lut_tile_rows, lut_tokens>(w, a.tokens, y, bias,
+                                           [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+                                             detail::lut_tile<S, decltype(nt)::value>(w, a, tile, t, out);
+                                           });
 }
 
 } // namespace lowbit::kernels::avx2

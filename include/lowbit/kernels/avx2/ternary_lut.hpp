@@ -169,22 +169,11 @@ void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, 
 template <ternary_lut_scheme S>
 void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activations& a, std::span<float> y,
                         std::span<const float> bias) {
-  check_ternary_tables("avx2::linear_ternary_lut", w, a, y.size(), bias.size());
-  const std::size_t tokens = a.tokens;
-  parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
-    float out[ternary_tokens][ternary_tile_rows];
-    for (std::size_t tile = begin; tile < end; ++tile) {
-      std::size_t t = 0;
-      for (; t + ternary_tokens <= tokens; t += ternary_tokens) {
-        detail::ternary_tile<S, ternary_tokens>(w, a, tile, t, out);
-        store_tile_outputs<ternary_tile_rows, ternary_tokens>(w.rows(), tile, t, out, y, bias);
-      }
-      for (; t < tokens; ++t) {
-        detail::ternary_tile<S, 1>(w, a, tile, t, out);
-        store_tile_outputs<ternary_tile_rows, 1>(w.rows(), tile, t, out, y, bias);
-      }
-    }
-  });
+  check_lut_call("avx2::linear_ternary_lut", w, a, y.size(), bias.size());
+  run_lut_tiles<ternary_tile_rows, ternary_tokens>(w, a.tokens, y, bias,
+                                                   [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+                                                     detail::ternary_tile<S, decltype(nt)::value>(w, a, tile, t, out);
+                                                   });
 }
 
 } // namespace lowbit::kernels::avx2
