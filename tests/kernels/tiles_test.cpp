@@ -24,9 +24,12 @@ using lowbit_test::first_bit_difference;
 using lowbit_test::random_weights;
 using lowbit_test::shape;
 
-// Rows below, at and past one or two tiles of 8; K with partial spans and partial groups; 1-9 tokens.
-const shape shapes[] = {{1, 32, 1},   {5, 64, 2}, {8, 96, 3},   {9, 160, 5},   {16, 200, 4},
-                        {17, 320, 9}, {3, 48, 1}, {25, 256, 7}, {40, 1024, 6}, {7, 4160, 2}};
+// Rows below, at and past one or two tiles of 8; K with partial spans and partial groups; token
+// counts that end in every tail of the kernel's 4-token blocks (runs of 2 and 1), and token counts
+// past its 64-token blocks.
+const shape shapes[] = {{1, 32, 1},     {5, 64, 2},    {8, 96, 3},    {9, 160, 5},  {16, 200, 4}, {17, 320, 9},
+                        {3, 48, 1},     {25, 256, 7},  {40, 1024, 6}, {7, 4160, 2}, {9, 160, 8},  {17, 640, 11},
+                        {24, 1088, 13}, {3, 2112, 70}, {33, 96, 66},  {1, 32, 10}};
 
 template <class S>
 std::string name() {

@@ -21,13 +21,15 @@
 #include <cstring>
 #include <span>
 
-// Tiles of 8 rows and tokens per block; 2 x 2 was the fastest of 1-2 x 2-5 in an L2-resident
-// driver (INT4-g32, K = 4096, N = 128, one thread; bench/README.md).
+// Tiles of 8 rows and tokens per block (token tails run 2 then 1 at a time). With the running sums
+// kept in registers (LOWBIT_OPAQUE), 2 x 4 was the fastest of 2 x 2-4 at N >= 4 on INT4-g32, MXFP4,
+// INT8-g128 and NF4 (4096^2, one thread; bench/README.md, run 8); before that fix, 2 x 2 had been
+// the fastest of 1-2 x 2-5.
 #ifndef LOWBIT_TILED_ROWS
 #define LOWBIT_TILED_ROWS 2
 #endif
 #ifndef LOWBIT_TILED_TOKENS
-#define LOWBIT_TILED_TOKENS 2
+#define LOWBIT_TILED_TOKENS 4
 #endif
 
 namespace lowbit::kernels::avx2 {
@@ -117,6 +119,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
               if constexpr (uvals) {
                 const __m256i p = _mm256_maddubs_epi16(wv[r], x);
                 i16[r][t] = k % F == 0 ? p : _mm256_add_epi16(i16[r][t], p);
+                LOWBIT_OPAQUE(i16[r][t]);
                 if (k % F == F - 1 || k == M - 1) {
                   const __m256i s = _mm256_madd_epi16(i16[r][t], ones16);
                   i32[r][t] = k < F ? s : _mm256_add_epi32(i32[r][t], s);
@@ -124,6 +127,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
               } else {
                 const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(x, wv[r])), ones16);
                 i32[r][t] = k == 0 ? s : _mm256_add_epi32(i32[r][t], s);
+                LOWBIT_OPAQUE(i32[r][t]);
               }
             }
           }
@@ -173,6 +177,13 @@ void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activa
     alignas(32) float out[R][tiled_tokens][tile_rows];
     tiled_block<S, R, tiled_tokens>(w, scales, a, ta, tile0, t, out);
     tiled_store<S, R, tiled_tokens>(w, tile0, t, out, y, bias);
+  }
+  if constexpr (tiled_tokens > 2) {
+    for (; t + 2 <= te; t += 2) {
+      alignas(32) float out[R][2][tile_rows];
+      tiled_block<S, R, 2>(w, scales, a, ta, tile0, t, out);
+      tiled_store<S, R, 2>(w, tile0, t, out, y, bias);
+    }
   }
   for (; t < te; ++t) {
     alignas(32) float out[R][1][tile_rows];
