@@ -33,7 +33,8 @@
 // Ends an expression chain for the optimizer: the value counts as computed at this point and stays
 // in a register. Without it GCC's reassociation rewrites a register-blocked kernel's running
 // integer sums (acc += p0; acc += p1; ...) into trees over all the products, which no longer fit
-// in the 16 vector registers and go through the stack (1.1-1.3x slower; bench/README.md, run 8).
+// in the 16 vector registers and go through the stack (the int8 tiles ran 1.05-1.3x slower at
+// N = 128; bench/README.md, run 8).
 // The sums are exact integers, so the order of their additions does not change results.
 #if defined(__GNUC__) || defined(__clang__)
 #define LOWBIT_OPAQUE(v) __asm__("" : "+x"(v))
