@@ -15,6 +15,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <string>
@@ -109,9 +110,15 @@ void int8_within_activation_rounding() {
     }
 }
 
+// Float path only: rows past a 16-row panel with a tail, K past its 1024-column blocks, and
+// tokens past 6-token steps with tails of 1 and 4.
+const shape float_shapes[] = {{35, 1100, 13}, {17, 2080, 10}};
+
 template <class S>
 void float_matches_reference() {
-  for (const shape& s : shapes) {
+  std::vector<shape> all(std::begin(shapes), std::end(shapes));
+  all.insert(all.end(), std::begin(float_shapes), std::end(float_shapes));
+  for (const shape& s : all) {
     if (S::gran == granularity::group && s.cols < S::block) continue;
     const auto w = random_weights<S>(s.rows, s.cols, 31);
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 32);

@@ -1,7 +1,10 @@
-// AVX2 weight-only float kernel: the product with the dequantized matrix, in fp32. A tile of R
-// rows is decoded into a per-thread buffer (codes unpacked in registers for 4- and 8-bit layouts,
-// values through the element's AVX2 decoder, then scale * (value - zero)), and multiplied by
-// T tokens at a time with 8-lane FMA accumulators, in K blocks that keep the tile in L1.
+// AVX2 weight-only float kernel: the product with the dequantized matrix, in fp32. Values are
+// decoded 8 at a time (codes unpacked in registers for 4- and 8-bit layouts, then the element's
+// AVX2 decoder, then scale * (value - zero)).
+// - Up to 3 tokens: each row is decoded in registers and multiplied by every token at once.
+// - More tokens: a tile of 16 rows is decoded, one K block at a time, into a column-major panel
+//   (8 x 8 transposes), which every token then runs over 6 at a time: 2 x 6 accumulators of 8 rows,
+//   each k step two panel loads and six broadcast activations for 12 FMAs.
 #pragma once
 
 #include "lowbit/core/threading.hpp"
@@ -23,7 +26,8 @@ namespace detail {
 
 inline constexpr std::size_t round_up(std::size_t n, std::size_t m) noexcept { return (n + m - 1) / m * m; }
 
-// Row decoder: writes round_up(padded_cols, 32) floats of a row (zeros past the stored codes).
+// Row decoder: a row's codes unpacked (width() bytes, zeros past the stored codes), and its
+// scaled values 8 columns at a time.
 template <scheme S>
 class float_rows {
 public:
@@ -40,46 +44,44 @@ public:
   }
   std::size_t width() const noexcept { return round_up(w_.padded_cols(), chunk); }
 
-  // codes: scratch of width() bytes.
-  void operator()(std::size_t r, float* out, std::uint8_t* codes) const noexcept {
-    const std::size_t n = width(), pc = w_.padded_cols(), unit0 = S::scale_index(r, 0, w_.cols());
-    unpack(r, codes);
-    const lowbit::avx2::detail::decoder<E> dec;
+  // Scaled values of columns c .. c + 7 of row r, whose codes (unpack) are at codes; zeros from
+  // padded_cols() on.
+  LOWBIT_ALWAYS_INLINE __m256 chunk8(std::size_t r, const std::uint8_t* codes, std::size_t c) const noexcept {
+    const std::size_t pc = w_.padded_cols();
+    if (c >= pc) return _mm256_setzero_ps();
+    const std::size_t unit0 = S::scale_index(r, 0, w_.cols());
     // Scale unit of column c (< pc): groups count from the row's first unit.
-    const auto unit = [&](std::size_t c) { return S::gran == granularity::group ? unit0 + c / S::block : unit0; };
+    const auto unit = [&](std::size_t col) { return S::gran == granularity::group ? unit0 + col / S::block : unit0; };
     const auto zero = [&](std::size_t u) {
       if constexpr (S::has_zero_point)
         return static_cast<float>(w_.zero_points()[u]);
       else
         return 0.0f;
     };
-    for (std::size_t c = 0; c < n; c += 8) {
-      __m256 s, z;
-      if constexpr (S::gran == granularity::column) {
-        s = _mm256_loadu_ps(col_scale_.data() + c);
-        z = _mm256_loadu_ps(col_zero_.data() + c);
-      } else if constexpr (S::gran == granularity::group && S::block % 8 != 0) { // units change inside 8 lanes
-        alignas(32) float sl[8], zl[8];
-        for (std::size_t i = 0; i < 8; ++i) {
-          const std::size_t u = unit(std::min(c + i, pc - 1));
-          sl[i] = ws_(u);
-          zl[i] = zero(u);
-        }
-        s = _mm256_load_ps(sl);
-        z = _mm256_load_ps(zl);
-      } else {
-        const std::size_t u = unit(std::min(c, pc - 1));
-        s = _mm256_set1_ps(ws_(u));
-        z = _mm256_set1_ps(zero(u));
+    __m256 s, z;
+    if constexpr (S::gran == granularity::column) {
+      s = _mm256_loadu_ps(col_scale_.data() + c);
+      z = _mm256_loadu_ps(col_zero_.data() + c);
+    } else if constexpr (S::gran == granularity::group && S::block % 8 != 0) { // units change inside 8 lanes
+      alignas(32) float sl[8], zl[8];
+      for (std::size_t i = 0; i < 8; ++i) {
+        const std::size_t u = unit(std::min(c + i, pc - 1));
+        sl[i] = ws_(u);
+        zl[i] = zero(u);
       }
-      __m256 v = dec(codes + c);
-      if constexpr (S::has_zero_point) v = _mm256_sub_ps(v, z);
-      _mm256_storeu_ps(out + c, c < pc ? _mm256_mul_ps(v, s) : _mm256_setzero_ps());
+      s = _mm256_load_ps(sl);
+      z = _mm256_load_ps(zl);
+    } else {
+      const std::size_t u = unit(c);
+      s = _mm256_set1_ps(ws_(u));
+      z = _mm256_set1_ps(zero(u));
     }
+    __m256 v = dec_(codes + c);
+    if constexpr (S::has_zero_point) v = _mm256_sub_ps(v, z);
+    return _mm256_mul_ps(v, s);
   }
 
-private:
-  // Natural-order codes of row r, zero past the stored ones.
+  // Natural-order codes of row r into width() bytes, zero past the stored ones.
   void unpack(std::size_t r, std::uint8_t* codes) const noexcept {
     const std::size_t n = width(), pc = w_.padded_cols(), rb = w_.row_bytes();
     const std::uint8_t* row = w_.codes().data() + r * rb;
@@ -108,92 +110,182 @@ private:
     }
   }
 
+private:
   const qmatrix<S>& w_;
   scale_reader<S> ws_;
+  lowbit::avx2::detail::decoder<E> dec_;
   std::vector<float> col_scale_, col_zero_;
 };
 
-inline float hsum(__m256 v) noexcept {
-  alignas(32) float l[8];
-  _mm256_store_ps(l, v);
-  return lane_sum(l);
+// Panels: panel_rows rows x k_block columns of decoded values, column-major (the panel_rows values
+// of a column are contiguous), one K block of a row tile at a time.
+inline constexpr std::size_t panel_rows = 16;
+// 64 KB panels: 1024 gave 147-164 GFLOP/s at N = 128 (4096^2, 2 threads) against 134-153 for 512
+// and 113-131 for 256 (bench/README.md, run 9).
+inline constexpr std::size_t k_block = 1024;
+// Up to this many tokens, rows are decoded in registers and multiplied at once, with no panel.
+inline constexpr std::size_t row_max_tokens = 3;
+
+LOWBIT_ALWAYS_INLINE inline void transpose8(__m256 (&v)[8]) noexcept {
+  __m256 t[8], u[8];
+  LOWBIT_UNROLL
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+  }
+  LOWBIT_UNROLL
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  LOWBIT_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
 }
 
-// acc[r][t] += W[r, k0:k1] . X[t, k0:k1] for R rows and T tokens (k0, k1 multiples of 8).
-template <int R, int T>
-void dot_tile(const float* const* wrow, const float* const* xrow, std::size_t k0, std::size_t k1,
-              float (&acc)[R][4]) noexcept {
-  __m256 a[R][T];
+// Panel of rows r0 .. r0 + nr - 1 (zeros for the rest of the panel_rows), columns k0 .. k1 - 1
+// (multiples of 8); codes: the rows' unpacked codes, width() bytes each.
+template <scheme S>
+void decode_panel(const float_rows<S>& rows, std::size_t r0, std::size_t nr, const std::uint8_t* codes, std::size_t k0,
+                  std::size_t k1, float* panel) noexcept {
+  const std::size_t width = rows.width();
   LOWBIT_UNROLL
-  for (auto& ar : a) {
-    LOWBIT_UNROLL
-    for (auto& v : ar) v = _mm256_setzero_ps();
-  }
-  for (std::size_t k = k0; k < k1; k += 8) {
-    __m256 x[T];
-    LOWBIT_UNROLL
-    for (int t = 0; t < T; ++t) x[t] = _mm256_loadu_ps(xrow[t] + k);
-    LOWBIT_UNROLL
-    for (int r = 0; r < R; ++r) {
-      const __m256 wv = _mm256_loadu_ps(wrow[r] + k);
+  for (std::size_t h = 0; h < panel_rows; h += 8) {
+    const std::size_t n = nr > h ? std::min<std::size_t>(8, nr - h) : 0;
+    for (std::size_t c = k0; c < k1; c += 8) {
+      __m256 v[8];
+      if (n == 8) {
+        LOWBIT_UNROLL
+        for (std::size_t i = 0; i < 8; ++i) v[i] = rows.chunk8(r0 + h + i, codes + (h + i) * width, c);
+      } else {
+        for (std::size_t i = 0; i < 8; ++i)
+          v[i] = i < n ? rows.chunk8(r0 + h + i, codes + (h + i) * width, c) : _mm256_setzero_ps();
+      }
+      transpose8(v);
+      float* out = panel + (c - k0) * panel_rows + h;
       LOWBIT_UNROLL
-      for (int t = 0; t < T; ++t) a[r][t] = _mm256_fmadd_ps(wv, x[t], a[r][t]);
+      for (std::size_t j = 0; j < 8; ++j) _mm256_storeu_ps(out + j * panel_rows, v[j]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] += hsum(a[r][t]);
 }
 
-template <int R>
-void dot_tokens(const float* const* wrow, const float* const* xrow, int nt, std::size_t k0, std::size_t k1,
-                float (&acc)[R][4]) noexcept {
-  switch (nt) {
-  case 1: dot_tile<R, 1>(wrow, xrow, k0, k1, acc); break;
-  case 2: dot_tile<R, 2>(wrow, xrow, k0, k1, acc); break;
-  default: dot_tile<R, 3>(wrow, xrow, k0, k1, acc); break;
+// Few tokens: y[t0 + t][r] = row r . X[t0 + t] for T tokens, the row decoded 8 values at a time
+// in registers (no panel).
+template <scheme S, int T>
+void row_tokens(const float_rows<S>& rows, std::size_t r, const std::uint8_t* codes, const float* x, std::size_t kx,
+                std::size_t t0, std::size_t nrows, std::span<const float> bias, float* y) noexcept {
+  __m256 acc[T];
+  LOWBIT_UNROLL
+  for (auto& v : acc) v = _mm256_setzero_ps();
+  const float* xr[T];
+  LOWBIT_UNROLL
+  for (int t = 0; t < T; ++t) xr[t] = x + (t0 + static_cast<std::size_t>(t)) * kx;
+  for (std::size_t c = 0; c < kx; c += 8) {
+    const __m256 v = rows.chunk8(r, codes, c);
+    LOWBIT_UNROLL
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr[t] + c), acc[t]);
+  }
+  alignas(32) float l[T][8];
+  LOWBIT_UNROLL
+  for (int t = 0; t < T; ++t) _mm256_store_ps(l[t], acc[t]);
+  for (int t = 0; t < T; ++t)
+    y[(t0 + static_cast<std::size_t>(t)) * nrows + r] = lane_sum(l[t]) + (bias.empty() ? 0.0f : bias[r]);
+}
+
+// y[t0 + t][r0 .. r0 + nr) (+)= panel (columns k0 .. k1) . X[t0 + t, k0 .. k1) for T tokens:
+// 2 x T accumulators of 8 rows, each fed by a panel load and a broadcast activation. first: the
+// first K block (y is written, with the bias, rather than added to).
+template <int T>
+void panel_tokens(const float* panel, const float* x, std::size_t kx, std::size_t t0, std::size_t k0, std::size_t k1,
+                  std::size_t r0, std::size_t nr, std::size_t rows, bool first, std::span<const float> bias,
+                  float* y) noexcept {
+  __m256 acc[2][T];
+  LOWBIT_UNROLL
+  for (auto& a : acc) LOWBIT_UNROLL
+  for (auto& v : a) v = _mm256_setzero_ps();
+  const float* xr[T];
+  LOWBIT_UNROLL
+  for (int t = 0; t < T; ++t) xr[t] = x + (t0 + static_cast<std::size_t>(t)) * kx;
+  for (std::size_t k = k0; k < k1; ++k) {
+    const float* p = panel + (k - k0) * panel_rows;
+    const __m256 w0 = _mm256_loadu_ps(p), w1 = _mm256_loadu_ps(p + 8);
+    LOWBIT_UNROLL
+    for (int t = 0; t < T; ++t) {
+      const __m256 xv = _mm256_broadcast_ss(xr[t] + k);
+      acc[0][t] = _mm256_fmadd_ps(w0, xv, acc[0][t]);
+      acc[1][t] = _mm256_fmadd_ps(w1, xv, acc[1][t]);
+    }
+  }
+  // Spilled through a constant-index copy: indexing acc itself at run time below would keep it in
+  // memory inside the loop above.
+  alignas(32) float l[T][panel_rows];
+  LOWBIT_UNROLL
+  for (int t = 0; t < T; ++t) {
+    _mm256_store_ps(l[t], acc[0][t]);
+    _mm256_store_ps(l[t] + 8, acc[1][t]);
+  }
+  for (int t = 0; t < T; ++t) {
+    float* yt = y + (t0 + static_cast<std::size_t>(t)) * rows + r0;
+    for (std::size_t r = 0; r < nr; ++r)
+      yt[r] = first ? (bias.empty() ? l[t][r] : l[t][r] + bias[r0 + r]) : yt[r] + l[t][r];
   }
 }
 
 } // namespace detail
 
-// Floats of per-thread scratch linear_float needs for W.
+// Floats of per-thread scratch linear_float needs for W: a panel and a row tile's codes.
 template <scheme S>
 std::size_t float_scratch_size(const qmatrix<S>& w) noexcept {
-  return 4 * detail::round_up(w.padded_cols(), chunk) + detail::round_up(w.padded_cols(), chunk) / 4;
+  return detail::panel_rows * detail::k_block + detail::panel_rows * detail::round_up(w.padded_cols(), chunk) / 4;
 }
 
 // Y = X * dequantize(W)^T (+ bias); x is tokens x kx floats (kx = round_up(K, 8), zero padded);
-// scratch holds max_threads() * float_scratch_size(w) floats.
+// scratch holds max_threads() * float_scratch_size(w) floats. Per tile of panel_rows rows: codes
+// unpacked once, then per K block a panel decoded (transposed, 8 x 8 at a time) and multiplied by
+// every token, 6 at a time.
 template <scheme S>
 void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::size_t kx, std::span<float> y,
                   std::span<const float> bias, float* scratch) {
-  constexpr int R = 4;
-  constexpr std::size_t k_block = 1024; // 4 rows + 3 tokens of it: 28 KB, within L1
+  constexpr std::size_t R = detail::panel_rows, kb = detail::k_block;
   const std::size_t rows = w.rows();
   const detail::float_rows<S> decode(w);
+  const std::size_t width = decode.width();
   parallel_rows((rows + R - 1) / R, rows * w.cols() * tokens, [&](std::size_t tile0, std::size_t tile1) {
-    float* buf = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w);
-    auto* codes = reinterpret_cast<std::uint8_t*>(buf + R * decode.width());
+    float* panel = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w);
+    auto* codes = reinterpret_cast<std::uint8_t*>(panel + R * kb);
     for (std::size_t tile = tile0; tile < tile1; ++tile) {
-      const std::size_t r0 = tile * R, nr = std::min<std::size_t>(R, rows - r0);
-      const float* wrow[R];
-      for (std::size_t i = 0; i < R; ++i) {
-        wrow[i] = buf + std::min(i, nr - 1) * decode.width();
-        if (i < nr) decode(r0 + i, buf + i * decode.width(), codes);
-      }
-      for (std::size_t t = 0; t < tokens; t += 3) {
-        const int nt = static_cast<int>(std::min<std::size_t>(3, tokens - t));
-        const float* xrow[3];
-        for (int i = 0; i < 3; ++i) xrow[i] = x + (t + static_cast<std::size_t>(std::min(i, nt - 1))) * kx;
-        float acc[R][4] = {};
-        for (std::size_t k0 = 0; k0 < kx; k0 += k_block)
-          detail::dot_tokens<R>(wrow, xrow, nt, k0, std::min(kx, k0 + k_block), acc);
-        for (std::size_t i = 0; i < nr; ++i)
-          for (int j = 0; j < nt; ++j) {
-            float out = acc[i][j];
-            if (!bias.empty()) out += bias[r0 + i];
-            y[(t + static_cast<std::size_t>(j)) * rows + r0 + i] = out;
+      const std::size_t r0 = tile * R, nr = std::min(R, rows - r0);
+      if (tokens <= detail::row_max_tokens) {
+        for (std::size_t r = r0; r < r0 + nr; ++r) {
+          decode.unpack(r, codes);
+          switch (tokens) {
+          case 1: detail::row_tokens<S, 1>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
+          case 2: detail::row_tokens<S, 2>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
+          default: detail::row_tokens<S, 3>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
           }
+        }
+        continue;
+      }
+      for (std::size_t i = 0; i < nr; ++i) decode.unpack(r0 + i, codes + i * width);
+      for (std::size_t k0 = 0; k0 < kx; k0 += kb) {
+        const std::size_t k1 = std::min(kx, k0 + kb);
+        detail::decode_panel(decode, r0, nr, codes, k0, k1, panel);
+        const bool first = k0 == 0;
+        std::size_t t = 0;
+        for (; t + 6 <= tokens; t += 6)
+          detail::panel_tokens<6>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data());
+        switch (tokens - t) {
+        case 5: detail::panel_tokens<5>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        case 4: detail::panel_tokens<4>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        case 3: detail::panel_tokens<3>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        case 2: detail::panel_tokens<2>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        case 1: detail::panel_tokens<1>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        default: break;
+        }
       }
     }
   });
