@@ -254,6 +254,7 @@ using int4_g128 = int4_group<128>;
 using int8_g128 = int8_group<128>;
 using nf4_b64 = nf4_scheme<64>;
 using int2_g32 = int_sym<2, 32>;
+using uint4_g128 = int_asym<4, 128>;                      // zero points (GPTQ / AWQ-style asymmetric INT4)
 using mxfp8_i8 = kernels::int8_packed_scheme<mxfp8_e4m3>; // MXFP8 E4M3 after pack_for_int8
 constexpr auto f32 = linear_path::float_weights;
 constexpr auto i8 = linear_path::int8_dot;
@@ -380,6 +381,7 @@ void tiled(benchmark::State& state) {
 
 LOWBIT_TILED(int4_g32);
 LOWBIT_TILED(int4_g128);
+LOWBIT_TILED(uint4_g128);
 LOWBIT_TILED(mxfp4);
 LOWBIT_TILED(nvfp4);
 LOWBIT_TILED(nf4_b64);
@@ -493,6 +495,7 @@ void small_batch(benchmark::State& state) {
 
 LOWBIT_SMALL_BATCH(int4_g32);
 LOWBIT_SMALL_BATCH(int4_g128);
+LOWBIT_SMALL_BATCH(uint4_g128);
 LOWBIT_SMALL_BATCH(int2_g32);
 LOWBIT_SMALL_BATCH(ternary_absmean);
 LOWBIT_SMALL_BATCH(ternary_absmean_base3);

@@ -427,8 +427,13 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   static_assert(!prefers_ternary_lut<ternary_scheme<granularity::group, 64>>() && !prefers_ternary_lut<int2_g32>());
   prepared_dispatch<nf4_scheme<>>();
   prepared_dispatch<mxfp8_e4m3>();
-  prepared_dispatch<int_sym<3, 32>>();  // LUT, then int8_dot on the int8 packing
-  prepared_dispatch<int_asym<8, 32>>(); // float_weights
+  prepared_dispatch<int_sym<3, 32>>();   // LUT, then int8_dot on the int8 packing
+  prepared_dispatch<int_asym<8, 32>>();  // float_weights
+  prepared_dispatch<int_asym<4, 128>>(); // LUT at N = 1, then int8 tiles with zero points
+  prepared_dispatch<int_asym<2, 32>>();  // LUT, then int8 tiles with zero points
+#if LOWBIT_HAS_AVX2
+  EXPECT_EQ((lut_max_tokens<int_asym<4, 128>>()), 1u);
+#endif
 }
 
 } // namespace

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -108,12 +109,53 @@ TEST(int8_tiles, kernels_match_the_reference_bit_for_bit) {
   tiles_match_reference<kernels::int8_packed_scheme<mxfp8_e4m3>>();
 }
 
+// Zero points (2- and 4-bit unsigned codes): unsigned codes in maddubs, zero point x segment sum
+// subtracted per row; groups of 16 (two segments per span), 32, 64 and 128.
+TEST(int8_tiles, zero_point_schemes_match_the_reference_bit_for_bit) {
+  static_assert(kernels::int8_tiles_scheme<int_asym<4, 64>> && kernels::int8_tiles_scheme<int_asym<2, 32>>);
+  static_assert(!kernels::int8_tiles_scheme<int_asym<8, 32>>); // code - zero needs 9 bits
+  tiles_match_reference<int_asym<4, 16>>();
+  tiles_match_reference<int_asym<4, 32>>();
+  tiles_match_reference<int_asym<4, 64>>();
+  tiles_match_reference<int_asym<4, 128>>();
+  tiles_match_reference<int_asym<2, 32>>();
+  tiles_match_reference<int_asym<4, 64, fp32_scale, granularity::row>>();
+}
+
+// The tiles keep every row's zero point per unit (zeros for padding rows), and the kernels use them:
+// the same codes with all zero points moved by one change every output.
+TEST(int8_tiles, zero_points_are_kept_per_tile_and_unit) {
+  using S = int_asym<4, 64>;
+  const std::size_t rows = 11, cols = 192, tokens = 2;
+  auto w = random_weights<S>(rows, cols, 104);
+  const auto tw = kernels::pack_for_int8_tiles(w);
+  ASSERT_EQ(tw.units(), cols / 64);
+  std::set<int> seen;
+  for (std::size_t t = 0; t < tw.tiles(); ++t)
+    for (std::size_t u = 0; u < tw.units(); ++u)
+      for (std::size_t r = 0; r < 8; ++r) {
+        const std::size_t row = t * 8 + r;
+        const int want = row < rows ? w.zero_points()[S::scale_index(row, u * 64, cols)] : 0;
+        ASSERT_EQ(tw.tile_zeros(t, u)[r], want) << "row " << row << " unit " << u;
+        seen.insert(want);
+      }
+  EXPECT_GT(seen.size(), 2u); // the test data has varied zero points
+  EXPECT_EQ(tw.storage_bytes(), 2 * 3 * 256 + 2 * 3 * 8 * sizeof(kernels::int8_tiled<S>::scale_type) + 2 * 3 * 8);
+  const auto x = lowbit_test::gaussian(tokens * cols, 105);
+  std::vector<float> before(tokens * rows), after(tokens * rows);
+  linear(std::span<const float>(x), tokens, tw, std::span<float>(before));
+  for (auto& z : w.zero_points()) z = static_cast<std::uint8_t>(z == 15 ? 14 : z + 1);
+  linear(std::span<const float>(x), tokens, kernels::pack_for_int8_tiles(w), std::span<float>(after));
+  for (std::size_t i = 0; i < before.size(); ++i) EXPECT_NE(before[i], after[i]) << i;
+}
+
 TEST(int8_tiles, spec_is_the_in_place_product_in_another_order) {
   tiled_spec_is_the_int8_product<int4_group<32>>();
   tiled_spec_is_the_int8_product<nvfp4>();
   tiled_spec_is_the_int8_product<nf4_scheme<64>>();
   tiled_spec_is_the_int8_product<int8_group<128>>();
   tiled_spec_is_the_int8_product<ternary_absmean>();
+  tiled_spec_is_the_int8_product<int_asym<4, 64>>();
 }
 
 // The layout: 4-byte groups of 8 rows interleaved per span and lane, zero rows and spans past the

@@ -21,8 +21,9 @@
 // and segment, in span order:
 //   isum = sum over the segment's positions of v(code) * q   (exact, int32),
 //   acc  = fma(float(isum), w_scale(r, unit) * x_scale(t, block), acc),
-// and y = acc (+ bias). The schemes: those of the integer-dot path without zero points and
-// without the base-3 layout (int8_tiles_scheme).
+// and y = acc (+ bias), v(code) minus the zero point where S has one. The schemes: those of the
+// integer-dot path but base 3, and with zero points only on 2- and 4-bit unsigned integer codes
+// (int8_tiles_scheme).
 #pragma once
 
 #include "lowbit/core/buffer.hpp"
@@ -43,8 +44,26 @@ namespace lowbit::kernels {
 
 inline constexpr std::size_t tile_rows = 8;
 
+namespace detail {
+// Zero-point schemes the tiles take: 2- and 4-bit codes whose int8 values are the codes themselves
+// (unsigned integers), so that sum((code - z) * q) = sum(code * q) - z * sum(q) runs on unsigned
+// codes with one correction per segment.
 template <class S>
-concept int8_tiles_scheme = int8_dot_scheme<S> && S::layout != code_layout::base3 && !S::has_zero_point;
+constexpr bool tile_zero_points_ok() {
+  if constexpr (!S::has_zero_point || S::layout == code_layout::base3 || S::code_bits > 4) {
+    return false;
+  } else {
+    const auto& v = int8_table<typename S::element>::get().v;
+    for (unsigned c = 0; c < (1u << S::code_bits); ++c)
+      if (v[c] != static_cast<int>(c)) return false;
+    return true;
+  }
+}
+} // namespace detail
+
+template <class S>
+concept int8_tiles_scheme = int8_dot_scheme<S> && S::layout != code_layout::base3 &&
+                            (!S::has_zero_point || detail::tile_zero_points_ok<S>());
 
 // Segments of a span: lanes sharing one weight scale unit and one activation block.
 template <scheme S>
@@ -102,7 +121,13 @@ public:
     else
       std::copy(tile_scales(t, 0), tile_scales(t, 0) + n, out);
   }
-  std::size_t storage_bytes() const noexcept { return codes_.size() + scales_.size() * sizeof(scale_type); }
+  // The 8 rows' zero points of unit u of tile t (zero-point schemes; zeros past the rows).
+  const std::uint8_t* tile_zeros(std::size_t t, std::size_t u) const noexcept {
+    return zeros_.data() + (t * units_ + u) * tile_rows;
+  }
+  std::size_t storage_bytes() const noexcept {
+    return codes_.size() + scales_.size() * sizeof(scale_type) + zeros_.size();
+  }
 
 private:
   template <int8_tiles_scheme T>
@@ -110,6 +135,7 @@ private:
   std::size_t rows_ = 0, cols_ = 0, units_ = 0;
   aligned_vector<std::uint8_t> codes_;
   aligned_vector<scale_type> scales_;
+  aligned_vector<std::uint8_t> zeros_; // tiles x units x 8 where S has zero points, else empty
   std::conditional_t<compact_scales, scale_decoder<S>, no_decoder> decoder_ =
       make_decoder(1.0f); // replaced by pack_for_int8_tiles
 
@@ -132,6 +158,7 @@ int8_tiled<S> pack_for_int8_tiles(const qmatrix<S>& w) {
   const std::size_t tiles = m.tiles(), spans = m.spans(), row_bytes = w.row_bytes();
   m.codes_.assign(tiles * spans * 256, 0);
   m.scales_.assign(tiles * m.units_ * tile_rows, typename int8_tiled<S>::scale_type{});
+  if constexpr (S::has_zero_point) m.zeros_.assign(tiles * m.units_ * tile_rows, 0);
   m.decoder_ = int8_tiled<S>::make_decoder(w.tensor_scale());
   const scale_reader<S> sr(w, int8_value_mult<S>());
   std::vector<std::uint8_t> row(spans * 32);
@@ -150,13 +177,15 @@ int8_tiled<S> pack_for_int8_tiles(const qmatrix<S>& w) {
         m.scales_[(tile * m.units_ + u) * tile_rows + rr] = w.scales()[su];
       else
         m.scales_[(tile * m.units_ + u) * tile_rows + rr] = sr(su);
+      if constexpr (S::has_zero_point) m.zeros_[(tile * m.units_ + u) * tile_rows + rr] = w.zero_points()[su];
     }
   }
   return m;
 }
 
 // Per token, span and segment: the activation block's scale and offset * (sum of the segment's
-// int8 activations), the correction the unsigned-table kernels subtract (0 for signed tables).
+// int8 activations), the correction the unsigned-table kernels subtract (0 for signed tables);
+// for zero-point schemes the sum itself, which the kernels multiply by each row's zero point.
 struct tile_activations {
   std::vector<float> scale;
   std::vector<std::int32_t> offset;
@@ -177,7 +206,14 @@ void prepare_tile_activations(const int8_activations& a, tile_activations& out) 
       for (std::size_t g = 0; g < TG::segments; ++g) {
         const std::size_t l0 = sp * 8 + g * TG::segment_lanes, i = t * out.per_token + sp * TG::segments + g;
         std::int32_t off = 0;
-        for (std::size_t l = 0; l < TG::segment_lanes; ++l) off += a.lane_offset_row(t)[l0 + l];
+        if constexpr (S::has_zero_point) {
+          const std::int8_t* q = a.q_row(t) + sp * chunk_geometry<S>::span;
+          for (std::size_t h = 0; h < chunk_geometry<S>::chunks_per_span; ++h)
+            for (std::size_t j = 4 * (g * TG::segment_lanes); j < 4 * (g + 1) * TG::segment_lanes; ++j)
+              off += q[h * chunk + j];
+        } else {
+          for (std::size_t l = 0; l < TG::segment_lanes; ++l) off += a.lane_offset_row(t)[l0 + l];
+        }
         out.scale[i] = a.lane_scale_row(t)[l0];
         out.offset[i] = off;
       }
@@ -216,6 +252,7 @@ void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const 
                     v = static_cast<std::int8_t>(code);
                   else
                     v = int8_table<typename S::element>::get().v[code];
+                  if constexpr (S::has_zero_point) v -= w.tile_zeros(tile, TG::unit(sp, g, w.units()))[r];
                   isum += v * xq[sp * G::span + p];
                 }
             const float ws = scales[TG::unit(sp, g, w.units()) * tile_rows + r];

@@ -203,13 +203,16 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 // L3-resident); 0 where the LUT kernel does not run. Used by the linear_weights overload.
 // 4-bit schemes with int8 tiles (kernels/int8_tiles.hpp) get 0: the tiled integer-dot kernel was
 // 1.2-1.4x faster than the LUT kernel at N = 1-16 (INT4-g32, 4096 x 4096, 2 threads); 2-bit codes
-// keep the LUT kernel, 1.3-1.9x faster than the tiles at N = 2-16.
+// keep the LUT kernel, 1.3-1.9x faster than the tiles at N = 2-16. 4-bit codes with zero points
+// get 1: the LUT kernel took 0.87-0.95x the tiles' time at N = 1 from DRAM, the tiles 0.79-0.86x
+// the LUT kernel's at N = 2 and 0.59-0.63x in L3 and at N = 8 (INT4-g128 with zero points,
+// bench/README.md, run 9).
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
     return 0;
   } else if constexpr (kernels::int8_tiles_scheme<S> && S::code_bits == 4) {
-    return 0;
+    return S::has_zero_point ? 1 : 0;
   } else {
     constexpr int bits = kernels::lut_traits<S>::bits;
     return bits <= 2 ? LOWBIT_LUT_MAX_TOKENS_2BIT : LOWBIT_LUT_MAX_TOKENS_4BIT;
@@ -242,7 +245,7 @@ constexpr std::size_t int8_pack_max_tokens() noexcept {
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
 //   tokens <= lut_max_tokens<S>() (for ternary the base-3 LUT kernel, see prefers_ternary_lut);
 // - its row-interleaved int8 tiles (kernels::pack_for_int8_tiles) where S is an int8_tiles_scheme
-//   (the integer-dot schemes without zero points or base 3): linear() on it runs the tiled kernel
+//   (the integer-dot schemes but base 3 and 8-bit codes with zero points): linear() on it runs the tiled kernel
 //   for every token count the LUT kernel does not take, and linear_path::automatic otherwise;
 // - its int8 packing (kernels::pack_for_int8) where S's codes are not readable in place by the
 //   integer-dot kernels (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers): linear() on it runs

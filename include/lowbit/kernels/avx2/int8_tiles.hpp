@@ -42,9 +42,15 @@ static_assert(tiled_rows >= 1 && tiled_rows <= 2 && tiled_tokens >= 1 && tiled_t
               "tiled blocks of 1-2 tiles x 1-4 tokens");
 
 // maddubs results one int16 sum can take without overflow: each is at most 2 * 127 * max u.
+// Zero-point schemes run on the unsigned codes, and subtract zero point x segment sum afterwards.
+template <scheme S>
+inline constexpr bool tiled_codes = S::has_zero_point;
+
 template <scheme S>
 constexpr std::size_t int16_terms() {
-  if constexpr (!span_decoder<S>::unsigned_values) {
+  if constexpr (tiled_codes<S>) {
+    return static_cast<std::size_t>(32767 / (2 * 127 * ((1 << S::code_bits) - 1)));
+  } else if constexpr (!span_decoder<S>::unsigned_values) {
     return 1;
   } else {
     int umax = 1;
@@ -67,7 +73,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
   using G = chunk_geometry<S>;
   using TG = tile_geometry<S>;
   using D = span_decoder<S>;
-  constexpr bool uvals = D::unsigned_values;
+  constexpr bool zp = tiled_codes<S>, uvals = D::unsigned_values || zp;
   constexpr std::size_t C = G::chunks_per_span, SL = TG::segment_lanes, NS = TG::segments;
   constexpr std::size_t M = C * SL, F = int16_terms<S>();
   static_assert(F >= 1);
@@ -108,7 +114,10 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
           __m256i wv[R], aw[R];
           LOWBIT_UNROLL
           for (int r = 0; r < R; ++r) {
-            wv[r] = dec.values(D::codes(st[r], h));
+            if constexpr (zp)
+              wv[r] = D::codes(st[r], h);
+            else
+              wv[r] = dec.values(D::codes(st[r], h));
             if constexpr (!uvals) aw[r] = _mm256_abs_epi8(wv[r]);
           }
           LOWBIT_UNROLL
@@ -137,10 +146,17 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
       LOWBIT_UNROLL
       for (int r = 0; r < R; ++r) {
         const __m256 wsv = _mm256_loadu_ps(scales + (static_cast<std::size_t>(r) * units + u) * tile_rows);
+        [[maybe_unused]] __m256i zv;
+        if constexpr (zp)
+          zv = _mm256_cvtepu8_epi32(
+              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.tile_zeros(tile0 + static_cast<std::size_t>(r), u))));
         LOWBIT_UNROLL
         for (int t = 0; t < T; ++t) {
           __m256i i = i32[r][t];
-          if constexpr (uvals) i = _mm256_sub_epi32(i, _mm256_set1_epi32(orow[t][seg]));
+          if constexpr (zp)
+            i = _mm256_sub_epi32(i, _mm256_mullo_epi32(zv, _mm256_set1_epi32(orow[t][seg])));
+          else if constexpr (uvals)
+            i = _mm256_sub_epi32(i, _mm256_set1_epi32(orow[t][seg]));
           acc[r][t] =
               _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(wsv, _mm256_set1_ps(srow[t][seg])), acc[r][t]);
         }
