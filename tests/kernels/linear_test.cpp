@@ -110,9 +110,9 @@ void int8_within_activation_rounding() {
     }
 }
 
-// Float path only: rows past a 16-row panel with a tail, K past its 1024-column blocks, and
-// tokens past 6-token steps with tails of 1 and 4.
-const shape float_shapes[] = {{35, 1100, 13}, {17, 2080, 10}};
+// Float path only: rows past a 16-row panel with a tail, K past its 1024-column blocks, tokens
+// past 6-token steps with tails of 1 and 4, and 2 tokens on rows split across threads.
+const shape float_shapes[] = {{35, 1100, 13}, {17, 2080, 10}, {37, 2080, 2}};
 
 template <class S>
 void float_matches_reference() {

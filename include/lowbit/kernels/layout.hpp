@@ -166,7 +166,8 @@ constexpr float int8_value_mult() {
 // (chunks_per_span * 2 * 127 * umax <= 32767), the kernels multiply u = v + offset >= 0 by the
 // activations directly and subtract offset * (sum of the lane's activations) afterwards; that is
 // exact. Otherwise (NF4's 127-scaled table, 8-bit codes, zero points) they multiply |w| by
-// sign(x, w). Both give the same int32 lane sums.
+// sign(x, w). Both give the same int32 lane sums. (The int8 tiles take zero-point codes unsigned
+// instead, kernels/int8_tiles.hpp.)
 template <scheme S>
 struct int8_unsigned_table {
   std::array<std::uint8_t, 16> u{};

@@ -9,7 +9,7 @@
 //   otherwise (FP8, FP6, 3-, 5-7-bit integers, column scales).
 // linear_weights<S> (below) is W prepared once at load time: it adds the LUT packing where the
 // LUT kernels run, row-interleaved int8 tiles (kernels/int8_tiles.hpp) for the integer-dot
-// schemes without zero points, and for FP8, FP6 and 3-, 5-7-bit integers the int8 packing of
+// schemes but base 3, and for FP8, FP6 and 3-, 5-7-bit integers the int8 packing of
 // kernels/int8_pack.hpp, so that those run on the integer-dot kernels too.
 // A linear_workspace, created once and passed to every call, removes all allocation from calls
 // after the first.
@@ -245,8 +245,8 @@ constexpr std::size_t int8_pack_max_tokens() noexcept {
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
 //   tokens <= lut_max_tokens<S>() (for ternary the base-3 LUT kernel, see prefers_ternary_lut);
 // - its row-interleaved int8 tiles (kernels::pack_for_int8_tiles) where S is an int8_tiles_scheme
-//   (the integer-dot schemes but base 3 and 8-bit codes with zero points): linear() on it runs the tiled kernel
-//   for every token count the LUT kernel does not take, and linear_path::automatic otherwise;
+//   (the integer-dot schemes but base 3): linear() on it runs the tiled kernel for every token
+//   count the LUT kernel does not take, and linear_path::automatic otherwise;
 // - its int8 packing (kernels::pack_for_int8) where S's codes are not readable in place by the
 //   integer-dot kernels (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers): linear() on it runs
 //   the integer-dot kernels on the packed copy for tokens <= int8_pack_max_tokens<S>(), within the

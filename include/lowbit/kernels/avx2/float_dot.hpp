@@ -120,7 +120,7 @@ private:
 // Panels: panel_rows rows x k_block columns of decoded values, column-major (the panel_rows values
 // of a column are contiguous), one K block of a row tile at a time.
 inline constexpr std::size_t panel_rows = 16;
-// 64 KB panels: 1024 gave 147-164 GFLOP/s at N = 128 (4096^2, 2 threads) against 134-153 for 512
+// 64 KB panels: 1024 gave 147-164 GFLOP/s at N = 128 (4096^2, 2 threads) against 112-153 for 512
 // and 113-131 for 256 (bench/README.md, run 9).
 inline constexpr std::size_t k_block = 1024;
 // Up to this many tokens, rows are decoded in registers and multiplied at once, with no panel.
@@ -252,24 +252,29 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
                   std::span<const float> bias, float* scratch) {
   constexpr std::size_t R = detail::panel_rows, kb = detail::k_block;
   const std::size_t rows = w.rows();
+  if (tokens == 0) return;
   const detail::float_rows<S> decode(w);
   const std::size_t width = decode.width();
+  if (tokens <= detail::row_max_tokens) { // rows split across threads one by one
+    parallel_rows(rows, rows * w.cols() * tokens, [&](std::size_t r0, std::size_t r1) {
+      auto* codes =
+          reinterpret_cast<std::uint8_t*>(scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w));
+      for (std::size_t r = r0; r < r1; ++r) {
+        decode.unpack(r, codes);
+        switch (tokens) {
+        case 1: detail::row_tokens<S, 1>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
+        case 2: detail::row_tokens<S, 2>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
+        default: detail::row_tokens<S, 3>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
+        }
+      }
+    });
+    return;
+  }
   parallel_rows((rows + R - 1) / R, rows * w.cols() * tokens, [&](std::size_t tile0, std::size_t tile1) {
     float* panel = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w);
     auto* codes = reinterpret_cast<std::uint8_t*>(panel + R * kb);
     for (std::size_t tile = tile0; tile < tile1; ++tile) {
       const std::size_t r0 = tile * R, nr = std::min(R, rows - r0);
-      if (tokens <= detail::row_max_tokens) {
-        for (std::size_t r = r0; r < r0 + nr; ++r) {
-          decode.unpack(r, codes);
-          switch (tokens) {
-          case 1: detail::row_tokens<S, 1>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
-          case 2: detail::row_tokens<S, 2>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
-          default: detail::row_tokens<S, 3>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
-          }
-        }
-        continue;
-      }
       for (std::size_t i = 0; i < nr; ++i) decode.unpack(r0 + i, codes + i * width);
       for (std::size_t k0 = 0; k0 < kx; k0 += kb) {
         const std::size_t k1 = std::min(kx, k0 + kb);

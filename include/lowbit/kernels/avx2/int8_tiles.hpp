@@ -1,6 +1,7 @@
 // AVX2 integer-dot GEMM on row-interleaved tiles (kernels/int8_tiles.hpp has the layout and the
 // arithmetic): per 32-byte load, 4 kernel positions of 8 rows, expanded chunk by chunk to int8
-// values exactly as the in-place kernel does (span_decoder), times each token's 4 activation bytes
+// values exactly as the in-place kernel does (span_decoder; zero-point schemes keep the unsigned
+// codes, and subtract zero point x segment sum per row), times each token's 4 activation bytes
 // broadcast, by `maddubs`. A segment's products add in int16 (as many as cannot overflow, then into
 // int32), and one fp32 fma per segment advances 8 rows. A block of R tiles x T tokens shares every
 // decoded register across T tokens and every broadcast across R tiles.
