@@ -173,17 +173,17 @@ void decode_panel(const float_rows<S>& rows, std::size_t r0, std::size_t nr, con
   }
 }
 
-// Few tokens: y[t0 + t][r] = row r . X[t0 + t] for T tokens, the row decoded 8 values at a time
-// in registers (no panel).
+// Few tokens: y[t][r] = row r . X[t] for the T tokens, the row decoded 8 values at a time in
+// registers (no panel).
 template <scheme S, int T>
 void row_tokens(const float_rows<S>& rows, std::size_t r, const std::uint8_t* codes, const float* x, std::size_t kx,
-                std::size_t t0, std::size_t nrows, std::span<const float> bias, float* y) noexcept {
+                std::size_t nrows, std::span<const float> bias, float* y) noexcept {
   __m256 acc[T];
   LOWBIT_UNROLL
   for (auto& v : acc) v = _mm256_setzero_ps();
   const float* xr[T];
   LOWBIT_UNROLL
-  for (int t = 0; t < T; ++t) xr[t] = x + (t0 + static_cast<std::size_t>(t)) * kx;
+  for (int t = 0; t < T; ++t) xr[t] = x + static_cast<std::size_t>(t) * kx;
   for (std::size_t c = 0; c < kx; c += 8) {
     const __m256 v = rows.chunk8(r, codes, c);
     LOWBIT_UNROLL
@@ -193,7 +193,7 @@ void row_tokens(const float_rows<S>& rows, std::size_t r, const std::uint8_t* co
   LOWBIT_UNROLL
   for (int t = 0; t < T; ++t) _mm256_store_ps(l[t], acc[t]);
   for (int t = 0; t < T; ++t)
-    y[(t0 + static_cast<std::size_t>(t)) * nrows + r] = lane_sum(l[t]) + (bias.empty() ? 0.0f : bias[r]);
+    y[static_cast<std::size_t>(t) * nrows + r] = lane_sum(l[t]) + (bias.empty() ? 0.0f : bias[r]);
 }
 
 // y[t0 + t][r0 .. r0 + nr) (+)= panel (columns k0 .. k1) . X[t0 + t, k0 .. k1) for T tokens:
@@ -262,9 +262,9 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
       for (std::size_t r = r0; r < r1; ++r) {
         decode.unpack(r, codes);
         switch (tokens) {
-        case 1: detail::row_tokens<S, 1>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
-        case 2: detail::row_tokens<S, 2>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
-        default: detail::row_tokens<S, 3>(decode, r, codes, x, kx, 0, rows, bias, y.data()); break;
+        case 1: detail::row_tokens<S, 1>(decode, r, codes, x, kx, rows, bias, y.data()); break;
+        case 2: detail::row_tokens<S, 2>(decode, r, codes, x, kx, rows, bias, y.data()); break;
+        default: detail::row_tokens<S, 3>(decode, r, codes, x, kx, rows, bias, y.data()); break;
         }
       }
     });

@@ -42,14 +42,11 @@ inline constexpr int tiled_tokens = LOWBIT_TILED_TOKENS;
 static_assert(tiled_rows >= 1 && tiled_rows <= 2 && tiled_tokens >= 1 && tiled_tokens <= 4,
               "tiled blocks of 1-2 tiles x 1-4 tokens");
 
-// maddubs results one int16 sum can take without overflow: each is at most 2 * 127 * max u.
-// Zero-point schemes run on the unsigned codes, and subtract zero point x segment sum afterwards.
-template <scheme S>
-inline constexpr bool tiled_codes = S::has_zero_point;
-
+// maddubs results one int16 sum can take without overflow: each is at most 2 * 127 * max u (the
+// codes themselves for zero-point schemes, which subtract zero point x segment sum afterwards).
 template <scheme S>
 constexpr std::size_t int16_terms() {
-  if constexpr (tiled_codes<S>) {
+  if constexpr (S::has_zero_point) {
     return static_cast<std::size_t>(32767 / (2 * 127 * ((1 << S::code_bits) - 1)));
   } else if constexpr (!span_decoder<S>::unsigned_values) {
     return 1;
@@ -74,7 +71,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
   using G = chunk_geometry<S>;
   using TG = tile_geometry<S>;
   using D = span_decoder<S>;
-  constexpr bool zp = tiled_codes<S>, uvals = D::unsigned_values || zp;
+  constexpr bool zp = S::has_zero_point, uvals = D::unsigned_values || zp;
   constexpr std::size_t C = G::chunks_per_span, SL = TG::segment_lanes, NS = TG::segments;
   constexpr std::size_t M = C * SL, F = int16_terms<S>();
   static_assert(F >= 1);
@@ -182,6 +179,19 @@ void tiled_store(const int8_tiled<S>& w, std::size_t tile0, std::size_t t0, cons
     }
 }
 
+// Blocks of T tokens from t while T fit before te; returns the first token left.
+template <int8_tiles_scheme S, int R, int T>
+std::size_t tiled_run(const int8_tiled<S>& w, const float* scales, const int8_activations& a,
+                      const tile_activations& ta, std::size_t tile0, std::size_t t, std::size_t te, std::span<float> y,
+                      std::span<const float> bias) noexcept {
+  for (; t + T <= te; t += T) {
+    alignas(32) float out[R][T][tile_rows];
+    tiled_block<S, R, T>(w, scales, a, ta, tile0, t, out);
+    tiled_store<S, R, T>(w, tile0, t, out, y, bias);
+  }
+  return t;
+}
+
 template <int8_tiles_scheme S, int R>
 void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activations& a, const tile_activations& ta,
                         std::size_t tile0, std::size_t tb, std::size_t te, std::span<float> y,
@@ -189,24 +199,10 @@ void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activa
   for (int r = 0; r < R; ++r)
     w.decode_tile_scales(tile0 + static_cast<std::size_t>(r),
                          scales + static_cast<std::size_t>(r) * w.units() * tile_rows);
-  std::size_t t = tb;
-  for (; t + tiled_tokens <= te; t += tiled_tokens) {
-    alignas(32) float out[R][tiled_tokens][tile_rows];
-    tiled_block<S, R, tiled_tokens>(w, scales, a, ta, tile0, t, out);
-    tiled_store<S, R, tiled_tokens>(w, tile0, t, out, y, bias);
-  }
-  if constexpr (tiled_tokens > 2) {
-    for (; t + 2 <= te; t += 2) {
-      alignas(32) float out[R][2][tile_rows];
-      tiled_block<S, R, 2>(w, scales, a, ta, tile0, t, out);
-      tiled_store<S, R, 2>(w, tile0, t, out, y, bias);
-    }
-  }
-  for (; t < te; ++t) {
-    alignas(32) float out[R][1][tile_rows];
-    tiled_block<S, R, 1>(w, scales, a, ta, tile0, t, out);
-    tiled_store<S, R, 1>(w, tile0, t, out, y, bias);
-  }
+  // Blocks of tiled_tokens tokens, then the tail 2 and 1 at a time.
+  std::size_t t = tiled_run<S, R, tiled_tokens>(w, scales, a, ta, tile0, tb, te, y, bias);
+  if constexpr (tiled_tokens > 2) t = tiled_run<S, R, 2>(w, scales, a, ta, tile0, t, te, y, bias);
+  tiled_run<S, R, 1>(w, scales, a, ta, tile0, t, te, y, bias);
 }
 
 } // namespace detail
