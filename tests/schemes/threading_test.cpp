@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -14,6 +16,14 @@
 namespace {
 
 using namespace lowbit;
+
+int omp_procs() {
+#if defined(_OPENMP)
+  return omp_get_num_procs();
+#else
+  return 1;
+#endif
+}
 
 template <class S>
 void same_for_every_thread_count() {
@@ -53,6 +63,58 @@ TEST(threading, results_are_identical_whatever_the_thread_count) {
   same_for_every_thread_count<int_sym<8, 0, fp16, granularity::row>>();
   same_for_every_thread_count<nf4_dq>();
   same_for_every_thread_count<ternary_absmean_base3>();
+}
+
+void set_threads([[maybe_unused]] int n) {
+#if defined(_OPENMP)
+  omp_set_num_threads(n);
+#endif
+}
+
+TEST(threading, an_exception_on_any_thread_reaches_the_caller) {
+  const std::size_t rows = 97, work = std::size_t{1} << 20; // above the serial threshold
+  for (int threads : {1, 2, 3}) {
+    set_threads(threads);
+    // The throwing row falls in the first, a middle, and the last thread's range.
+    for (std::size_t bad : {std::size_t{0}, std::size_t{48}, rows - 1}) {
+      std::vector<int> seen(rows, 0);
+      try {
+        parallel_rows(rows, work, [&](std::size_t r0, std::size_t r1) {
+          for (std::size_t r = r0; r < r1; ++r) {
+            if (r == bad) throw std::runtime_error("row " + std::to_string(r));
+            seen[r] = 1;
+          }
+        });
+        ADD_FAILURE() << "no exception with " << threads << " threads, row " << bad;
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()), "row " + std::to_string(bad));
+      }
+      EXPECT_EQ(seen[bad], 0);
+    }
+    std::vector<int> seen(rows, 0); // and without one, every row exactly once
+    parallel_rows(rows, work, [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t r = r0; r < r1; ++r) ++seen[r];
+    });
+    EXPECT_EQ(seen, std::vector<int>(rows, 1));
+  }
+  set_threads(omp_procs());
+}
+
+TEST(threading, corrupt_codes_throw_from_a_parallel_dequantize) {
+  // Base-3 bytes >= 243 make unpack_codes throw inside dequantize's row loop, which runs on
+  // several threads at this size; the error must reach the caller (it used to terminate).
+  const std::size_t rows = 64, cols = 2000;
+  const auto w = quantize<ternary_absmean_base3>(std::vector<float>(rows * cols, 0.5f), rows, cols);
+  for (int threads : {1, 2, 3}) {
+    set_threads(threads);
+    for (std::size_t at : {std::size_t{0}, w.codes().size() / 2, w.codes().size() - 1}) {
+      auto bad = w;
+      bad.codes()[at] = 250;
+      EXPECT_THROW(dequantize(bad), error) << threads << " threads, byte " << at;
+    }
+    EXPECT_EQ(dequantize(w), std::vector<float>(rows * cols, 0.5f)); // scale mean|w| = 0.5, codes +1
+  }
+  set_threads(omp_procs());
 }
 
 } // namespace

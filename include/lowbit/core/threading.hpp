@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -29,18 +30,27 @@ inline int thread_index() noexcept {
 #endif
 }
 
-// Calls body(begin, end) over a partition of [0, rows); body must not throw. `work` (elements
-// touched) below ~64K stays serial, where threads cost more than they save.
+// Calls body(begin, end) over a partition of [0, rows). `work` (elements touched) below ~64K
+// stays serial, where threads cost more than they save. An exception thrown by body on any thread
+// is caught there (it must not leave an OpenMP region) and, once every thread has finished its
+// range, the first one caught is rethrown on the calling thread.
 template <class Body>
 void parallel_rows(std::size_t rows, std::size_t work, Body&& body) {
 #if defined(_OPENMP)
   if (work >= (std::size_t{1} << 16) && rows > 1 && omp_get_max_threads() > 1) {
+    std::exception_ptr failure;
 #pragma omp parallel
     {
       const auto t = static_cast<std::size_t>(omp_get_thread_num());
       const auto nt = static_cast<std::size_t>(omp_get_num_threads());
-      body(rows * t / nt, rows * (t + 1) / nt);
+      try {
+        body(rows * t / nt, rows * (t + 1) / nt);
+      } catch (...) {
+#pragma omp critical(lowbit_parallel_rows_failure)
+        if (!failure) failure = std::current_exception();
+      }
     }
+    if (failure) std::rethrow_exception(failure);
     return;
   }
 #else
