@@ -276,6 +276,7 @@ LOWBIT_GEMV(nvfp4, f32);
 LOWBIT_GEMV(nf4_b64, f32);
 LOWBIT_GEMV(mxfp8_e4m3, f32);
 LOWBIT_GEMV(ternary_absmean, f32);
+LOWBIT_GEMV(ternary_absmean_base3, f32);
 
 // ---- integer-dot kernel on row-interleaved int8 tiles -------------------------------------------
 

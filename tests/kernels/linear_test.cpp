@@ -228,6 +228,9 @@ TEST(linear_float, every_other_element_width) {
   float_matches_reference<int_sym<3, 32>>();
   float_matches_reference<int_asym<8, 32>>();
   float_matches_reference<int2_g32>();
+  float_matches_reference<uint2_g32>();
+  float_matches_reference<ternary_absmean>();
+  float_matches_reference<ternary_g64>();
   float_matches_reference<ternary_absmean_base3>();
   float_matches_reference<int_sym<8, 0, fp32_scale, granularity::column>>();
   float_matches_reference<int_sym<4, 0, fp32_scale, granularity::tensor>>();
@@ -701,12 +704,25 @@ TEST(linear, corrupt_base3_bytes_throw) {
   const auto x = lowbit_test::gaussian(cols, 92);
   std::vector<float> y(rows);
   linear(std::span<const float>(x), 1, w, std::span<float>(y)); // valid: fine
-  for (std::size_t at : {std::size_t{0}, w.codes().size() - 1, std::size_t{37}}) {
-    auto bad = w;
-    bad.codes()[at] = 243;
-    EXPECT_THROW(linear(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
-    EXPECT_THROW(reference::linear_int8(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
-  }
+  const auto x8 = lowbit_test::gaussian(8 * cols, 93);
+  std::vector<float> y8(8 * rows);
+  for (std::size_t at : {std::size_t{0}, w.codes().size() - 1, std::size_t{37}})
+    for (unsigned byte : {243u, 255u}) {
+      auto bad = w;
+      bad.codes()[at] = static_cast<std::uint8_t>(byte);
+      EXPECT_THROW(linear(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
+      EXPECT_THROW(reference::linear_int8(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
+      // The float path, on rows (1 token) and on panels (8 tokens), at 1-3 threads.
+      for (int threads : {1, 2, 3}) {
+        set_threads(threads);
+        EXPECT_THROW(linear<linear_path::float_weights>(std::span<const float>(x), 1, bad, std::span<float>(y)), error)
+            << at;
+        EXPECT_THROW(linear<linear_path::float_weights>(std::span<const float>(x8), 8, bad, std::span<float>(y8)),
+                     error)
+            << at;
+      }
+      set_threads(2);
+    }
 }
 
 TEST(linear, every_base3_byte_decodes_like_the_reference) {
@@ -726,6 +742,17 @@ TEST(linear, every_base3_byte_decodes_like_the_reference) {
   EXPECT_EQ(got, want);
   reference::linear_dequantized(std::span<const float>(x), 3, w, std::span<float>(exact));
   for (std::size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(got[i], exact[i], 0.02 * std::sqrt(double(cols)));
+  // The float path's table decode of the same bytes, on rows (3 tokens) and on a panel (8 tokens,
+  // the 3 repeated): within fp32 rounding of the dequantized product.
+  std::vector<float> x8(8 * cols), f8(8 * 2);
+  for (std::size_t t = 0; t < 8; ++t) std::copy_n(x.begin() + (t % 3) * cols, cols, x8.begin() + t * cols);
+  linear<linear_path::float_weights>(std::span<const float>(x), 3, w, std::span<float>(got));
+  linear<linear_path::float_weights>(std::span<const float>(x8), 8, w, std::span<float>(f8));
+  for (std::size_t i = 0; i < exact.size(); ++i) {
+    EXPECT_NEAR(got[i], exact[i], 1e-4 * std::fabs(exact[i]) + 1e-3) << i;
+    EXPECT_NEAR(f8[i], exact[i], 1e-4 * std::fabs(exact[i]) + 1e-3) << i;
+  }
+  for (std::size_t i = exact.size(); i < f8.size(); ++i) EXPECT_EQ(f8[i], f8[i % exact.size()]) << i;
 }
 
 } // namespace

@@ -1,12 +1,13 @@
 // AVX2 weight-only float kernel: the product with the dequantized matrix, in fp32. Values are
-// decoded 8 at a time (codes unpacked in registers for 4- and 8-bit layouts, then the element's
-// AVX2 decoder, then scale * (value - zero)).
+// decoded 8 at a time (codes unpacked in registers for 2-, 4- and 8-bit layouts and through a
+// 256-entry table for base 3, then the element's AVX2 decoder, then scale * (value - zero)).
 // - Up to 3 tokens: each row is decoded in registers and multiplied by every token at once.
 // - More tokens: a tile of 16 rows is decoded, one K block at a time, into a column-major panel
 //   (8 x 8 transposes), which every token then runs over 6 at a time: 2 x 6 accumulators of 8 rows,
 //   each k step two panel loads and six broadcast activations for 12 FMAs.
 #pragma once
 
+#include "lowbit/core/error.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/formats/avx2/convert.hpp"
 #include "lowbit/kernels/layout.hpp"
@@ -14,6 +15,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -25,6 +28,24 @@ namespace lowbit::kernels::avx2 {
 namespace detail {
 
 inline constexpr std::size_t round_up(std::size_t n, std::size_t m) noexcept { return (n + m - 1) / m * m; }
+
+// Base-3 bytes as their five ternary codes (least significant digit first, as unpack_codes),
+// one per byte of a uint64; bytes >= 243 (corrupt) give no codes and the top bit set.
+inline const std::array<std::uint64_t, 256>& base3_codes() noexcept {
+  static const std::array<std::uint64_t, 256> tab = [] {
+    std::array<std::uint64_t, 256> t{};
+    for (unsigned b = 0; b < 256; ++b) {
+      if (b >= 243) {
+        t[b] = std::uint64_t{1} << 63;
+        continue;
+      }
+      unsigned v = b;
+      for (unsigned j = 0; j < 5; ++j, v /= 3) t[b] |= static_cast<std::uint64_t>(v % 3) << (8 * j);
+    }
+    return t;
+  }();
+  return tab;
+}
 
 // Row decoder: a row's codes unpacked (width() bytes, zeros past the stored codes), and its
 // scaled values 8 columns at a time.
@@ -81,10 +102,13 @@ public:
     return _mm256_mul_ps(v, s);
   }
 
-  // Natural-order codes of row r into width() bytes, zero past the stored ones.
-  void unpack(std::size_t r, std::uint8_t* codes) const noexcept {
+  // Natural-order codes of row r into width() bytes, zero past the stored ones. Returns false
+  // when a base-3 byte is >= 243 (corrupt data; its five codes are left 0), which linear_float
+  // turns into an exception once the threads have joined.
+  bool unpack(std::size_t r, std::uint8_t* codes) const noexcept {
     const std::size_t n = width(), pc = w_.padded_cols(), rb = w_.row_bytes();
     const std::uint8_t* row = w_.codes().data() + r * rb;
+    bool ok = true;
     if constexpr (S::layout != code_layout::base3 && S::code_bits == 4) {
       const __m128i m = _mm_set1_epi8(0x0F);
       for (std::size_t c = 0; c < n; c += chunk) {
@@ -101,13 +125,45 @@ public:
         _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + c), _mm_unpacklo_epi8(first, second));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + c + 16), _mm_unpackhi_epi8(first, second));
       }
+      return true;
     } else if constexpr (S::layout != code_layout::base3 && S::code_bits == 8) {
       std::memcpy(codes, row, pc);
-      std::memset(codes + pc, 0, n - pc);
+    } else if constexpr (S::layout != code_layout::base3 && S::code_bits == 2) {
+      // 8 bytes -> 32 codes: the four 2-bit fields of every byte, interleaved back into order.
+      const __m128i m = _mm_set1_epi8(3);
+      std::size_t c = 0;
+      for (; c + chunk <= pc; c += chunk) {
+        const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + c / 4));
+        const __m128i c0 = _mm_and_si128(v, m), c1 = _mm_and_si128(_mm_srli_epi16(v, 2), m);
+        const __m128i c2 = _mm_and_si128(_mm_srli_epi16(v, 4), m), c3 = _mm_and_si128(_mm_srli_epi16(v, 6), m);
+        const __m128i a = _mm_unpacklo_epi8(c0, c1), b = _mm_unpacklo_epi8(c2, c3);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + c), _mm_unpacklo_epi16(a, b));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + c + 16), _mm_unpackhi_epi16(a, b));
+      }
+      for (; c < pc; ++c) codes[c] = static_cast<std::uint8_t>(row[c / 4] >> (2 * (c % 4)) & 3u);
+    } else if constexpr (S::layout == code_layout::base3) {
+      // One table read per byte: its five codes, 8 bytes written (the next byte's overwrite the
+      // extra three) while they fit in the buffer.
+      const auto& tab = base3_codes();
+      std::uint64_t bad = 0;
+      std::size_t i = 0;
+      for (; 5 * i + 8 <= n && 5 * i < pc; ++i) {
+        const std::uint64_t e = tab[row[i]];
+        bad |= e;
+        std::memcpy(codes + 5 * i, &e, 8);
+      }
+      for (; 5 * i < pc; ++i) {
+        const std::uint64_t e = tab[row[i]];
+        bad |= e;
+        for (std::size_t j = 0; j < 5 && 5 * i + j < pc; ++j)
+          codes[5 * i + j] = static_cast<std::uint8_t>(e >> (8 * j));
+      }
+      ok = (bad >> 63) == 0;
     } else {
       unpack_codes(S::layout, S::code_bits, std::span<const std::uint8_t>(row, rb), std::span<std::uint8_t>(codes, pc));
-      std::memset(codes + pc, 0, n - pc);
     }
+    std::memset(codes + pc, 0, n - pc);
+    return ok;
   }
 
 private:
@@ -246,7 +302,7 @@ std::size_t float_scratch_size(const qmatrix<S>& w) noexcept {
 // Y = X * dequantize(W)^T (+ bias); x is tokens x kx floats (kx = round_up(K, 8), zero padded);
 // scratch holds max_threads() * float_scratch_size(w) floats. Per tile of panel_rows rows: codes
 // unpacked once, then per K block a panel decoded (transposed, 8 x 8 at a time) and multiplied by
-// every token, 6 at a time.
+// every token, 6 at a time. A base-3 byte >= 243 throws lowbit::error (y is then unspecified).
 template <scheme S>
 void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::size_t kx, std::span<float> y,
                   std::span<const float> bias, float* scratch) {
@@ -255,12 +311,13 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
   if (tokens == 0) return;
   const detail::float_rows<S> decode(w);
   const std::size_t width = decode.width();
+  std::atomic<bool> corrupt{false};
   if (tokens <= detail::row_max_tokens) { // rows split across threads one by one
     parallel_rows(rows, rows * w.cols() * tokens, [&](std::size_t r0, std::size_t r1) {
       auto* codes =
           reinterpret_cast<std::uint8_t*>(scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w));
       for (std::size_t r = r0; r < r1; ++r) {
-        decode.unpack(r, codes);
+        if (!decode.unpack(r, codes)) corrupt.store(true, std::memory_order_relaxed);
         switch (tokens) {
         case 1: detail::row_tokens<S, 1>(decode, r, codes, x, kx, rows, bias, y.data()); break;
         case 2: detail::row_tokens<S, 2>(decode, r, codes, x, kx, rows, bias, y.data()); break;
@@ -268,32 +325,34 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
         }
       }
     });
-    return;
-  }
-  parallel_rows((rows + R - 1) / R, rows * w.cols() * tokens, [&](std::size_t tile0, std::size_t tile1) {
-    float* panel = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w);
-    auto* codes = reinterpret_cast<std::uint8_t*>(panel + R * kb);
-    for (std::size_t tile = tile0; tile < tile1; ++tile) {
-      const std::size_t r0 = tile * R, nr = std::min(R, rows - r0);
-      for (std::size_t i = 0; i < nr; ++i) decode.unpack(r0 + i, codes + i * width);
-      for (std::size_t k0 = 0; k0 < kx; k0 += kb) {
-        const std::size_t k1 = std::min(kx, k0 + kb);
-        detail::decode_panel(decode, r0, nr, codes, k0, k1, panel);
-        const bool first = k0 == 0;
-        std::size_t t = 0;
-        for (; t + 6 <= tokens; t += 6)
-          detail::panel_tokens<6>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data());
-        switch (tokens - t) {
-        case 5: detail::panel_tokens<5>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-        case 4: detail::panel_tokens<4>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-        case 3: detail::panel_tokens<3>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-        case 2: detail::panel_tokens<2>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-        case 1: detail::panel_tokens<1>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-        default: break;
+  } else {
+    parallel_rows((rows + R - 1) / R, rows * w.cols() * tokens, [&](std::size_t tile0, std::size_t tile1) {
+      float* panel = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w);
+      auto* codes = reinterpret_cast<std::uint8_t*>(panel + R * kb);
+      for (std::size_t tile = tile0; tile < tile1; ++tile) {
+        const std::size_t r0 = tile * R, nr = std::min(R, rows - r0);
+        for (std::size_t i = 0; i < nr; ++i)
+          if (!decode.unpack(r0 + i, codes + i * width)) corrupt.store(true, std::memory_order_relaxed);
+        for (std::size_t k0 = 0; k0 < kx; k0 += kb) {
+          const std::size_t k1 = std::min(kx, k0 + kb);
+          detail::decode_panel(decode, r0, nr, codes, k0, k1, panel);
+          const bool first = k0 == 0;
+          std::size_t t = 0;
+          for (; t + 6 <= tokens; t += 6)
+            detail::panel_tokens<6>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data());
+          switch (tokens - t) {
+          case 5: detail::panel_tokens<5>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+          case 4: detail::panel_tokens<4>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+          case 3: detail::panel_tokens<3>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+          case 2: detail::panel_tokens<2>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+          case 1: detail::panel_tokens<1>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+          default: break;
+          }
         }
       }
-    }
-  });
+    });
+  }
+  if (corrupt.load()) throw error("linear: a base-3 code byte is >= 243 (corrupt data)");
 }
 
 } // namespace lowbit::kernels::avx2
