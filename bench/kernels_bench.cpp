@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <typeinfo>
 #include <utility>
@@ -500,6 +501,78 @@ LOWBIT_SMALL_BATCH(uint4_g128);
 LOWBIT_SMALL_BATCH(int2_g32);
 LOWBIT_SMALL_BATCH(ternary_absmean);
 LOWBIT_SMALL_BATCH(ternary_absmean_base3);
+
+// ---- What linear_weights<S> runs: the kernel it picks per token count ---------------------------
+
+// linear_weights<S> copies of the weights<S> matrices (a pool of copies of the dram matrix that
+// holds >= dram_bytes of qmatrix bytes, the square and the smoke one); each copy also holds the
+// packed layouts linear_weights keeps.
+template <class S>
+struct layers {
+  std::vector<linear_weights<S>> pool;
+  std::optional<linear_weights<S>> square, small;
+  static layers& get() {
+    static layers l;
+    return l;
+  }
+  const linear_weights<S>& at(int where, std::size_t i) {
+    auto& src = weights<S>::get();
+    if (where == 0) {
+      if (pool.empty()) {
+        pool.emplace_back(src.dram()[0]);
+        while (pool.size() * pool[0].matrix().storage_bytes() < dram_bytes) pool.push_back(pool[0]);
+      }
+      return pool[i % pool.size()];
+    }
+    auto& one = where == 1 ? square : small;
+    if (!one) one.emplace(where == 1 ? src.cache() : src.tiny());
+    return *one;
+  }
+};
+
+// linear(x, N, linear_weights<S>) (args: where 0 dram / 1 cache / 2 small, tokens, threads); the
+// label names the kernel it ran (linear_weights<S>::kernel_for). weights_GB/s counts the qmatrix's
+// bytes.
+template <class S>
+void layer(benchmark::State& state) {
+  set_threads(state, 2);
+  const int where = static_cast<int>(state.range(0));
+  const auto tokens = static_cast<std::size_t>(state.range(1));
+  auto& ls = layers<S>::get();
+  const qmatrix<S>& one = ls.at(where, 0).matrix();
+  const auto x = gaussian(tokens * one.cols(), 8);
+  std::vector<float> y(tokens * one.rows());
+  linear_workspace work;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    linear(std::span<const float>(x), tokens, ls.at(where, i++), std::span<float>(y), {}, &work);
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state, one, tokens);
+  state.SetLabel(linear_weights<S>::kernel_for(tokens));
+}
+
+#define LOWBIT_LAYER(S)                                                                                                \
+  BENCHMARK_TEMPLATE(layer, S)                                                                                         \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->ArgsProduct({{1}, {32, 128}, {2}})                                                                             \
+      ->Args({2, 3, 2})                                                                                                \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond)
+
+LOWBIT_LAYER(int4_g32);
+LOWBIT_LAYER(int4_g128);
+LOWBIT_LAYER(uint4_g128);
+LOWBIT_LAYER(mxfp4);
+LOWBIT_LAYER(nvfp4);
+LOWBIT_LAYER(nf4_b64);
+LOWBIT_LAYER(int8_g128);
+LOWBIT_LAYER(mxint8);
+LOWBIT_LAYER(mxfp8_e4m3);
+LOWBIT_LAYER(int2_g32);
+LOWBIT_LAYER(ternary_absmean);
+LOWBIT_LAYER(ternary_absmean_base3);
 
 // ---- Activation preparation, per call of linear() ------------------------------------------
 // One token of K = 8192 columns: the integer-dot path's int8 quantizer and the LUT path's table

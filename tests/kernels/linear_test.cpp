@@ -353,29 +353,27 @@ TEST(int8_pack, spec_within_activation_rounding_of_the_packed_product) {
   int8_within_activation_rounding<uint5_g64, true>();
 }
 
-// linear_weights routes FP8 / FP6 / odd-width integers to the integer-dot kernels on its packed
-// copy up to int8_pack_max_tokens, bit for bit as linear<int8_dot> on pack_for_int8 (INT3 after
-// its LUT kernel), and to the exact float path above.
-TEST(int8_pack, linear_weights_runs_the_packed_copy) {
+// linear_weights routes FP8 / FP6 / odd-width integers to the int8 tiles of their int8 packing at
+// every token count (INT3 after its LUT kernel), bit for bit as linear() on
+// pack_for_int8_tiles(pack_for_int8(w)), within the packing's error of the exact product.
+TEST(int8_pack, linear_weights_runs_the_tiles_of_the_packing) {
   using int3 = int_sym<3, 32>;
-  constexpr std::size_t pmax = int8_pack_max_tokens<mxfp8_e4m3>(), lmax = lut_max_tokens<int3>();
-  static_assert(pmax == int8_pack_max_tokens<int3>() && pmax > 8);
-  static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(1)) == "int8_dot");
-  static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(pmax)) == "int8_dot");
-  static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(pmax + 1)) == "float_weights");
+  constexpr std::size_t lmax = lut_max_tokens<int3>();
+  static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(1)) == "int8_tiles");
+  static_assert(std::string_view(linear_weights<mxfp8_e4m3>::kernel_for(512)) == "int8_tiles");
   static_assert(lmax == 0 || std::string_view(linear_weights<int3>::kernel_for(lmax)) == "lut");
-  static_assert(std::string_view(linear_weights<int3>::kernel_for(lmax + 1)) == "int8_dot");
+  static_assert(std::string_view(linear_weights<int3>::kernel_for(lmax + 1)) == "int8_tiles");
   static_assert(std::string_view(linear_weights<int_asym<8, 32>>::kernel_for(1)) == "float_weights");
   const std::size_t rows = 11, cols = 96;
   const auto w = random_weights<mxfp8_e4m3>(rows, cols, 71);
   const linear_weights<mxfp8_e4m3> lw(w);
-  const auto p = kernels::pack_for_int8(w);
-  for (std::size_t tokens : {1, 4}) {
+  const auto p = kernels::pack_for_int8_tiles(kernels::pack_for_int8(w));
+  for (std::size_t tokens : {1, 4, 9, 40}) {
     const auto x = lowbit_test::gaussian(tokens * cols, 72);
     std::vector<float> a(tokens * rows), b(tokens * rows), exact(tokens * rows);
     linear(std::span<const float>(x), tokens, lw, std::span<float>(a));
-    linear<linear_path::int8_dot>(std::span<const float>(x), tokens, p, std::span<float>(b));
-    EXPECT_EQ(first_bit_difference(a, b), a.size());
+    linear(std::span<const float>(x), tokens, p, std::span<float>(b));
+    EXPECT_EQ(first_bit_difference(a, b), a.size()) << "tokens " << tokens;
     linear<linear_path::float_weights>(std::span<const float>(x), tokens, lw.matrix(), std::span<float>(exact));
     // Within the table and activation steps: a loose sanity bound on the relative error.
     double num = 0, den = 0;
@@ -385,12 +383,13 @@ TEST(int8_pack, linear_weights_runs_the_packed_copy) {
     }
     EXPECT_LT(num, den * 1e-3) << "tokens " << tokens;
   }
-  const auto w3 = random_weights<int_sym<3, 32>>(rows, cols, 73);
-  const linear_weights<int_sym<3, 32>> lw3(w3);
+  const auto w3 = random_weights<int3>(rows, cols, 73);
+  const linear_weights<int3> lw3(w3);
+  const auto p3 = kernels::pack_for_int8_tiles(kernels::pack_for_int8(w3));
   const auto x = lowbit_test::gaussian(9 * cols, 74);
   std::vector<float> a(9 * rows), b(9 * rows);
   linear(std::span<const float>(x), 9, lw3, std::span<float>(a));
-  linear<linear_path::int8_dot>(std::span<const float>(x), 9, lw3.int8(), std::span<float>(b));
+  linear(std::span<const float>(x), 9, p3, std::span<float>(b));
   EXPECT_EQ(first_bit_difference(a, b), a.size());
 }
 

@@ -383,13 +383,13 @@ void prepared_dispatch() {
     std::vector<float> got(tokens * rows), want(tokens * rows);
     linear(std::span<const float>(x), tokens, prepared, std::span<float>(got));
     const bool lut = tokens <= lut_max_tokens<S>();
-    constexpr bool packed = kernels::int8_pack_scheme<S>; // int8_dot on pack_for_int8(w)
+    constexpr bool packed = kernels::int8_pack_scheme<S>; // int8 tiles of pack_for_int8(w) after the LUT range
     constexpr bool tiled = kernels::int8_tiles_scheme<S>; // int8 tiles after the LUT range
     constexpr bool base3 = prefers_ternary_lut<S>();      // the base-3 LUT kernel in the LUT range
     EXPECT_STREQ(linear_weights<S>::kernel_for(tokens),
-                 lut     ? (base3 ? "ternary_lut" : "lut")
-                 : tiled ? "int8_tiles"
-                         : (packed || automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
+                 lut               ? (base3 ? "ternary_lut" : "lut")
+                 : tiled || packed ? "int8_tiles"
+                                   : (automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
     if constexpr (base3) {
       if (lut) reference::linear_ternary_lut<S>(std::span<const float>(x), tokens, w, want);
     } else if constexpr (lut_max_tokens<S>() > 0) {
@@ -399,7 +399,8 @@ void prepared_dispatch() {
       if (!lut) reference::linear_int8_tiled<S>(std::span<const float>(x), tokens, w, want);
     } else if constexpr (packed) {
       if (!lut)
-        reference::linear_int8(std::span<const float>(x), tokens, kernels::pack_for_int8(w), std::span<float>(want));
+        reference::linear_int8_tiled(std::span<const float>(x), tokens, kernels::pack_for_int8(w),
+                                     std::span<float>(want));
     } else {
       if (!lut) linear(std::span<const float>(x), tokens, w, std::span<float>(want));
     }

@@ -54,11 +54,6 @@
 #ifndef LOWBIT_TERNARY_BASE3_LUT
 #define LOWBIT_TERNARY_BASE3_LUT 1
 #endif
-// Token counts up to which linear(linear_weights) runs the integer-dot kernels on the int8 packing
-// (see int8_pack_max_tokens).
-#ifndef LOWBIT_INT8_PACK_MAX_TOKENS
-#define LOWBIT_INT8_PACK_MAX_TOKENS 32
-#endif
 
 namespace lowbit {
 
@@ -232,28 +227,21 @@ constexpr bool prefers_ternary_lut() noexcept {
   return LOWBIT_TERNARY_BASE3_LUT && kernels::ternary_lut_scheme<S> && lut_max_tokens<S>() > 0;
 }
 
-// The largest token count at which the integer-dot kernels on pack_for_int8(w) beat the float
-// path on w (MXFP8 E4M3, 4096 x 4096, 2 threads, bench/README.md: 6.5x at N = 1, 1.9x at N = 8,
-// 1.1x at N = 32, even at N = 128, 0.8x at N = 512); 0 where S is not packed. Above it
-// linear(linear_weights) takes the float path, which is also exact.
-template <scheme S>
-constexpr std::size_t int8_pack_max_tokens() noexcept {
-  return kernels::int8_pack_scheme<S> ? LOWBIT_INT8_PACK_MAX_TOKENS : 0;
-}
-
 // W prepared once for linear() (the one-time pack step): the qmatrix, plus
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
 //   tokens <= lut_max_tokens<S>() (for ternary the base-3 LUT kernel, see prefers_ternary_lut);
-// - its row-interleaved int8 tiles (kernels::pack_for_int8_tiles) where S is an int8_tiles_scheme
-//   (the integer-dot schemes but base 3): linear() on it runs the tiled kernel for every token
-//   count the LUT kernel does not take, and linear_path::automatic otherwise;
-// - its int8 packing (kernels::pack_for_int8) where S's codes are not readable in place by the
-//   integer-dot kernels (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers): linear() on it runs
-//   the integer-dot kernels on the packed copy for tokens <= int8_pack_max_tokens<S>(), within the
-//   int8 table's documented error of the exact product (exact for integers and FP6 E2M3), and the
-//   float path above. linear<linear_path::float_weights> on matrix() always gives the exact product.
+// - row-interleaved int8 tiles (kernels::pack_for_int8_tiles) for every token count the LUT kernel
+//   does not take: of W itself where S is an int8_tiles_scheme (the integer-dot schemes but base
+//   3), and of W's int8 packing (kernels::pack_for_int8) where the integer-dot kernels cannot read
+//   S's codes in place (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers), within the int8
+//   table's documented error of the exact product (exact for integers and FP6 E2M3). On MXFP8
+//   E4M3 (4096 x 4096, 2 threads) the tiles of the packing took 0.52-0.89x the time of the
+//   integer-dot kernel on the packing in place at N = 1-32 and 0.67-0.72x the float path's at
+//   N = 128-512 (bench/README.md, run 10), so they run at every N;
+// - otherwise nothing: linear() on it runs linear_path::automatic on the qmatrix.
+// linear<linear_path::float_weights> on matrix() always gives the exact product.
 // Holding both layouts costs the packed copy's memory; code that needs only one can keep just a
-// kernels::lut_matrix or the qmatrix pack_for_int8 returns.
+// kernels::lut_matrix or kernels::int8_tiled.
 // The codebook LUT kernels (kernels::pack_for_codebook_lut) are not held: on NF4, MXFP4, NVFP4 and
 // INT4 they took 0.89-1.22x the int8 tiles' time at N = 1 from DRAM and were up to 1.75x slower in
 // cache and at N = 2-8 (bench/README.md, run 6), with about twice the tiles' rounding error.
@@ -261,26 +249,26 @@ template <scheme S>
 class linear_weights {
   static constexpr bool has_base3 = prefers_ternary_lut<S>();
   static constexpr bool has_lut = lut_max_tokens<S>() > 0 && !has_base3;
-  static constexpr bool has_int8 = kernels::int8_pack_scheme<S>;
-  static constexpr bool has_tiles = kernels::int8_tiles_scheme<S>;
+  static constexpr bool own_tiles = kernels::int8_tiles_scheme<S>;                 // tiles of W
+  static constexpr bool packed_tiles = !own_tiles && kernels::int8_pack_scheme<S>; // of its int8 packing
+  static constexpr bool has_tiles = own_tiles || packed_tiles;
 
 public:
   explicit linear_weights(qmatrix<S> w) : w_(std::move(w)) {
     if constexpr (has_lut) lut_ = kernels::pack_for_lut(w_);
     if constexpr (has_base3) base3_ = kernels::pack_for_ternary_lut(w_);
-    if constexpr (has_int8) int8_ = kernels::pack_for_int8(w_);
-    if constexpr (has_tiles) tiles_ = kernels::pack_for_int8_tiles(w_);
+    if constexpr (own_tiles) tiles_ = kernels::pack_for_int8_tiles(w_);
+    if constexpr (packed_tiles) tiles_ = kernels::pack_for_int8_tiles(kernels::pack_for_int8(w_));
   }
   const qmatrix<S>& matrix() const noexcept { return w_; }
   const auto& lut() const noexcept requires(has_lut) { return lut_; }
   const auto& ternary_lut() const noexcept requires(has_base3) { return base3_; }
-  const auto& int8() const noexcept requires(has_int8) { return int8_; }
+  // The int8 tiles: of W, or of kernels::pack_for_int8(W) for the schemes that need the packing.
   const auto& tiles() const noexcept requires(has_tiles) { return tiles_; }
   // The kernel linear() uses for `tokens` tokens.
   static constexpr const char* kernel_for(std::size_t tokens) noexcept {
     if (tokens <= lut_max_tokens<S>()) return has_base3 ? "ternary_lut" : "lut";
     if (has_tiles) return "int8_tiles";
-    if (tokens <= int8_pack_max_tokens<S>()) return "int8_dot";
     return automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights";
   }
 
@@ -295,13 +283,13 @@ private:
     template <class X>
     using type = kernels::ternary_lut_matrix<X>;
   };
-  struct int8_of {
-    template <class X>
-    using type = qmatrix<kernels::int8_packed_scheme<X>>;
-  };
   struct tiles_of {
     template <class X>
     using type = kernels::int8_tiled<X>;
+  };
+  struct packed_tiles_of {
+    template <class X>
+    using type = kernels::int8_tiled<kernels::int8_packed_scheme<X>>;
   };
   template <bool, class Of>
   struct slot {
@@ -314,8 +302,8 @@ private:
   qmatrix<S> w_;
   [[no_unique_address]] typename slot<has_lut, lut_of>::type lut_{};
   [[no_unique_address]] typename slot<has_base3, base3_of>::type base3_{};
-  [[no_unique_address]] typename slot<has_int8, int8_of>::type int8_{};
-  [[no_unique_address]] typename slot<has_tiles, tiles_of>::type tiles_{};
+  [[no_unique_address]]
+  typename slot<has_tiles, std::conditional_t<own_tiles, tiles_of, packed_tiles_of>>::type tiles_{};
 };
 
 template <scheme S, kernels::activation_type T>
@@ -330,17 +318,10 @@ void linear(std::span<const T> x, std::size_t tokens, const linear_weights<S>& w
       return;
     }
   }
-  if constexpr (kernels::int8_tiles_scheme<S>) {
+  if constexpr (requires { w.tiles(); })
     linear(x, tokens, w.tiles(), y, bias, workspace);
-    return;
-  }
-  if constexpr (int8_pack_max_tokens<S>() > 0) {
-    if (tokens <= int8_pack_max_tokens<S>()) {
-      linear<linear_path::int8_dot>(x, tokens, w.int8(), y, bias, workspace);
-      return;
-    }
-  }
-  linear<linear_path::automatic>(x, tokens, w.matrix(), y, bias, workspace);
+  else
+    linear<linear_path::automatic>(x, tokens, w.matrix(), y, bias, workspace);
 }
 
 } // namespace lowbit
