@@ -556,7 +556,7 @@ void layer(benchmark::State& state) {
   BENCHMARK_TEMPLATE(layer, S)                                                                                         \
       ->ArgNames({"where", "tokens", "threads"})                                                                       \
       ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
-      ->ArgsProduct({{1}, {32, 128}, {2}})                                                                             \
+      ->ArgsProduct({{1}, {16, 32, 128}, {2}})                                                                         \
       ->Args({2, 3, 2})                                                                                                \
       ->UseRealTime()                                                                                                  \
       ->Unit(benchmark::kMicrosecond)

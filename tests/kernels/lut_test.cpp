@@ -385,11 +385,13 @@ void prepared_dispatch() {
     const bool lut = tokens <= lut_max_tokens<S>();
     constexpr bool packed = kernels::int8_pack_scheme<S>; // int8 tiles of pack_for_int8(w) after the LUT range
     constexpr bool tiled = kernels::int8_tiles_scheme<S>; // int8 tiles after the LUT range
-    constexpr bool base3 = prefers_ternary_lut<S>();      // the base-3 LUT kernel in the LUT range
+    constexpr bool base3_tiled = kernels::int8_tiles_base3_scheme<S>; // of w repacked to 2 bits
+    constexpr bool base3 = prefers_ternary_lut<S>();                  // the base-3 LUT kernel in the LUT range
     EXPECT_STREQ(linear_weights<S>::kernel_for(tokens),
-                 lut               ? (base3 ? "ternary_lut" : "lut")
-                 : tiled || packed ? "int8_tiles"
-                                   : (automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
+                 lut ? (base3 ? "ternary_lut" : "lut")
+                 : tiled || packed || base3_tiled
+                     ? "int8_tiles"
+                     : (automatic_path<S>() == linear_path::int8_dot ? "int8_dot" : "float_weights"));
     if constexpr (base3) {
       if (lut) reference::linear_ternary_lut<S>(std::span<const float>(x), tokens, w, want);
     } else if constexpr (lut_max_tokens<S>() > 0) {
@@ -397,6 +399,10 @@ void prepared_dispatch() {
     }
     if constexpr (tiled) {
       if (!lut) reference::linear_int8_tiled<S>(std::span<const float>(x), tokens, w, want);
+    } else if constexpr (base3_tiled) {
+      if (!lut)
+        reference::linear_int8_tiled(std::span<const float>(x), tokens, kernels::repack_ternary_2bit(w),
+                                     std::span<float>(want));
     } else if constexpr (packed) {
       if (!lut)
         reference::linear_int8_tiled(std::span<const float>(x), tokens, kernels::pack_for_int8(w),
@@ -418,7 +424,7 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   EXPECT_EQ(lut_max_tokens<int8_group<32>>(), 0u);
   prepared_dispatch<int4_g32>();
   prepared_dispatch<int2_g32>();
-  prepared_dispatch<ternary_absmean_base3>();                   // base-3 LUT, then int8_dot
+  prepared_dispatch<ternary_absmean_base3>();                   // base-3 LUT, then int8 tiles (2-bit)
   prepared_dispatch<ternary_absmean>();                         // base-3 LUT, then int8 tiles
   prepared_dispatch<ternary_scheme<granularity::group, 64>>();  // bit-plane LUT (groups of 64)
   prepared_dispatch<ternary_scheme<granularity::group, 192>>(); // base-3 LUT (groups of 96k)
@@ -428,7 +434,7 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   static_assert(!prefers_ternary_lut<ternary_scheme<granularity::group, 64>>() && !prefers_ternary_lut<int2_g32>());
   prepared_dispatch<nf4_scheme<>>();
   prepared_dispatch<mxfp8_e4m3>();
-  prepared_dispatch<int_sym<3, 32>>();   // LUT, then int8_dot on the int8 packing
+  prepared_dispatch<int_sym<3, 32>>();   // LUT, then int8 tiles of the int8 packing
   prepared_dispatch<int_asym<8, 32>>();  // float_weights
   prepared_dispatch<int_asym<4, 128>>(); // LUT at N = 1, then int8 tiles with zero points
   prepared_dispatch<int_asym<2, 32>>();  // LUT, then int8 tiles with zero points

@@ -246,6 +246,39 @@ TEST(int8_tiles, half_and_bfloat16_activations_match_their_float_widening) {
       kernels::pack_for_int8_tiles(random_weights<int4_group<32>>(13, 128, 97)), 3, 98);
 }
 
+// Base-3 ternary: pack_for_int8_tiles repacks the codes two bits each; the repacked matrix is the
+// same matrix (dequantizes bit for bit alike, every base-3 byte included), and the tiles run it
+// bit for bit as the spec on the repacked matrix, at 1-3 threads. Corrupt bytes throw.
+template <class S>
+void base3_tiles_are_the_2bit_tiles() {
+  for (const shape& s : shapes) {
+    if (S::gran == granularity::group && s.cols < S::block) continue;
+    auto w = random_weights<S>(s.rows, s.cols, 96);
+    if (s.rows * w.row_bytes() >= 243) // every base-3 byte value somewhere in the matrix
+      for (std::size_t b = 0; b < 243; ++b) w.codes()[b * (w.codes().size() / 243)] = static_cast<std::uint8_t>(b);
+    const auto two = kernels::repack_ternary_2bit(w);
+    static_assert(decltype(two)::scheme_type::layout == code_layout::bits);
+    ASSERT_EQ(dequantize(two), dequantize(w)) << name<S>() << " rows " << s.rows << " cols " << s.cols;
+    const auto tw = kernels::pack_for_int8_tiles(w);
+    const auto x = lowbit_test::gaussian(s.tokens * s.cols, 97);
+    std::vector<float> want(s.tokens * s.rows);
+    reference::linear_int8_tiled(std::span<const float>(x), s.tokens, two, std::span<float>(want));
+    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+        want, [&](std::span<float> got) { linear(std::span<const float>(x), s.tokens, tw, got); }))
+        << name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+  }
+  auto bad = random_weights<S>(3, 320, 98);
+  bad.codes()[bad.codes().size() - 1] = 243;
+  EXPECT_THROW(kernels::repack_ternary_2bit(bad), error);
+  EXPECT_THROW(kernels::pack_for_int8_tiles(bad), error);
+}
+
+TEST(int8_tiles, base3_ternary_runs_repacked_two_bits_per_weight) {
+  base3_tiles_are_the_2bit_tiles<ternary_absmean_base3>();
+  base3_tiles_are_the_2bit_tiles<ternary_scheme<granularity::group, 64, code_layout::base3>>();
+  base3_tiles_are_the_2bit_tiles<ternary_scheme<granularity::row, 0, code_layout::base3>>();
+}
+
 TEST(int8_tiles, bad_input) {
   using S = int4_group<32>;
   EXPECT_THROW(kernels::pack_for_int8_tiles(qmatrix<S>{}), invalid_argument);

@@ -23,7 +23,7 @@
 //   acc  = fma(float(isum), w_scale(r, unit) * x_scale(t, block), acc),
 // and y = acc (+ bias), v(code) minus the zero point where S has one. The schemes: those of the
 // integer-dot path but base 3, and with zero points only on 2- and 4-bit unsigned integer codes
-// (int8_tiles_scheme).
+// (int8_tiles_scheme); base-3 ternary is repacked two bits per weight first (repack_ternary_2bit).
 #pragma once
 
 #include "lowbit/core/buffer.hpp"
@@ -181,6 +181,42 @@ int8_tiled<S> pack_for_int8_tiles(const qmatrix<S>& w) {
     }
   }
   return m;
+}
+
+// Base-3 ternary: the tiles read 2-bit codes, so pack_for_int8_tiles first repacks the codes two
+// bits each (repack_ternary_2bit: the same matrix, scales copied, 2 bits per weight instead of 1.6).
+template <class S>
+struct ternary_2bit_twin {};
+template <scalar_format E, class SF, granularity G, std::size_t B, class R, class SQ>
+struct ternary_2bit_twin<block_scheme<E, SF, G, B, R, code_layout::base3, SQ>> {
+  using type = block_scheme<E, SF, G, B, R, code_layout::bits, SQ>;
+};
+
+template <class S>
+concept int8_tiles_base3_scheme = scheme<S> && requires {
+  typename ternary_2bit_twin<S>::type;
+} && int8_tiles_scheme<typename ternary_2bit_twin<S>::type>;
+
+// W with its base-3 codes repacked two bits each (scales and tensor scale copied): dequantizes to
+// the same matrix. A base-3 byte >= 243 throws lowbit::error.
+template <int8_tiles_base3_scheme S>
+qmatrix<typename ternary_2bit_twin<S>::type> repack_ternary_2bit(const qmatrix<S>& w) {
+  using T = typename ternary_2bit_twin<S>::type;
+  qmatrix<T> out(w.rows(), w.cols());
+  std::copy(w.scales().begin(), w.scales().end(), out.scales().begin());
+  out.set_tensor_scale(w.tensor_scale());
+  std::vector<std::uint8_t> codes(w.padded_cols());
+  const std::size_t rb = out.row_bytes();
+  for (std::size_t r = 0; r < w.rows(); ++r) {
+    unpack_codes(S::layout, S::code_bits, w.row_codes(r), codes);
+    pack_codes(T::layout, T::code_bits, codes, out.codes().subspan(r * rb, rb));
+  }
+  return out;
+}
+
+template <int8_tiles_base3_scheme S>
+auto pack_for_int8_tiles(const qmatrix<S>& w) {
+  return pack_for_int8_tiles(repack_ternary_2bit(w));
 }
 
 // Per token, span and segment: the activation block's scale and offset * (sum of the segment's

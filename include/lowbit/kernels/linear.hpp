@@ -230,14 +230,16 @@ constexpr bool prefers_ternary_lut() noexcept {
 // W prepared once for linear() (the one-time pack step): the qmatrix, plus
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
 //   tokens <= lut_max_tokens<S>() (for ternary the base-3 LUT kernel, see prefers_ternary_lut);
-// - row-interleaved int8 tiles (kernels::pack_for_int8_tiles) for every token count the LUT kernel
-//   does not take: of W itself where S is an int8_tiles_scheme (the integer-dot schemes but base
-//   3), and of W's int8 packing (kernels::pack_for_int8) where the integer-dot kernels cannot read
-//   S's codes in place (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers), within the int8
-//   table's documented error of the exact product (exact for integers and FP6 E2M3). On MXFP8
-//   E4M3 (4096 x 4096, 2 threads) the tiles of the packing took 0.52-0.89x the time of the
-//   integer-dot kernel on the packing in place at N = 1-32 and 0.67-0.72x the float path's at
-//   N = 128-512 (bench/README.md, run 10), so they run at every N;
+// - row-interleaved int8 tiles (kernels::pack_for_int8_tiles) for every token count the LUT
+//   kernel does not take:
+//   - of W itself where S is an int8_tiles_scheme (the integer-dot schemes but base 3);
+//   - of W repacked two bits per weight for base-3 ternary (kernels::repack_ternary_2bit):
+//     0.37-0.42x the time of the in-place base-3 kernel at N = 16-128 (bench/README.md, run 10);
+//   - of W's int8 packing (kernels::pack_for_int8) where the integer-dot kernels cannot read S's
+//     codes in place (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers), within the int8
+//     table's documented error of the exact product (exact for integers and FP6 E2M3). On MXFP8
+//     E4M3 (4096 x 4096, 2 threads) they took 0.46-0.82x the time of the integer-dot kernel on
+//     the packing in place at N = 1-32 and 0.67x the float path's at N = 128-512 (run 10);
 // - otherwise nothing: linear() on it runs linear_path::automatic on the qmatrix.
 // linear<linear_path::float_weights> on matrix() always gives the exact product.
 // Holding both layouts costs the packed copy's memory; code that needs only one can keep just a
@@ -249,8 +251,9 @@ template <scheme S>
 class linear_weights {
   static constexpr bool has_base3 = prefers_ternary_lut<S>();
   static constexpr bool has_lut = lut_max_tokens<S>() > 0 && !has_base3;
-  static constexpr bool own_tiles = kernels::int8_tiles_scheme<S>;                 // tiles of W
-  static constexpr bool packed_tiles = !own_tiles && kernels::int8_pack_scheme<S>; // of its int8 packing
+  // Tiles of W itself (base-3 ternary repacked two bits each), or of its int8 packing.
+  static constexpr bool own_tiles = kernels::int8_tiles_scheme<S> || kernels::int8_tiles_base3_scheme<S>;
+  static constexpr bool packed_tiles = !own_tiles && kernels::int8_pack_scheme<S>;
   static constexpr bool has_tiles = own_tiles || packed_tiles;
 
 public:
@@ -285,7 +288,7 @@ private:
   };
   struct tiles_of {
     template <class X>
-    using type = kernels::int8_tiled<X>;
+    using type = decltype(kernels::pack_for_int8_tiles(std::declval<const qmatrix<X>&>()));
   };
   struct packed_tiles_of {
     template <class X>
