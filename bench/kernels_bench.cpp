@@ -555,7 +555,7 @@ void layer(benchmark::State& state) {
 #define LOWBIT_LAYER(S)                                                                                                \
   BENCHMARK_TEMPLATE(layer, S)                                                                                         \
       ->ArgNames({"where", "tokens", "threads"})                                                                       \
-      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->ArgsProduct({{0, 1}, {1, 2, 3, 4, 5, 6, 7, 8}, {2}})                                                           \
       ->ArgsProduct({{1}, {16, 32, 128}, {2}})                                                                         \
       ->Args({2, 3, 2})                                                                                                \
       ->UseRealTime()                                                                                                  \
