@@ -150,8 +150,10 @@ qmatrix<S> make_weights(const std::vector<float>& v, std::size_t rows, std::size
     return quantize<S>(v, rows, cols);
 }
 
-// The matrices of one scheme at a time (the DRAM pool is large): a pool of copies of one
-// quantized dram_rows x dram_cols matrix, and one cache_dim^2 matrix.
+// A scheme's matrices: a pool of copies of one quantized dram_rows x dram_cols matrix, one
+// cache_dim^2 matrix and the smoke one. Built on first use and kept for the life of the process
+// (the statics below are per scheme), so that interleaved runs do not rebuild them; a run of every
+// DRAM benchmark holds several GiB.
 template <class S>
 struct weights {
   std::vector<qmatrix<S>> pool;
@@ -504,9 +506,9 @@ LOWBIT_SMALL_BATCH(ternary_absmean_base3);
 
 // ---- What linear_weights<S> runs: the kernel it picks per token count ---------------------------
 
-// linear_weights<S> copies of the weights<S> matrices (a pool of copies of the dram matrix that
+// linear_weights<S> of the same matrices as weights<S> (a pool of copies of the dram matrix that
 // holds >= dram_bytes of qmatrix bytes, the square and the smoke one); each copy also holds the
-// packed layouts linear_weights keeps.
+// packed layouts linear_weights keeps. Built on first use and kept, as weights<S>.
 template <class S>
 struct layers {
   std::vector<linear_weights<S>> pool;
@@ -516,16 +518,15 @@ struct layers {
     return l;
   }
   const linear_weights<S>& at(int where, std::size_t i) {
-    auto& src = weights<S>::get();
     if (where == 0) {
       if (pool.empty()) {
-        pool.emplace_back(src.dram()[0]);
+        pool.emplace_back(make_weights<S>(gaussian(dram_rows * dram_cols, 1, 0.02f), dram_rows, dram_cols));
         while (pool.size() * pool[0].matrix().storage_bytes() < dram_bytes) pool.push_back(pool[0]);
       }
       return pool[i % pool.size()];
     }
     auto& one = where == 1 ? square : small;
-    if (!one) one.emplace(where == 1 ? src.cache() : src.tiny());
+    if (!one) one.emplace(where == 1 ? weights<S>::get().cache() : weights<S>::get().tiny());
     return *one;
   }
 };

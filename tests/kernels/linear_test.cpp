@@ -703,25 +703,36 @@ TEST(linear, corrupt_base3_bytes_throw) {
   const auto x = lowbit_test::gaussian(cols, 92);
   std::vector<float> y(rows);
   linear(std::span<const float>(x), 1, w, std::span<float>(y)); // valid: fine
-  const auto x8 = lowbit_test::gaussian(8 * cols, 93);
-  std::vector<float> y8(8 * rows);
-  for (std::size_t at : {std::size_t{0}, w.codes().size() - 1, std::size_t{37}})
+  for (std::size_t at : {std::size_t{0}, w.codes().size() - 1, std::size_t{37}}) {
+    auto bad = w;
+    bad.codes()[at] = 243;
+    EXPECT_THROW(linear(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
+    EXPECT_THROW(reference::linear_int8(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
+  }
+  // The float path, on rows (1 token) and on 4 panels of 16 rows (8 tokens), at 1-3 threads (the
+  // work is past parallel_rows' serial threshold). K = 1215: 243 bytes per row, the last one
+  // through the unpack's tail loop; bytes in the first, a middle and the last row.
+  const std::size_t frows = 64, fcols = 1215;
+  const auto fw = random_weights<ternary_absmean_base3>(frows, fcols, 94);
+  const auto x1 = lowbit_test::gaussian(fcols, 95), x8 = lowbit_test::gaussian(8 * fcols, 96);
+  std::vector<float> y1(frows), y8(8 * frows);
+  const std::size_t rb = fw.row_bytes();
+  for (std::size_t at : {std::size_t{0}, rb - 1, 33 * rb + 100, 64 * rb - 1})
     for (unsigned byte : {243u, 255u}) {
-      auto bad = w;
+      auto bad = fw;
       bad.codes()[at] = static_cast<std::uint8_t>(byte);
-      EXPECT_THROW(linear(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
-      EXPECT_THROW(reference::linear_int8(std::span<const float>(x), 1, bad, std::span<float>(y)), error) << at;
-      // The float path, on rows (1 token) and on panels (8 tokens), at 1-3 threads.
       for (int threads : {1, 2, 3}) {
         set_threads(threads);
-        EXPECT_THROW(linear<linear_path::float_weights>(std::span<const float>(x), 1, bad, std::span<float>(y)), error)
-            << at;
+        EXPECT_THROW(linear<linear_path::float_weights>(std::span<const float>(x1), 1, bad, std::span<float>(y1)),
+                     error)
+            << at << " " << threads;
         EXPECT_THROW(linear<linear_path::float_weights>(std::span<const float>(x8), 8, bad, std::span<float>(y8)),
                      error)
-            << at;
+            << at << " " << threads;
       }
       set_threads(2);
     }
+  linear<linear_path::float_weights>(std::span<const float>(x8), 8, fw, std::span<float>(y8)); // valid: fine
 }
 
 TEST(linear, every_base3_byte_decodes_like_the_reference) {

@@ -370,8 +370,9 @@ TEST(linear_lut, half_and_bfloat16_activations_match_their_float_values) {
   ASSERT_EQ(first_bit_difference(a, b), a.size());
 }
 
-// linear_weights: the LUT kernel up to lut_max_tokens, above it the automatic path (or the
-// integer-dot path on the int8 packing), bit for bit what those kernels give on their own.
+// linear_weights: the LUT kernel up to lut_max_tokens, above it the int8 tiles (of W, of W
+// repacked to 2 bits for base-3 ternary, or of its int8 packing) or the automatic path, bit for bit
+// what those kernels give on their own.
 template <class S>
 void prepared_dispatch() {
   const std::size_t rows = 37, cols = 256;
@@ -428,6 +429,7 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   prepared_dispatch<ternary_absmean>();                         // base-3 LUT, then int8 tiles
   prepared_dispatch<ternary_scheme<granularity::group, 64>>();  // bit-plane LUT (groups of 64)
   prepared_dispatch<ternary_scheme<granularity::group, 192>>(); // base-3 LUT (groups of 96k)
+  prepared_dispatch<ternary_scheme<granularity::group, 64, code_layout::base3>>(); // bit-plane LUT, 2-bit tiles
 #if LOWBIT_HAS_AVX2
   static_assert(prefers_ternary_lut<ternary_absmean>() == (LOWBIT_TERNARY_BASE3_LUT != 0));
 #endif

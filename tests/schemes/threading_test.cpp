@@ -90,7 +90,21 @@ TEST(threading, an_exception_on_any_thread_reaches_the_caller) {
         EXPECT_EQ(std::string(e.what()), "row " + std::to_string(bad));
       }
       EXPECT_EQ(seen[bad], 0);
+      // The other threads ran their ranges to the end: every row outside the throwing thread's
+      // range was seen, and the rows before `bad` in its own range.
+      const std::size_t nt = static_cast<std::size_t>(threads);
+      for (std::size_t u = 0; u < nt; ++u) {
+        const std::size_t r0 = rows * u / nt, r1 = rows * (u + 1) / nt;
+        const bool owner = r0 <= bad && bad < r1;
+        for (std::size_t r = r0; r < r1; ++r)
+          if (!owner || r < bad) {
+            EXPECT_EQ(seen[r], 1) << threads << " threads, row " << r << ", bad " << bad;
+          }
+      }
     }
+    // Every thread throws: one exception arrives.
+    EXPECT_THROW(parallel_rows(rows, work, [](std::size_t, std::size_t) { throw std::runtime_error("each"); }),
+                 std::runtime_error);
     std::vector<int> seen(rows, 0); // and without one, every row exactly once
     parallel_rows(rows, work, [&](std::size_t r0, std::size_t r1) {
       for (std::size_t r = r0; r < r1; ++r) ++seen[r];

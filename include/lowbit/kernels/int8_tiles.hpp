@@ -23,7 +23,9 @@
 //   acc  = fma(float(isum), w_scale(r, unit) * x_scale(t, block), acc),
 // and y = acc (+ bias), v(code) minus the zero point where S has one. The schemes: those of the
 // integer-dot path but base 3, and with zero points only on 2- and 4-bit unsigned integer codes
-// (int8_tiles_scheme); base-3 ternary is repacked two bits per weight first (repack_ternary_2bit).
+// (int8_tiles_scheme); base-3 ternary (tensor, row or any group scales) is repacked two bits per
+// weight first (repack_ternary_2bit), and then quantizes its activations per 32 positions like the
+// 2-bit layout, not per 160 as the in-place base-3 kernel does.
 #pragma once
 
 #include "lowbit/core/buffer.hpp"
@@ -197,13 +199,17 @@ concept int8_tiles_base3_scheme = scheme<S> && requires {
   typename ternary_2bit_twin<S>::type;
 } && int8_tiles_scheme<typename ternary_2bit_twin<S>::type>;
 
-// W with its base-3 codes repacked two bits each (scales and tensor scale copied): dequantizes to
-// the same matrix. A base-3 byte >= 243 throws lowbit::error.
+// W with its base-3 codes repacked two bits each (scales, tensor scale, zero points and
+// double-quantization data copied): dequantizes to the same matrix. A base-3 byte >= 243 throws
+// lowbit::error.
 template <int8_tiles_base3_scheme S>
 qmatrix<typename ternary_2bit_twin<S>::type> repack_ternary_2bit(const qmatrix<S>& w) {
   using T = typename ternary_2bit_twin<S>::type;
   qmatrix<T> out(w.rows(), w.cols());
   std::copy(w.scales().begin(), w.scales().end(), out.scales().begin());
+  std::copy(w.zero_points().begin(), w.zero_points().end(), out.zero_points().begin());
+  std::copy(w.scale_absmax().begin(), w.scale_absmax().end(), out.scale_absmax().begin());
+  out.set_scale_offset(w.scale_offset());
   out.set_tensor_scale(w.tensor_scale());
   std::vector<std::uint8_t> codes(w.padded_cols());
   const std::size_t rb = out.row_bytes();

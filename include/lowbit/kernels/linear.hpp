@@ -8,9 +8,9 @@
 //   uses the int8 approximation of the table, within 0.5/127 of the largest value), float_weights
 //   otherwise (FP8, FP6, 3-, 5-7-bit integers, column scales).
 // linear_weights<S> (below) is W prepared once at load time: it adds the LUT packing where the
-// LUT kernels run, row-interleaved int8 tiles (kernels/int8_tiles.hpp) for the integer-dot
-// schemes but base 3, and for FP8, FP6 and 3-, 5-7-bit integers the int8 packing of
-// kernels/int8_pack.hpp, so that those run on the integer-dot kernels too.
+// LUT kernels run and row-interleaved int8 tiles (kernels/int8_tiles.hpp) for the rest: of W for
+// the integer-dot schemes, of W repacked two bits per weight for base-3 ternary, and of W's int8
+// packing (kernels/int8_pack.hpp) for FP8, FP6 and 1-, 3-, 5-7-bit integers.
 // A linear_workspace, created once and passed to every call, removes all allocation from calls
 // after the first.
 #pragma once
@@ -233,8 +233,11 @@ constexpr bool prefers_ternary_lut() noexcept {
 // - row-interleaved int8 tiles (kernels::pack_for_int8_tiles) for every token count the LUT
 //   kernel does not take:
 //   - of W itself where S is an int8_tiles_scheme (the integer-dot schemes but base 3);
-//   - of W repacked two bits per weight for base-3 ternary (kernels::repack_ternary_2bit):
-//     0.37-0.42x the time of the in-place base-3 kernel at N = 16-128 (bench/README.md, run 10);
+//   - of W repacked two bits per weight for base-3 ternary with any scales
+//     (kernels::repack_ternary_2bit): 0.37-0.42x the time of the in-place base-3 kernel at
+//     N = 16-128 (bench/README.md, run 10). Its activations are quantized per 32 positions, so
+//     past the LUT range it is not bit for bit linear(x, W) (per 160 for base 3 in place); base-3
+//     groups, which the in-place kernel does not take, ran the exact float path before;
 //   - of W's int8 packing (kernels::pack_for_int8) where the integer-dot kernels cannot read S's
 //     codes in place (FP8, FP6, 8-bit codebooks, 1-, 3-, 5-7-bit integers), within the int8
 //     table's documented error of the exact product (exact for integers and FP6 E2M3). On MXFP8
@@ -242,8 +245,8 @@ constexpr bool prefers_ternary_lut() noexcept {
 //     the packing in place at N = 1-32 and 0.67x the float path's at N = 128-512 (run 10);
 // - otherwise nothing: linear() on it runs linear_path::automatic on the qmatrix.
 // linear<linear_path::float_weights> on matrix() always gives the exact product.
-// Holding both layouts costs the packed copy's memory; code that needs only one can keep just a
-// kernels::lut_matrix or kernels::int8_tiled.
+// The copies cost memory: up to three layouts of W (for base-3 ternary 1.6 + 1.67 + 2 bits per
+// weight); code that needs only one can keep just a kernels::lut_matrix or kernels::int8_tiled.
 // The codebook LUT kernels (kernels::pack_for_codebook_lut) are not held: on NF4, MXFP4, NVFP4 and
 // INT4 they took 0.89-1.22x the int8 tiles' time at N = 1 from DRAM and were up to 1.75x slower in
 // cache and at N = 2-8 (bench/README.md, run 6), with about twice the tiles' rounding error.
