@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -228,6 +230,58 @@ void tile_scales_are_the_readers() {
   linear(std::span<const float>(x), tokens, tw, std::span<float>(got));
   reference::linear_int8_tiled(std::span<const float>(x), tokens, w, std::span<float>(want));
   EXPECT_EQ(first_bit_difference(got, want), got.size()) << name<S>();
+}
+
+// 8-bit scale codes: read_plain gives read()'s floats on every plain code, and plain() accepts
+// exactly those; tiles whose codes are all plain take read_plain, the others read(), and both
+// decode as the scale reader (tile 0 plain, tile 1 with one special code of each kind in turn).
+template <class S>
+void plain_scale_codes_decode_alike() {
+  using storage = typename qmatrix<S>::scale_storage;
+  for (float ts : {1.0f, 3.0e-3f, 7.5f}) {
+    const kernels::scale_decoder<S> dec(ts, kernels::int8_value_mult<S>());
+    std::vector<storage> plain;
+    for (unsigned c = 0; c < 256; ++c) {
+      const auto code = static_cast<storage>(c);
+      const bool is_plain = kernels::scale_decoder<S>::plain(&code, 1);
+      const bool want = std::is_same_v<typename S::scale_format, ue4m3> ? c >= 8 && c <= 0x7E : c >= 1 && c <= 254;
+      EXPECT_EQ(is_plain, want) << name<S>() << " code " << c;
+      if (is_plain) plain.push_back(code);
+    }
+    std::vector<float> a(plain.size()), b(plain.size());
+    dec.read(plain.data(), plain.size(), a.data());
+    dec.read_plain(plain.data(), plain.size(), b.data());
+    EXPECT_EQ(first_bit_difference(a, b), a.size()) << name<S>() << " tensor scale " << ts;
+  }
+  const std::size_t rows = 16, cols = 256;
+  const auto base = random_weights<S>(rows, cols, 104);
+  for (unsigned special : {0u, 1u, 7u, 0x7Fu, 0xFFu}) {
+    auto w = base;
+    for (auto& c : w.scales()) c = static_cast<storage>(std::clamp<unsigned>(c, 8, 0x7E)); // all plain
+    w.scales()[w.scales().size() - 3] = static_cast<storage>(special);                     // row 15: tile 1
+    const auto tw = kernels::pack_for_int8_tiles(w);
+    const kernels::scale_reader<S> sr(w, kernels::int8_value_mult<S>());
+    std::vector<float> decoded(tw.units() * 8);
+    for (std::size_t t = 0; t < tw.tiles(); ++t) {
+      tw.decode_tile_scales(t, decoded.data());
+      for (std::size_t r = 0; r < 8; ++r)
+        for (std::size_t u = 0; u < tw.units(); ++u) {
+          const float want = sr(S::scale_index(t * 8 + r, u * S::block, cols));
+          ASSERT_EQ(std::bit_cast<std::uint32_t>(decoded[u * 8 + r]), std::bit_cast<std::uint32_t>(want))
+              << name<S>() << " special " << special << " row " << t * 8 + r << " unit " << u;
+        }
+    }
+    const auto x = lowbit_test::gaussian(2 * cols, 105);
+    std::vector<float> got(2 * rows), want(2 * rows);
+    linear(std::span<const float>(x), 2, tw, std::span<float>(got));
+    reference::linear_int8_tiled(std::span<const float>(x), 2, w, std::span<float>(want));
+    EXPECT_EQ(first_bit_difference(got, want), got.size()) << name<S>() << " special " << special;
+  }
+}
+
+TEST(int8_tiles, plain_scale_codes_take_the_short_decode) {
+  plain_scale_codes_decode_alike<mxfp4>();
+  plain_scale_codes_decode_alike<nvfp4>();
 }
 
 TEST(int8_tiles, scales_decode_as_the_scale_reader_reads_them) {

@@ -238,6 +238,42 @@ public:
     for (; i < n; ++i) out[i] = (*this)(codes[i]);
   }
 
+  // Whether every code of codes[0 .. n) is plain: a normal UE4M3 code (8 .. 0x7E) or an E8M0 code
+  // 1 .. 254, which read_plain decodes with no special cases (no zero, subnormal or NaN); for other
+  // scale formats, whose read() has no special cases to skip, always true.
+  static bool plain(const storage* codes, std::size_t n) noexcept {
+    using F = typename S::scale_format;
+    if constexpr (std::is_same_v<F, ue4m3>) {
+      return std::all_of(codes, codes + n, [](storage c) { return c >= 8 && c <= 0x7E; });
+    } else if constexpr (std::is_same_v<F, e8m0>) {
+      return std::all_of(codes, codes + n, [](storage c) { return c >= 1 && c <= 254; });
+    } else {
+      (void)codes;
+      (void)n;
+      return true;
+    }
+  }
+
+  // codes[0 .. n), all plain(): bit for bit what read() gives, with the field moves alone (UE4M3
+  // 5 vector operations per 8 codes instead of 11, E8M0 4 instead of 7).
+  void read_plain(const storage* codes, std::size_t n, float* out) const noexcept {
+    std::size_t i = 0;
+#if LOWBIT_HAS_AVX2
+    using F = typename S::scale_format;
+    if constexpr (std::is_same_v<F, ue4m3> || std::is_same_v<F, e8m0>) {
+      const __m256 ts = _mm256_set1_ps(ts_), m = _mm256_set1_ps(mult_);
+      for (; i + 8 <= n; i += 8) {
+        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+        const __m256i bits = std::is_same_v<F, e8m0>
+                                 ? _mm256_slli_epi32(c, 23)
+                                 : _mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), ts), m));
+      }
+    }
+#endif
+    read(codes + i, n - i, out + i);
+  }
+
 #if LOWBIT_HAS_AVX2
   // Eight codes.
   __m256 read8(const storage* codes) const noexcept {
