@@ -29,10 +29,12 @@ using lowbit_test::shape;
 
 // Rows below, at and past one or two tiles of 8; K with partial spans and partial groups; token
 // counts that end in every tail of the kernel's 4-token blocks (runs of 2 and 1), and token counts
-// past its 64-token blocks.
-const shape shapes[] = {{1, 32, 1},     {5, 64, 2},    {8, 96, 3},    {9, 160, 5},  {16, 200, 4}, {17, 320, 9},
-                        {3, 48, 1},     {25, 256, 7},  {40, 1024, 6}, {7, 4160, 2}, {9, 160, 8},  {17, 640, 11},
-                        {24, 1088, 13}, {3, 2112, 70}, {33, 96, 66},  {1, 32, 10}};
+// past its 64-token blocks; one token on several tiles (scales decoded where they are used), also
+// as the last of 65 (a one-token block after a 64-token one).
+const shape shapes[] = {{1, 32, 1},   {5, 64, 2},    {8, 96, 3},     {9, 160, 5},   {16, 200, 4},
+                        {17, 320, 9}, {3, 48, 1},    {25, 256, 7},   {40, 1024, 6}, {7, 4160, 2},
+                        {9, 160, 8},  {17, 640, 11}, {24, 1088, 13}, {3, 2112, 70}, {33, 96, 66},
+                        {1, 32, 10},  {40, 1024, 1}, {17, 640, 1},   {17, 640, 65}};
 
 template <class S>
 std::string name() {
@@ -271,11 +273,14 @@ void plain_scale_codes_decode_alike() {
               << name<S>() << " special " << special << " row " << t * 8 + r << " unit " << u;
         }
     }
-    const auto x = lowbit_test::gaussian(2 * cols, 105);
-    std::vector<float> got(2 * rows), want(2 * rows);
-    linear(std::span<const float>(x), 2, tw, std::span<float>(got));
-    reference::linear_int8_tiled(std::span<const float>(x), 2, w, std::span<float>(want));
-    EXPECT_EQ(first_bit_difference(got, want), got.size()) << name<S>() << " special " << special;
+    for (std::size_t tokens : {1, 2}) { // 1: scales decoded in the kernel, 2: into scratch first
+      const auto x = lowbit_test::gaussian(tokens * cols, 105);
+      std::vector<float> got(tokens * rows), want(tokens * rows);
+      linear(std::span<const float>(x), tokens, tw, std::span<float>(got));
+      reference::linear_int8_tiled(std::span<const float>(x), tokens, w, std::span<float>(want));
+      EXPECT_EQ(first_bit_difference(got, want), got.size())
+          << name<S>() << " special " << special << " tokens " << tokens;
+    }
   }
 }
 

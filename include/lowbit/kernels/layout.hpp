@@ -259,22 +259,26 @@ public:
   void read_plain(const storage* codes, std::size_t n, float* out) const noexcept {
     std::size_t i = 0;
 #if LOWBIT_HAS_AVX2
-    using F = typename S::scale_format;
-    if constexpr (std::is_same_v<F, ue4m3> || std::is_same_v<F, e8m0>) {
-      const __m256 ts = _mm256_set1_ps(ts_), m = _mm256_set1_ps(mult_);
-      for (; i + 8 <= n; i += 8) {
-        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
-        const __m256i bits = std::is_same_v<F, e8m0>
-                                 ? _mm256_slli_epi32(c, 23)
-                                 : _mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), ts), m));
-      }
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, read8_plain(codes + i));
 #endif
     read(codes + i, n - i, out + i);
   }
 
 #if LOWBIT_HAS_AVX2
+  // Eight plain codes (see plain()).
+  __m256 read8_plain(const storage* codes) const noexcept {
+    using F = typename S::scale_format;
+    if constexpr (std::is_same_v<F, ue4m3> || std::is_same_v<F, e8m0>) {
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+      const __m256i bits = std::is_same_v<F, e8m0>
+                               ? _mm256_slli_epi32(c, 23)
+                               : _mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23));
+      return _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), _mm256_set1_ps(ts_)), _mm256_set1_ps(mult_));
+    } else {
+      return read8(codes);
+    }
+  }
+
   // Eight codes.
   __m256 read8(const storage* codes) const noexcept {
     const __m256 ts = _mm256_set1_ps(ts_), m = _mm256_set1_ps(mult_);

@@ -64,8 +64,10 @@ LOWBIT_ALWAYS_INLINE inline __m256i broadcast4(const std::int8_t* p) noexcept {
 }
 
 // Tiles tile0 .. tile0 + R - 1 x tokens t0 .. t0 + T - 1; out[r][t] receives the 8 rows' sums.
-// scales: the R tiles' decoded scales, units x 8 floats each (int8_tiled::decode_tile_scales).
-template <int8_tiles_scheme S, int R, int T>
+// scales: the R tiles' decoded scales, units x 8 floats each (int8_tiled::decode_tile_scales), or
+// with Inline the scales are decoded where they are used (int8_tiled::scales8; one-token calls,
+// where each is used once).
+template <int8_tiles_scheme S, int R, int T, bool Inline = false>
 void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activations& a, const tile_activations& ta,
                  std::size_t tile0, std::size_t t0, float (*out)[T][tile_rows]) noexcept {
   using G = chunk_geometry<S>;
@@ -143,7 +145,11 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
       const std::size_t u = TG::unit(sp, g, units), seg = sp * NS + g;
       LOWBIT_UNROLL
       for (int r = 0; r < R; ++r) {
-        const __m256 wsv = _mm256_loadu_ps(scales + (static_cast<std::size_t>(r) * units + u) * tile_rows);
+        __m256 wsv;
+        if constexpr (Inline)
+          wsv = w.scales8(tile0 + static_cast<std::size_t>(r), u);
+        else
+          wsv = _mm256_loadu_ps(scales + (static_cast<std::size_t>(r) * units + u) * tile_rows);
         [[maybe_unused]] __m256i zv;
         if constexpr (zp)
           zv = _mm256_cvtepu8_epi32(
@@ -180,13 +186,13 @@ void tiled_store(const int8_tiled<S>& w, std::size_t tile0, std::size_t t0, cons
 }
 
 // Blocks of T tokens from t while T fit before te; returns the first token left.
-template <int8_tiles_scheme S, int R, int T>
+template <int8_tiles_scheme S, int R, int T, bool Inline = false>
 std::size_t tiled_run(const int8_tiled<S>& w, const float* scales, const int8_activations& a,
                       const tile_activations& ta, std::size_t tile0, std::size_t t, std::size_t te, std::span<float> y,
                       std::span<const float> bias) noexcept {
   for (; t + T <= te; t += T) {
     alignas(32) float out[R][T][tile_rows];
-    tiled_block<S, R, T>(w, scales, a, ta, tile0, t, out);
+    tiled_block<S, R, T, Inline>(w, scales, a, ta, tile0, t, out);
     tiled_store<S, R, T>(w, tile0, t, out, y, bias);
   }
   return t;
@@ -196,6 +202,12 @@ template <int8_tiles_scheme S, int R>
 void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activations& a, const tile_activations& ta,
                         std::size_t tile0, std::size_t tb, std::size_t te, std::span<float> y,
                         std::span<const float> bias) noexcept {
+  if constexpr (int8_tiled<S>::compact_scales) {
+    if (te - tb == 1) { // one token: decode each scale where it is used, not into scratch first
+      tiled_run<S, R, 1, true>(w, scales, a, ta, tile0, tb, te, y, bias);
+      return;
+    }
+  }
   for (int r = 0; r < R; ++r)
     w.decode_tile_scales(tile0 + static_cast<std::size_t>(r),
                          scales + static_cast<std::size_t>(r) * w.units() * tile_rows);
