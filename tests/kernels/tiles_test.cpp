@@ -100,6 +100,7 @@ TEST(int8_tiles, kernels_match_the_reference_bit_for_bit) {
   tiles_match_reference<int4_group<128>>();
   tiles_match_reference<int_sym<4, 16>>();
   tiles_match_reference<int_sym<4, 64, fp32_scale, granularity::row>>();
+  tiles_match_reference<int_sym<4, 64, fp16, granularity::row>>(); // compact scales, one unit per row
   tiles_match_reference<mxfp4>();
   tiles_match_reference<nvfp4>();
   tiles_match_reference<nf4_scheme<64>>();
@@ -225,13 +226,15 @@ void tile_scales_are_the_readers() {
             << name<S>() << " row " << t * 8 + r << " unit " << u;
       }
   }
-  // And the kernels on those scales (NaN and zero scale codes included) bit for bit as the spec.
-  const std::size_t tokens = 3;
-  const auto x = lowbit_test::gaussian(tokens * cols, 103);
-  std::vector<float> got(tokens * rows), want(tokens * rows);
-  linear(std::span<const float>(x), tokens, tw, std::span<float>(got));
-  reference::linear_int8_tiled(std::span<const float>(x), tokens, w, std::span<float>(want));
-  EXPECT_EQ(first_bit_difference(got, want), got.size()) << name<S>();
+  // And the kernels on those scales (NaN and zero scale codes included) bit for bit as the spec, at
+  // 1 token (scales decoded in the kernel where inline_scales) and 3.
+  for (std::size_t tokens : {1, 3}) {
+    const auto x = lowbit_test::gaussian(tokens * cols, 103);
+    std::vector<float> got(tokens * rows), want(tokens * rows);
+    linear(std::span<const float>(x), tokens, tw, std::span<float>(got));
+    reference::linear_int8_tiled(std::span<const float>(x), tokens, w, std::span<float>(want));
+    EXPECT_EQ(first_bit_difference(got, want), got.size()) << name<S>() << " tokens " << tokens;
+  }
 }
 
 // 8-bit scale codes: read_plain gives read()'s floats on every plain code, and plain() accepts
@@ -240,7 +243,7 @@ void tile_scales_are_the_readers() {
 template <class S>
 void plain_scale_codes_decode_alike() {
   using storage = typename qmatrix<S>::scale_storage;
-  for (float ts : {1.0f, 3.0e-3f, 7.5f}) {
+  for (float ts : {1.0f, 3.0e-3f, 7.5f, 1.0e-38f}) { // the last: results near and below FLT_MIN
     const kernels::scale_decoder<S> dec(ts, kernels::int8_value_mult<S>());
     std::vector<storage> plain;
     for (unsigned c = 0; c < 256; ++c) {
@@ -257,11 +260,18 @@ void plain_scale_codes_decode_alike() {
   }
   const std::size_t rows = 16, cols = 256;
   const auto base = random_weights<S>(rows, cols, 104);
-  for (unsigned special : {0u, 1u, 7u, 0x7Fu, 0xFFu}) {
+  // Codes that are not plain, and the plain boundary codes, per format.
+  constexpr bool e8 = std::is_same_v<typename S::scale_format, e8m0>;
+  const std::vector<unsigned> codes =
+      e8 ? std::vector<unsigned>{0, 255, 1, 254} : std::vector<unsigned>{0, 1, 7, 0x7F, 0x80, 0xFF, 8, 0x7E};
+  for (unsigned special : codes) {
     auto w = base;
     for (auto& c : w.scales()) c = static_cast<storage>(std::clamp<unsigned>(c, 8, 0x7E)); // all plain
     w.scales()[w.scales().size() - 3] = static_cast<storage>(special);                     // row 15: tile 1
     const auto tw = kernels::pack_for_int8_tiles(w);
+    const storage sc = static_cast<storage>(special);
+    EXPECT_TRUE(tw.tile_plain(0)) << name<S>();
+    EXPECT_EQ(tw.tile_plain(1), kernels::scale_decoder<S>::plain(&sc, 1)) << name<S>() << " special " << special;
     const kernels::scale_reader<S> sr(w, kernels::int8_value_mult<S>());
     std::vector<float> decoded(tw.units() * 8);
     for (std::size_t t = 0; t < tw.tiles(); ++t) {
@@ -287,6 +297,17 @@ void plain_scale_codes_decode_alike() {
 TEST(int8_tiles, plain_scale_codes_take_the_short_decode) {
   plain_scale_codes_decode_alike<mxfp4>();
   plain_scale_codes_decode_alike<nvfp4>();
+#if LOWBIT_HAS_AVX2
+  // One-token calls decode in the kernel where a scale unit is one segment, and only there.
+  static_assert(kernels::avx2::detail::inline_scales<nvfp4>() && kernels::avx2::detail::inline_scales<mxfp4>() &&
+                kernels::avx2::detail::inline_scales<int4_group<32>>() &&
+                kernels::avx2::detail::inline_scales<int_sym<2, 32>>() &&
+                kernels::avx2::detail::inline_scales<mxint8>());
+  static_assert(!kernels::avx2::detail::inline_scales<int4_group<128>>() &&
+                !kernels::avx2::detail::inline_scales<int8_group<128>>() &&
+                !kernels::avx2::detail::inline_scales<int_sym<4, 64, fp16, granularity::row>>() &&
+                !kernels::avx2::detail::inline_scales<nf4_scheme<64>>());
+#endif
 }
 
 TEST(int8_tiles, scales_decode_as_the_scale_reader_reads_them) {

@@ -6,7 +6,7 @@
 // row and span as in the in-place kernel (kernels/avx2/int8_dot.hpp). Same codes, same values,
 // same activations (kernels/activations.hpp); only the order of the fp32 additions differs.
 //
-// Layout: tile t holds rows 8t .. 8t + 7 (rows past N are zero codes with zero scales). For every
+// Layout: tile t holds rows 8t .. 8t + 7 (rows past N are zero codes with scale code 0). For every
 // span sp (32 stored bytes of a row, kernels/layout.hpp) and lane l (bytes 4l .. 4l + 3 of the span,
 // which hold kernel positions 4l .. 4l + 3 of every chunk of the span), 32 bytes: bytes 4r .. 4r + 3
 // are row r's span bytes 4l .. 4l + 3. Spans past the row's stored bytes are zero; their activations
@@ -115,6 +115,8 @@ public:
   const scale_type* tile_scales(std::size_t t, std::size_t u) const noexcept {
     return scales_.data() + (t * units_ + u) * tile_rows;
   }
+  // Whether tile t's scale codes are all plain (scale_decoder::plain; compact scales only).
+  bool tile_plain(std::size_t t) const noexcept requires(compact_scales) { return plain_[t] != 0; }
   // Tile t's scales as floats, units() x 8 (unit by unit), into out. Tiles whose codes are all
   // plain (scale_decoder::plain, noted at pack time) skip the decoder's special cases: at N = 1
   // the UE4M3 decode of NVFP4 (one code per 16 weights) took about 30 % of the kernel's time.

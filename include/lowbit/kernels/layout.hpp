@@ -255,7 +255,7 @@ public:
   }
 
   // codes[0 .. n), all plain(): bit for bit what read() gives, with the field moves alone (UE4M3
-  // 5 vector operations per 8 codes instead of 11, E8M0 4 instead of 7).
+  // 5 vector operations per 8 codes instead of 11, E8M0 4 instead of 8, counting the load).
   void read_plain(const storage* codes, std::size_t n, float* out) const noexcept {
     std::size_t i = 0;
 #if LOWBIT_HAS_AVX2

@@ -65,8 +65,8 @@ LOWBIT_ALWAYS_INLINE inline __m256i broadcast4(const std::int8_t* p) noexcept {
 
 // Tiles tile0 .. tile0 + R - 1 x tokens t0 .. t0 + T - 1; out[r][t] receives the 8 rows' sums.
 // scales: the R tiles' decoded scales, units x 8 floats each (int8_tiled::decode_tile_scales), or
-// with Inline the scales are decoded where they are used (int8_tiled::scales8; one-token calls,
-// where each is used once).
+// with Inline the scales are decoded where they are used (int8_tiled::scales8; one-token calls on
+// groups of one segment, where each is used once: see inline_scales).
 template <int8_tiles_scheme S, int R, int T, bool Inline = false>
 void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activations& a, const tile_activations& ta,
                  std::size_t tile0, std::size_t t0, float (*out)[T][tile_rows]) noexcept {
@@ -198,11 +198,23 @@ std::size_t tiled_run(const int8_tiled<S>& w, const float* scales, const int8_ac
   return t;
 }
 
+// One-token blocks decode each unit's scales in the kernel (no stores to scratch and reloads) where
+// a scale unit is exactly one segment, so that each is decoded once: 8-bit or fp16 scale codes on
+// groups of 16 or 32 (NVFP4, MXFP4, INT4-g32, MXINT8, ...). With NVFP4 and MXFP4 GEMV that took
+// 0.73-0.89x the time in L3 (bench/README.md, run 10).
+template <int8_tiles_scheme S>
+constexpr bool inline_scales() {
+  if constexpr (!int8_tiled<S>::compact_scales || S::gran != granularity::group)
+    return false;
+  else
+    return S::block == chunk_geometry<S>::span * tile_geometry<S>::segment_lanes / 8;
+}
+
 template <int8_tiles_scheme S, int R>
 void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activations& a, const tile_activations& ta,
                         std::size_t tile0, std::size_t tb, std::size_t te, std::span<float> y,
                         std::span<const float> bias) noexcept {
-  if constexpr (int8_tiled<S>::compact_scales) {
+  if constexpr (inline_scales<S>()) {
     if (te - tb == 1) { // one token: decode each scale where it is used, not into scratch first
       tiled_run<S, R, 1, true>(w, scales, a, ta, tile0, tb, te, y, bias);
       return;
@@ -233,7 +245,7 @@ void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const 
                        std::span<float> y, std::span<const float> bias, float* scratch) {
   const std::size_t tokens = a.tokens;
   // Token blocks keep the activations a tile streams through in L2; a tile's scales are decoded
-  // once per token block.
+  // once per token block (in the kernel for one-token blocks, see inline_scales).
   constexpr std::size_t token_block = 64;
   parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
     float* scales = scratch + static_cast<std::size_t>(thread_index()) * int8_tiles_scratch_size(w);
