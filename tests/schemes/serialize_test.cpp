@@ -102,6 +102,34 @@ TEST(serialize, corrupted_bytes_are_rejected_or_decode_safely) {
   EXPECT_THROW((void)deserialize<ternary_absmean_base3>(bad), lowbit::error);
 }
 
+TEST(serialize, ternary_code_3_is_rejected) {
+  // 3 x 50 2-bit codes: 13 bytes per row; the scales (one fp32 per tensor) follow the codes.
+  const auto q = quantize<ternary_absmean>(gaussian(3 * 50), 3, 50);
+  const auto bytes = serialize(q);
+  const std::size_t code0 = bytes.size() - 4 - q.codes().size();
+  for (std::size_t r = 0; r < 3; ++r)
+    for (std::size_t c : {std::size_t{0}, std::size_t{17}, std::size_t{49}}) {
+      auto bad = bytes;
+      const std::size_t at = code0 + r * q.row_bytes() + c / 4;
+      bad[at] = static_cast<std::uint8_t>(bad[at] | 3u << (2 * (c % 4)));
+      EXPECT_THROW((void)deserialize<ternary_absmean>(bad), lowbit::error) << "row " << r << ", column " << c;
+    }
+  // Groups of 64: columns 50-63 are padding codes (value 0), read by the kernels, so checked too.
+  using tg = ternary_scheme<granularity::group, 64>;
+  const auto qg = quantize<tg>(gaussian(2 * 50), 2, 50);
+  const auto gb = serialize(qg);
+  const std::size_t g0 = gb.size() - 4 * qg.scales().size() - qg.codes().size();
+  auto badg = gb;
+  badg[g0 + qg.row_bytes() - 1] = static_cast<std::uint8_t>(badg[g0 + qg.row_bytes() - 1] | 0xC0u); // column 63
+  EXPECT_THROW((void)deserialize<tg>(badg), lowbit::error);
+  EXPECT_NO_THROW((void)deserialize<tg>(gb));
+  // Bits past the last code of a row (50 columns fill 12.5 bytes) are not codes: left alone.
+  auto pad = bytes;
+  pad[code0 + q.row_bytes() - 1] = static_cast<std::uint8_t>(pad[code0 + q.row_bytes() - 1] | 0xC0u); // column 51
+  EXPECT_NO_THROW((void)deserialize<ternary_absmean>(pad));
+  EXPECT_NO_THROW((void)deserialize<ternary_absmean>(bytes));
+}
+
 TEST(serialize, another_schemes_bytes_are_rejected_by_name) {
   const auto bytes = serialize(quantize<mxfp4>(gaussian(64), 2, 32));
   try {

@@ -8,6 +8,7 @@
 
 #include "lowbit/core/error.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -34,6 +35,24 @@ inline void check_pack(const char* what, std::size_t have, std::size_t need) {
   if (have < need)
     throw invalid_argument(std::string(what) + ": buffer of " + std::to_string(have) + " bytes, need " +
                            std::to_string(need));
+}
+
+// Base-3 bytes as their five ternary codes (least significant digit first), one per byte of a
+// uint64; bytes >= 243 (corrupt) give no codes and the top bit set.
+inline const std::array<std::uint64_t, 256>& base3_codes() noexcept {
+  static const std::array<std::uint64_t, 256> tab = [] {
+    std::array<std::uint64_t, 256> t{};
+    for (unsigned b = 0; b < 256; ++b) {
+      if (b >= 243) {
+        t[b] = std::uint64_t{1} << 63;
+        continue;
+      }
+      unsigned v = b;
+      for (unsigned j = 0; j < 5; ++j, v /= 3) t[b] |= static_cast<std::uint64_t>(v % 3) << (8 * j);
+    }
+    return t;
+  }();
+  return tab;
 }
 
 } // namespace detail
@@ -81,13 +100,14 @@ inline void unpack_codes(code_layout layout, int bits, std::span<const std::uint
   const std::size_t n = codes.size(), need = packed_bytes(layout, bits, n);
   detail::check_pack("unpack_codes: input", in.size(), need);
   if (layout == code_layout::base3) {
+    const auto& tab = detail::base3_codes();
     for (std::size_t byte = 0; byte < need; ++byte) {
-      unsigned v = in[byte];
-      if (v >= 243)
-        throw error("unpack_codes: base-3 byte " + std::to_string(byte) + " is " + std::to_string(v) +
+      const std::uint64_t e = tab[in[byte]];
+      if (e >> 63)
+        throw error("unpack_codes: base-3 byte " + std::to_string(byte) + " is " + std::to_string(in[byte]) +
                     ", expected < 243 (corrupt data)");
-      for (std::size_t j = 0; j < 5; ++j, v /= 3)
-        if (byte * 5 + j < n) codes[byte * 5 + j] = static_cast<std::uint8_t>(v % 3);
+      for (std::size_t j = 0; j < 5 && byte * 5 + j < n; ++j)
+        codes[byte * 5 + j] = static_cast<std::uint8_t>(e >> (8 * j));
     }
     return;
   }

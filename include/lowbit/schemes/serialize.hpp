@@ -4,7 +4,8 @@
 //   offset 28 u32 reserved (0)        offset 32 L bytes scheme name (scheme_name<S>())
 //   then the code plane, the scale plane and the zero points, sizes implied by rows, cols and S;
 //   with double quantization, then the fp32 second-level absmax values and the fp32 offset.
-// Reading validates everything (magic, version, name, shape bounds, exact total size) and throws
+// Reading validates everything (magic, version, name, shape bounds, exact total size, codes the
+// element does not define: base-3 bytes >= 243, 2-bit ternary code 3, zero points out of range) and throws
 // lowbit::error with the offending field; it never reads past the buffer.
 #pragma once
 
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace lowbit {
@@ -144,6 +146,13 @@ qmatrix<S> deserialize(std::span<const std::uint8_t> in) {
   if constexpr (S::layout == code_layout::base3) { // validate every base-3 byte now
     std::vector<std::uint8_t> row(q.padded_cols());
     for (std::size_t r = 0; r < q.rows(); ++r) unpack_codes(S::layout, S::code_bits, q.row_codes(r), row);
+  } else if constexpr (std::is_same_v<typename S::element, ternary>) { // 2-bit ternary: code 3 is no value
+    std::vector<std::uint8_t> row(q.padded_cols());
+    for (std::size_t r = 0; r < q.rows(); ++r) {
+      unpack_codes(S::layout, S::code_bits, q.row_codes(r), row);
+      for (std::size_t c = 0; c < row.size(); ++c) // padding columns too: kernels may read them
+        if (row[c] > 2) fail("ternary code 3 (no value) at row " + std::to_string(r) + ", column " + std::to_string(c));
+    }
   }
   if constexpr (S::has_zero_point) {
     for (auto z : q.zero_points())

@@ -11,16 +11,17 @@
 #include "lowbit/core/threading.hpp"
 #include "lowbit/formats/avx2/convert.hpp"
 #include "lowbit/kernels/layout.hpp"
+#include "lowbit/schemes/packing.hpp"
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace lowbit::kernels::avx2 {
@@ -28,24 +29,6 @@ namespace lowbit::kernels::avx2 {
 namespace detail {
 
 inline constexpr std::size_t round_up(std::size_t n, std::size_t m) noexcept { return (n + m - 1) / m * m; }
-
-// Base-3 bytes as their five ternary codes (least significant digit first, as unpack_codes),
-// one per byte of a uint64; bytes >= 243 (corrupt) give no codes and the top bit set.
-inline const std::array<std::uint64_t, 256>& base3_codes() noexcept {
-  static const std::array<std::uint64_t, 256> tab = [] {
-    std::array<std::uint64_t, 256> t{};
-    for (unsigned b = 0; b < 256; ++b) {
-      if (b >= 243) {
-        t[b] = std::uint64_t{1} << 63;
-        continue;
-      }
-      unsigned v = b;
-      for (unsigned j = 0; j < 5; ++j, v /= 3) t[b] |= static_cast<std::uint64_t>(v % 3) << (8 * j);
-    }
-    return t;
-  }();
-  return tab;
-}
 
 // Row decoder: a row's codes unpacked (width() bytes, zeros past the stored codes), and its
 // scaled values 8 columns at a time.
@@ -102,13 +85,11 @@ public:
     return _mm256_mul_ps(v, s);
   }
 
-  // Natural-order codes of row r into width() bytes, zero past the stored ones. Returns false
-  // when a base-3 byte is >= 243 (corrupt data; its five codes are left 0), which linear_float
-  // turns into an exception once the threads have joined.
-  bool unpack(std::size_t r, std::uint8_t* codes) const noexcept {
+  // Natural-order codes of row r into width() bytes, zero past the stored ones. A base-3 byte
+  // >= 243 (corrupt data) throws lowbit::error (parallel_rows carries it to the caller).
+  void unpack(std::size_t r, std::uint8_t* codes) const {
     const std::size_t n = width(), pc = w_.padded_cols(), rb = w_.row_bytes();
     const std::uint8_t* row = w_.codes().data() + r * rb;
-    bool ok = true;
     if constexpr (S::layout != code_layout::base3 && S::code_bits == 4) {
       const __m128i m = _mm_set1_epi8(0x0F);
       for (std::size_t c = 0; c < n; c += chunk) {
@@ -125,7 +106,7 @@ public:
         _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + c), _mm_unpacklo_epi8(first, second));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + c + 16), _mm_unpackhi_epi8(first, second));
       }
-      return true;
+      return;
     } else if constexpr (S::layout != code_layout::base3 && S::code_bits == 8) {
       std::memcpy(codes, row, pc);
     } else if constexpr (S::layout != code_layout::base3 && S::code_bits == 2) {
@@ -144,7 +125,7 @@ public:
     } else if constexpr (S::layout == code_layout::base3) {
       // One table read per byte: its five codes, 8 bytes written (the next byte's overwrite the
       // extra three) while they fit in the buffer.
-      const auto& tab = base3_codes();
+      const auto& tab = lowbit::detail::base3_codes();
       std::uint64_t bad = 0;
       std::size_t i = 0;
       for (; 5 * i + 8 <= n && 5 * i < pc; ++i) {
@@ -158,12 +139,12 @@ public:
         for (std::size_t j = 0; j < 5 && 5 * i + j < pc; ++j)
           codes[5 * i + j] = static_cast<std::uint8_t>(e >> (8 * j));
       }
-      ok = (bad >> 63) == 0;
+      if (bad >> 63)
+        throw error("linear: row " + std::to_string(r) + " holds a base-3 code byte >= 243 (corrupt data)");
     } else {
       unpack_codes(S::layout, S::code_bits, std::span<const std::uint8_t>(row, rb), std::span<std::uint8_t>(codes, pc));
     }
     std::memset(codes + pc, 0, n - pc);
-    return ok;
   }
 
 private:
@@ -311,13 +292,12 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
   if (tokens == 0) return;
   const detail::float_rows<S> decode(w);
   const std::size_t width = decode.width();
-  std::atomic<bool> corrupt{false};
   if (tokens <= detail::row_max_tokens) { // rows split across threads one by one
     parallel_rows(rows, rows * w.cols() * tokens, [&](std::size_t r0, std::size_t r1) {
       auto* codes =
           reinterpret_cast<std::uint8_t*>(scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w));
       for (std::size_t r = r0; r < r1; ++r) {
-        if (!decode.unpack(r, codes)) corrupt.store(true, std::memory_order_relaxed);
+        decode.unpack(r, codes);
         switch (tokens) {
         case 1: detail::row_tokens<S, 1>(decode, r, codes, x, kx, rows, bias, y.data()); break;
         case 2: detail::row_tokens<S, 2>(decode, r, codes, x, kx, rows, bias, y.data()); break;
@@ -331,8 +311,7 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
       auto* codes = reinterpret_cast<std::uint8_t*>(panel + R * kb);
       for (std::size_t tile = tile0; tile < tile1; ++tile) {
         const std::size_t r0 = tile * R, nr = std::min(R, rows - r0);
-        for (std::size_t i = 0; i < nr; ++i)
-          if (!decode.unpack(r0 + i, codes + i * width)) corrupt.store(true, std::memory_order_relaxed);
+        for (std::size_t i = 0; i < nr; ++i) decode.unpack(r0 + i, codes + i * width);
         for (std::size_t k0 = 0; k0 < kx; k0 += kb) {
           const std::size_t k1 = std::min(kx, k0 + kb);
           detail::decode_panel(decode, r0, nr, codes, k0, k1, panel);
@@ -352,7 +331,6 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
       }
     });
   }
-  if (corrupt.load()) throw error("linear: a base-3 code byte is >= 243 (corrupt data)");
 }
 
 } // namespace lowbit::kernels::avx2
