@@ -6,6 +6,7 @@
 // bitsandbytes' 4-bit order is also available: byte = code[2j] << 4 | code[2j + 1].
 #pragma once
 
+#include "lowbit/core/config.hpp"
 #include "lowbit/core/error.hpp"
 
 #include <array>
@@ -31,10 +32,15 @@ constexpr std::size_t packed_bytes(code_layout layout, int bits, std::size_t n) 
 
 namespace detail {
 
-inline void check_pack(const char* what, std::size_t have, std::size_t need) {
-  if (have < need)
-    throw invalid_argument(std::string(what) + ": buffer of " + std::to_string(have) + " bytes, need " +
-                           std::to_string(need));
+[[noreturn]] inline void pack_size_error(const char* what, std::size_t have, std::size_t need) {
+  throw invalid_argument(std::string(what) + ": buffer of " + std::to_string(have) + " bytes, need " +
+                         std::to_string(need));
+}
+
+// Always inlined, so that the compiler sees that a short buffer never reaches the loops after it
+// (g++ -O2 -Warray-bounds otherwise flags them where a caller passes a short buffer on purpose).
+LOWBIT_ALWAYS_INLINE inline void check_pack(const char* what, std::size_t have, std::size_t need) {
+  if (have < need) pack_size_error(what, have, need);
 }
 
 // Base-3 bytes as their five ternary codes (least significant digit first), one per byte of a
