@@ -16,15 +16,14 @@ jobs=$(nproc)
 configs=("$@")
 [ ${#configs[@]} -eq 0 ] && configs=(gcc clang asan scalar)
 
-run_config() {
+# Each configuration is configured first; then one make, whose job server shares the cores among
+# all the configurations' builds (built one after another, each one's last long compiles left a
+# core idle); then each configuration's CTest in turn.
+configure_config() {
   local name=$1
   shift
-  local config_start=$SECONDS
-  echo "=== lowbit tests: $name ==="
-  cmake -S . -B "build/$name" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON "$@" >/dev/null
-  cmake --build "build/$name" -j "$jobs"
-  (cd "build/$name" && ctest --output-on-failure -j "$jobs" --timeout 900)
-  echo "=== lowbit tests: $name passed ($((SECONDS - config_start)) s) ==="
+  echo "=== lowbit tests: configuring $name ==="
+  cmake -S . -B "build/$name" -G "Unix Makefiles" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON "$@" >/dev/null
 }
 
 # -O2, not CMake's Release default -O3: the level the benchmarks and most users build with, and it
@@ -35,18 +34,39 @@ release=("-DCMAKE_BUILD_TYPE=Release" "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG")
 start=$SECONDS
 for c in "${configs[@]}"; do
   case "$c" in
-  gcc) run_config gcc "${release[@]}" -DCMAKE_CXX_COMPILER=g++ ;;
-  clang) run_config clang "${release[@]}" -DCMAKE_CXX_COMPILER=clang++ \
+  gcc) configure_config gcc "${release[@]}" -DCMAKE_CXX_COMPILER=g++ ;;
+  clang) configure_config clang "${release[@]}" -DCMAKE_CXX_COMPILER=clang++ \
     -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_TEST_DOWNSTREAM=OFF -DLOWBIT_TEST_HEADERS=OFF \
     -DLOWBIT_TOOLS_UNIT_TESTS=OFF ;;
   # -Og: UBSan instrumentation at -O2 -g triples the build time of the template-heavy tests.
-  asan) run_config asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-Og -g1" -DCMAKE_CXX_COMPILER=g++ \
+  asan) configure_config asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-Og -g1" -DCMAKE_CXX_COMPILER=g++ \
     -DLOWBIT_SANITIZE=ON -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_TEST_DOWNSTREAM=OFF -DLOWBIT_TEST_HEADERS=OFF ;;
   # Only what has a SIMD path (formats, schemes, kernels, quantizers); no examples, tools or Eigen.
-  scalar) run_config scalar "${release[@]}" -DCMAKE_CXX_COMPILER=g++ -DLOWBIT_NO_SIMD=ON \
+  scalar) configure_config scalar "${release[@]}" -DCMAKE_CXX_COMPILER=g++ -DLOWBIT_NO_SIMD=ON \
     -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_BUILD_EXAMPLES=OFF -DLOWBIT_TEST_DOWNSTREAM=OFF \
     -DLOWBIT_TEST_HEADERS=OFF -DCMAKE_DISABLE_FIND_PACKAGE_Eigen3=ON ;;
   *) echo "unknown configuration '$c' (expected gcc, clang, asan, scalar)" >&2; exit 2 ;;
   esac
+done
+
+echo "=== lowbit tests: building ${configs[*]} ==="
+build_start=$SECONDS
+makefile=build/all-configurations.mk
+{
+  printf 'all:'
+  printf ' %s' "${configs[@]}"
+  printf '\n.PHONY: all'
+  printf ' %s' "${configs[@]}"
+  printf '\n'
+  for c in "${configs[@]}"; do printf '%s:\n\t+$(MAKE) -C build/%s all\n' "$c" "$c"; done
+} >"$makefile"
+make -f "$makefile" -j "$jobs"
+echo "=== lowbit tests: built ${configs[*]} ($((SECONDS - build_start)) s) ==="
+
+for c in "${configs[@]}"; do
+  test_start=$SECONDS
+  echo "=== lowbit tests: $c ==="
+  (cd "build/$c" && ctest --output-on-failure -j "$jobs" --timeout 900)
+  echo "=== lowbit tests: $c passed ($((SECONDS - test_start)) s) ==="
 done
 echo "lowbit: all test configurations passed (${configs[*]}) in $((SECONDS - start)) s"
