@@ -143,14 +143,13 @@ qmatrix<S> deserialize(std::span<const std::uint8_t> in) {
     q.set_scale_offset(offset);
   }
   q.set_tensor_scale(tensor_scale);
-  if constexpr (S::layout == code_layout::base3) { // validate every base-3 byte now
-    std::vector<std::uint8_t> row(q.padded_cols());
-    for (std::size_t r = 0; r < q.rows(); ++r) unpack_codes(S::layout, S::code_bits, q.row_codes(r), row);
-  } else if constexpr (std::is_same_v<typename S::element, ternary>) { // 2-bit ternary: code 3 is no value
+  if constexpr (std::is_same_v<typename S::element, ternary>) {
+    // Every code now: unpacking throws on a base-3 byte >= 243; a 2-bit code 3 has no value.
+    // Padding columns too: kernels may read them.
     std::vector<std::uint8_t> row(q.padded_cols());
     for (std::size_t r = 0; r < q.rows(); ++r) {
       unpack_codes(S::layout, S::code_bits, q.row_codes(r), row);
-      for (std::size_t c = 0; c < row.size(); ++c) // padding columns too: kernels may read them
+      for (std::size_t c = 0; c < row.size(); ++c)
         if (row[c] > 2) fail("ternary code 3 (no value) at row " + std::to_string(r) + ", column " + std::to_string(c));
     }
   }
