@@ -39,6 +39,9 @@ using uint1_g64 = int_asym<1, 64>; // 1-bit codes; the levels are 0 and +-s (int
 using ternary_g64 = ternary_scheme<granularity::group, 64>;
 using midrise4_g128 = block_scheme<codebook<midrise_table<4>>, fp16, granularity::group, 128, absmax_scale<>>;
 using int4_e8m0_g32 = block_scheme<integer_format<4>, e8m0, granularity::group, 32, absmax_scale<>>;
+// fp16 group scales under a tensor scale: the kernels apply the tensor scale on the token's side (g).
+using int4_tensor_g32 =
+    block_scheme<integer_format<4>, fp16, granularity::group, 32, absmax_scale<tensor_scaling::fit_scale_range>>;
 
 static_assert(kernels::lut_scheme<int4_g32> && kernels::lut_scheme<int4_group<128>> && kernels::lut_scheme<int2_g64>);
 static_assert(kernels::lut_scheme<uint4_g64> && kernels::lut_scheme<ternary_absmean> &&
@@ -188,6 +191,9 @@ void lut_matches_reference() {
   for (const shape& s : shapes) {
     if (S::gran == granularity::group && s.cols < S::block) continue;
     const auto w = random_weights<S>(s.rows, s.cols, 21);
+    if constexpr (S::has_tensor_scale) {
+      ASSERT_NE(w.tensor_scale(), 1.0f) << "the tensor scale goes untested";
+    }
     const auto packed = kernels::pack_for_lut(w);
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 22);
     const auto bias = lowbit_test::uniform(s.rows, 23);
@@ -207,6 +213,7 @@ TEST(linear_lut, symmetric_integers_bit_exact) {
   lut_matches_reference<int2_g64>();
   lut_matches_reference<int4_e8m0_g32>();
   lut_matches_reference<midrise4_g128>();
+  lut_matches_reference<int4_tensor_g32>();
 }
 TEST(linear_lut, zero_points_bit_exact) {
   lut_matches_reference<uint4_g64>();

@@ -22,21 +22,29 @@
 //
 // Weight layout (pack_for_lut, a one-time step at load time): rows in tiles of 16, columns in
 // blocks of 32. For every tile, block, pair of groups (j, j + 1) and pair of bit planes
-// (2p, 2p + 1), 32 bytes: byte 2r + k holds row r's plane-(2p + k) index of group j in its low
-// nibble and of group j + 1 in its high nibble. One shuffle of group j's table by the low nibbles
+// (2p, 2p + 1), 32 bytes: byte 2l + k holds the plane-(2p + k) index of group j in its low nibble
+// and of group j + 1 in its high nibble, for row lut_row_of_lane(l) of the tile (rows 0-7 in the
+// even lanes l, rows 8-15 in the odd ones). One shuffle of group j's table by the low nibbles
 // gives 16 rows x 2 planes of lookups, and one maddubs with the plane weights (a_2p, a_2p+1) sums
-// each row's two planes into int16. 3-bit codes use two plane pairs, the last one weighted 0.
+// each row's two planes into int16 lane l; madd with (1, 0) and (0, 1) then widens rows 0-7 and
+// 8-15 to int32 in place, without a cross-lane shuffle. 3-bit codes use two plane pairs, the last
+// one weighted 0.
 // Scales are kept per tile and scale unit, 16 at a time (fp16 as stored where the scheme's scales
 // are fp16, fp32 otherwise); zero points likewise as bytes.
 //
 // The integer sums are exact (int16 per block: A <= 32 keeps 8 groups of maddubs sums below
 // 2^15), then per block b, row r and token t, in this order:
 //   isum = sum over the block's groups and planes of a_i * q[index],
-//   acc  = fma(float(isum), w_scale(r, b) * s(t, b), acc),
-//   acc  = fma((k - z(r, b)) * xsum(t, b), w_scale(r, b), acc)   (skipped when k = 0, no zero point),
+//   v    = fma(float(isum), s(t, b) * g, ((k - z(r, b)) * g) * xsum(t, b)),
+//          or float(isum) * (s(t, b) * g) when k = 0 and there is no zero point,
+//   acc  = fma(v, w_scale(r, b), acc),
 //   y = acc + bias,
-// with xsum the fp32 sum of the block's activations, left to right. reference::linear_lut writes
-// this out from the qmatrix itself; the kernels are bit-exact against it.
+// with xsum the fp32 sum of the block's activations, left to right; w_scale the stored scale as
+// fp32 (fp16 scales decoded exactly) and g = tensor scale * the int8 table's multiplier, or, for
+// the scales packed as fp32 with both folded in, w_scale that fp32 value and g = 1. Applying g and
+// the k term to the token's side costs one fma per 8 rows and block instead of three operations.
+// reference::linear_lut writes this out from the qmatrix itself; the kernels are bit-exact
+// against it.
 #pragma once
 
 #include "lowbit/core/buffer.hpp"
@@ -64,6 +72,11 @@ inline constexpr std::size_t lut_group = 4;      // activations per table (16 en
 inline constexpr std::size_t lut_block = 32;     // columns sharing one table scale
 inline constexpr std::size_t lut_tile_rows = 16; // rows per shuffle
 inline constexpr std::size_t lut_tables_per_block = lut_block / lut_group;
+
+// The tile row whose two plane indices sit in bytes 2l and 2l + 1 of a 32-byte code vector (lane l
+// of the int16 sums): rows 0-7 in the even lanes, 8-15 in the odd ones.
+constexpr std::size_t lut_row_of_lane(std::size_t l) noexcept { return l % 2 == 0 ? l / 2 : 8 + l / 2; }
+constexpr std::size_t lut_lane_of_row(std::size_t r) noexcept { return r < 8 ? 2 * r : 2 * (r - 8) + 1; }
 
 // The bit-plane decomposition of a scheme's element values (its int8 table, kernels/layout.hpp):
 // v(code) = c + sum_i a[i] * bit_i(pattern[code]) for every valid code, with a[i] >= 0.
@@ -210,6 +223,9 @@ public:
   std::size_t units() const noexcept { return traits::units(cols_); }
   float tensor_scale() const noexcept { return tensor_scale_; }
   float mult() const noexcept { return int8_table<typename S::element>::get().mult; }
+  // g of the arithmetic above: what the kernels multiply the table scales by (1 where the packed
+  // fp32 scales hold the tensor scale and the multiplier already).
+  float scale_multiplier() const noexcept { return traits::half_scales ? tensor_scale_ * mult() : 1.0f; }
 
   const std::uint8_t* tile_codes(std::size_t t) const noexcept {
     return codes_.data() + t * blocks() * tile_block_bytes;
@@ -272,7 +288,8 @@ lut_matrix<T> pack_for_lut(const qmatrix<T>& w) {
             idx |= (p >> i & 1u) << l;
           }
           const std::size_t p = i / 2, k = i % 2;
-          dst[((b * 4 + gp) * tr::pairs + p) * 32 + 2 * rr + k] |= static_cast<std::uint8_t>(idx << shift);
+          dst[((b * 4 + gp) * tr::pairs + p) * 32 + 2 * lut_lane_of_row(rr) + k] |=
+              static_cast<std::uint8_t>(idx << shift);
         }
       }
     for (std::size_t u = 0; u < units; ++u) {
@@ -399,6 +416,7 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
   using tr = lut_traits<S>;
   check_lut_call("scalar::linear_lut", w, a, y.size(), bias.size());
   const std::size_t rows = w.rows(), blocks = w.blocks();
+  [[maybe_unused]] const float g = w.scale_multiplier(), kg = tr::k * g;
   for (std::size_t tile = 0; tile < w.tiles(); ++tile)
     for (std::size_t t = 0; t < a.tokens; ++t) {
       float acc[lut_tile_rows] = {};
@@ -409,22 +427,27 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
         for (std::size_t gp = 0; gp < 4; ++gp)
           for (std::size_t p = 0; p < tr::pairs; ++p, cp += 32)
             for (std::size_t byte = 0; byte < 32; ++byte) {
-              const std::size_t r = byte / 2, i = 2 * p + byte % 2;
+              const std::size_t r = lut_row_of_lane(byte / 2), i = 2 * p + byte % 2;
               const std::int8_t* tl = q + (b * lut_tables_per_block + 2 * gp) * 16;
               isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[16 + (cp[byte] >> 4)]);
             }
         const std::size_t u = tr::unit_of_block(b);
+        const float sg = a.scale_row(t)[b] * g, xs = a.xsum_row(t)[b];
         for (std::size_t r = 0; r < lut_tile_rows; ++r) {
           float ws;
           if constexpr (tr::half_scales)
-            ws = fp16::decode(w.tile_scales(tile, u)[r]) * w.tensor_scale() * w.mult();
+            ws = fp16::decode(w.tile_scales(tile, u)[r]);
           else
             ws = w.tile_scales(tile, u)[r];
-          acc[r] = std::fma(static_cast<float>(isum[r]), ws * a.scale_row(t)[b], acc[r]);
+          const float f = static_cast<float>(isum[r]);
+          float v;
           if constexpr (S::has_zero_point)
-            acc[r] = std::fma((tr::k - static_cast<float>(w.tile_zeros(tile, u)[r])) * a.xsum_row(t)[b], ws, acc[r]);
+            v = std::fma(f, sg, ((tr::k - static_cast<float>(w.tile_zeros(tile, u)[r])) * g) * xs);
           else if constexpr (tr::k != 0.0f)
-            acc[r] = std::fma(tr::k * a.xsum_row(t)[b], ws, acc[r]);
+            v = std::fma(f, sg, kg * xs);
+          else
+            v = f * sg;
+          acc[r] = std::fma(v, ws, acc[r]);
         }
       }
       for (std::size_t r = 0; r < lut_tile_rows && tile * lut_tile_rows + r < rows; ++r) {

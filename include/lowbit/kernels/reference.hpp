@@ -187,7 +187,11 @@ void linear_lut(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, s
   const std::size_t blocks = (cols + lut_block - 1) / lut_block;
   kernels::lut_activations a;
   kernels::build_lut_tables(x, tokens, cols, a);
-  const kernels::scale_reader<S> sr(w, kernels::int8_table<typename S::element>::get().mult);
+  // Where the LUT packing keeps fp16 scales, the tensor scale and the table multiplier go to the
+  // token's side as g; elsewhere they are folded into the fp32 scales and g = 1.
+  const float mult = kernels::int8_table<typename S::element>::get().mult;
+  const kernels::scale_reader<S> sr(w, mult);
+  const float g = tr::half_scales ? w.tensor_scale() * mult : 1.0f;
   std::vector<std::uint8_t> codes(pc);
   for (std::size_t r = 0; r < rows; ++r) {
     unpack_codes(S::layout, S::code_bits, w.row_codes(r), codes);
@@ -208,13 +212,21 @@ void linear_lut(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, s
             }
             isum += tr::dec.a[i] * q[(b * kernels::lut_tables_per_block + j) * 16 + idx];
           }
-        const std::size_t c0 = std::min(b * lut_block, pc - 1);
-        const float ws = sr(S::scale_index(r, c0, cols));
-        acc = std::fma(static_cast<float>(isum), ws * a.scale_row(t)[b], acc);
+        const std::size_t c0 = std::min(b * lut_block, pc - 1), su = S::scale_index(r, c0, cols);
+        float ws;
+        if constexpr (tr::half_scales)
+          ws = fp16::decode(w.scales()[su]);
+        else
+          ws = sr(su);
+        const float sg = a.scale_row(t)[b] * g, xs = a.xsum_row(t)[b], f = static_cast<float>(isum);
+        float v;
         if constexpr (S::has_zero_point)
-          acc = std::fma((tr::k - static_cast<float>(w.zero_at(r, c0))) * a.xsum_row(t)[b], ws, acc);
+          v = std::fma(f, sg, ((tr::k - static_cast<float>(w.zero_at(r, c0))) * g) * xs);
         else if constexpr (tr::k != 0.0f)
-          acc = std::fma(tr::k * a.xsum_row(t)[b], ws, acc);
+          v = std::fma(f, sg, (tr::k * g) * xs);
+        else
+          v = f * sg;
+        acc = std::fma(v, ws, acc);
       }
       y[t * rows + r] = bias.empty() ? acc : acc + bias[r];
     }

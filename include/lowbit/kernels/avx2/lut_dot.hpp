@@ -1,8 +1,8 @@
 // AVX2 LUT kernel (kernels/lut.hpp has the algorithm and the layout): per tile of 16 rows and
 // block of 32 columns, one 32-byte load feeds two table shuffles (groups j and j + 1) and two
-// maddubs that weight and add a pair of bit planes; int16 sums per block, then int32, fp32 scales
-// and one fma per row. Up to lut_tokens tokens share each load of the weights; the codes are
-// prefetched lut_prefetch bytes ahead.
+// maddubs that weight and add a pair of bit planes; int16 sums per block, then int32 (two madd,
+// no cross-lane shuffle), the token's side in one fma and the row scales in another. Up to lut_tokens tokens share each
+// load of the weights; the codes are prefetched lut_prefetch bytes ahead.
 #pragma once
 
 #include "lowbit/core/config.hpp"
@@ -36,14 +36,14 @@ inline constexpr std::size_t lut_prefetch = LOWBIT_LUT_PREFETCH;
 
 namespace detail {
 
+// The 16 stored scales of unit u of a tile as fp32: rows 0-7 in lo, 8-15 in hi.
 template <lut_scheme S>
 LOWBIT_ALWAYS_INLINE inline void lut_tile_scales(const lut_matrix<S>& w, std::size_t tile, std::size_t u, __m256& lo,
                                                  __m256& hi) noexcept {
   const auto* s = w.tile_scales(tile, u);
   if constexpr (lut_traits<S>::half_scales) {
-    const __m256 ts = _mm256_set1_ps(w.tensor_scale()), m = _mm256_set1_ps(w.mult());
-    lo = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s))), ts), m);
-    hi = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 8))), ts), m);
+    lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+    hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 8)));
   } else {
     lo = _mm256_loadu_ps(s);
     hi = _mm256_loadu_ps(s + 8);
@@ -70,8 +70,10 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
   const std::uint8_t* cp = w.tile_codes(tile);
   const std::size_t blocks = w.blocks();
   std::size_t unit = ~std::size_t{0};
+  [[maybe_unused]] const float g = w.scale_multiplier(), kg = tr::k * g;
   __m256 ws_lo = _mm256_setzero_ps(), ws_hi = _mm256_setzero_ps();
-  __m256 kz_lo = _mm256_set1_ps(lut_traits<S>::k), kz_hi = kz_lo; // k - zero point per row
+  __m256 kz_lo = _mm256_setzero_ps(), kz_hi = kz_lo; // (k - zero point) * g per row
+  const __m256i even = _mm256_set1_epi32(1), odd = _mm256_set1_epi32(0x10000);
   for (std::size_t b = 0; b < blocks; ++b) {
     __m256i isum[NT];
     LOWBIT_UNROLL
@@ -110,30 +112,37 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
       lut_tile_scales(w, tile, u, ws_lo, ws_hi);
       if constexpr (S::has_zero_point) {
         const std::uint8_t* z = w.tile_zeros(tile, u);
-        const __m256 k = _mm256_set1_ps(tr::k);
-        kz_lo = _mm256_sub_ps(
-            k, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z)))));
-        kz_hi = _mm256_sub_ps(
-            k, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z + 8)))));
+        const __m256 k = _mm256_set1_ps(tr::k), gv = _mm256_set1_ps(g);
+        kz_lo = _mm256_mul_ps(_mm256_sub_ps(k, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                                   _mm_loadl_epi64(reinterpret_cast<const __m128i*>(z))))),
+                              gv);
+        kz_hi = _mm256_mul_ps(_mm256_sub_ps(k, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                                   _mm_loadl_epi64(reinterpret_cast<const __m128i*>(z + 8))))),
+                              gv);
       }
     }
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t) {
-      const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(isum[t]));
-      const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(isum[t], 1));
-      const __m256 ts = _mm256_set1_ps(a.scale_row(t0 + t)[b]);
-      acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(ws_lo, ts), acc[t][0]);
-      acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(ws_hi, ts), acc[t][1]);
+      // Lanes 2i and 2i + 1 hold rows i and 8 + i (lut_row_of_lane): madd splits them into int32.
+      const __m256 lo = _mm256_cvtepi32_ps(_mm256_madd_epi16(isum[t], even));
+      const __m256 hi = _mm256_cvtepi32_ps(_mm256_madd_epi16(isum[t], odd));
+      const __m256 sg = _mm256_set1_ps(a.scale_row(t0 + t)[b] * g);
       const float xs = a.xsum_row(t0 + t)[b];
+      __m256 v_lo, v_hi;
       if constexpr (S::has_zero_point) {
         const __m256 x = _mm256_set1_ps(xs);
-        acc[t][0] = _mm256_fmadd_ps(_mm256_mul_ps(kz_lo, x), ws_lo, acc[t][0]);
-        acc[t][1] = _mm256_fmadd_ps(_mm256_mul_ps(kz_hi, x), ws_hi, acc[t][1]);
+        v_lo = _mm256_fmadd_ps(lo, sg, _mm256_mul_ps(kz_lo, x));
+        v_hi = _mm256_fmadd_ps(hi, sg, _mm256_mul_ps(kz_hi, x));
       } else if constexpr (tr::k != 0.0f) {
-        const __m256 kx = _mm256_set1_ps(tr::k * xs);
-        acc[t][0] = _mm256_fmadd_ps(kx, ws_lo, acc[t][0]);
-        acc[t][1] = _mm256_fmadd_ps(kx, ws_hi, acc[t][1]);
+        const __m256 kx = _mm256_set1_ps(kg * xs);
+        v_lo = _mm256_fmadd_ps(lo, sg, kx);
+        v_hi = _mm256_fmadd_ps(hi, sg, kx);
+      } else {
+        v_lo = _mm256_mul_ps(lo, sg);
+        v_hi = _mm256_mul_ps(hi, sg);
       }
+      acc[t][0] = _mm256_fmadd_ps(v_lo, ws_lo, acc[t][0]);
+      acc[t][1] = _mm256_fmadd_ps(v_hi, ws_hi, acc[t][1]);
     }
   }
   LOWBIT_UNROLL
