@@ -386,12 +386,18 @@ void build_lut_tables_by_row(std::span<const T> x, std::size_t tokens, std::size
   out.q.resize(tokens * out.row_entries());
   out.scale.resize(tokens * out.blocks);
   out.xsum.resize(tokens * out.blocks);
-  // Tokens are independent: split across threads once there is enough of them (each activation
-  // costs about as much as 8 touched elements elsewhere).
-  parallel_rows(tokens, tokens * cols * 8, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t t = begin; t < end; ++t)
-      row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(),
-          out.scale.data() + t * out.blocks, out.xsum.data() + t * out.blocks);
+  // Tokens and their blocks are independent: tasks of up to 32 blocks (1024 columns) of one token,
+  // split across threads once there is enough work (an activation costs about as much as 16
+  // touched elements elsewhere), so that one token's tables also take every thread.
+  constexpr std::size_t chunk = 32;
+  const std::size_t per_token = (out.blocks + chunk - 1) / chunk;
+  parallel_rows(tokens * per_token, tokens * cols * 16, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::size_t t = i / per_token, b0 = i % per_token * chunk, c0 = b0 * lut_block;
+      row(x.data() + t * cols + c0, cols - c0, std::min(chunk, out.blocks - b0),
+          out.q.data() + t * out.row_entries() + b0 * lut_tables_per_block * 16, out.scale.data() + t * out.blocks + b0,
+          out.xsum.data() + t * out.blocks + b0);
+    }
   });
 }
 

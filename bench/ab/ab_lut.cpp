@@ -1,0 +1,113 @@
+// A/B of the LUT and int8-tile kernels between two versions of the headers in ONE binary, so that
+// Google Benchmark's random interleaving spreads this machine's noise over both sides equally
+// (two binaries run one after the other see different noise). Built by bench/ab/run.sh: this file
+// is compiled three times,
+//   -DAB_SIDE=old with the old headers and -Dlowbit=lowbit_old (its own namespace, no ODR clash),
+//   -DAB_SIDE=new with the working tree's headers,
+//   -DAB_MAIN for the benchmarks, which call both sides through plain functions.
+// Cases: 4096 x 4096 weights (L3-resident), 2 threads, tokens 1, 2 and 8.
+#if defined(AB_MAIN)
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+
+float ab_old_lut(int scheme, std::size_t tokens);
+float ab_new_lut(int scheme, std::size_t tokens);
+float ab_new_tiles(int scheme, std::size_t tokens);
+
+namespace {
+// Which: 0 the old LUT kernel, 1 the new one, 2 the new int8 tiles (the baseline of issue 7).
+template <int Which>
+void ab(benchmark::State& state) {
+  const int scheme = static_cast<int>(state.range(0));
+  const auto tokens = static_cast<std::size_t>(state.range(1));
+  for (auto _ : state) {
+    const float v = Which == 0   ? ab_old_lut(scheme, tokens)
+                    : Which == 1 ? ab_new_lut(scheme, tokens)
+                                 : ab_new_tiles(scheme, tokens);
+    benchmark::DoNotOptimize(v);
+  }
+}
+} // namespace
+
+// scheme: 0 INT2-g32, 1 ternary (2-bit planes), 2 INT4-g128 with zero points, 3 INT4-g32.
+BENCHMARK_TEMPLATE(ab, 0)
+    ->Name("old_lut")
+    ->ArgNames({"scheme", "tokens"})
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 8}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(ab, 1)
+    ->Name("new_lut")
+    ->ArgNames({"scheme", "tokens"})
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 8}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(ab, 2)
+    ->Name("new_tiles")
+    ->ArgNames({"scheme", "tokens"})
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 8}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+#else
+#include "lowbit/lowbit.hpp"
+
+#include <cstddef>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace {
+constexpr std::size_t n = 4096, max_tokens = 8;
+using namespace lowbit;
+
+std::vector<float> gaussian(std::size_t count, unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(count);
+  for (auto& e : v) e = d(g);
+  return v;
+}
+
+// One packed matrix, its activations and workspace, made on first use.
+template <class Packed>
+struct bench_case {
+  Packed w;
+  linear_workspace ws;
+  std::vector<float> x = gaussian(max_tokens * n, 2), y = std::vector<float>(max_tokens * n);
+  template <class Pack>
+  explicit bench_case(Pack&& pack) : w(pack()) {}
+  float run(std::size_t tokens) {
+    linear(std::span<const float>(x).first(tokens * n), tokens, w, std::span<float>(y).first(tokens * n), {}, &ws);
+    return y[0];
+  }
+};
+
+template <class S, bool Lut>
+float run(std::size_t tokens) {
+  static auto c = [] {
+    auto q = quantize<S>(gaussian(n * n, 1), n, n);
+    if constexpr (Lut)
+      return bench_case<kernels::lut_matrix<S>>([&] { return kernels::pack_for_lut(q); });
+    else
+      return bench_case<kernels::int8_tiled<S>>([&] { return kernels::pack_for_int8_tiles(q); });
+  }();
+  return c.run(tokens);
+}
+
+template <bool Lut>
+float pick(int scheme, std::size_t tokens) {
+  switch (scheme) {
+  case 0: return run<int_sym<2, 32>, Lut>(tokens);
+  case 1: return run<ternary_absmean, Lut>(tokens);
+  case 2: return run<int_asym<4, 128>, Lut>(tokens);
+  default: return run<int4_group<32>, Lut>(tokens);
+  }
+}
+} // namespace
+
+#define AB_CAT2(a, b) a##b
+#define AB_CAT(a, b) AB_CAT2(a, b)
+float AB_CAT(AB_CAT(ab_, AB_SIDE), _lut)(int scheme, std::size_t tokens) { return pick<true>(scheme, tokens); }
+float AB_CAT(AB_CAT(ab_, AB_SIDE), _tiles)(int scheme, std::size_t tokens) { return pick<false>(scheme, tokens); }
+#endif
