@@ -1,8 +1,9 @@
 // AVX2 LUT kernel (kernels/lut.hpp has the algorithm and the layout): per tile of 16 rows and
 // block of 32 columns, one 32-byte load feeds two table shuffles (groups j and j + 1) and two
 // maddubs that weight and add a pair of bit planes; int16 sums per block, then int32 (two madd,
-// no cross-lane shuffle), the token's side in one fma and the row scales in another. Up to lut_tokens tokens share each
-// load of the weights; the codes are prefetched lut_prefetch bytes ahead.
+// no cross-lane shuffle), the token's side in one fma and the row scales in another. Up to
+// lut_tokens tokens share each load of the weights; the codes are prefetched lut_prefetch bytes
+// ahead.
 #pragma once
 
 #include "lowbit/core/config.hpp"
