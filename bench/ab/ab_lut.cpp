@@ -5,7 +5,7 @@
 //   -DAB_SIDE=old with the old headers and -Dlowbit=lowbit_old (its own namespace, no ODR clash),
 //   -DAB_SIDE=new with the working tree's headers,
 //   -DAB_MAIN for the benchmarks, which call both sides through plain functions.
-// Cases: 4096 x 4096 weights (L3-resident), 2 threads, tokens 1, 2 and 8.
+// Cases: 4096 x 4096 weights (L3-resident), tokens 1, 2 and 8; run.sh sets 2 threads by default.
 #if defined(AB_MAIN)
 #include <benchmark/benchmark.h>
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of the LUT kernels: the headers at git revision OLD (default HEAD) against the working tree,
 # in one binary with random interleaving (see ab_lut.cpp). Extra arguments go to the benchmark.
-#   bash bench/ab/run.sh bd93f35 --benchmark_filter='/scheme:0/tokens:1$'
+#   bash bench/ab/run.sh bd93f35 --benchmark_filter='scheme:0/tokens:1/'
+# Threads: OMP_NUM_THREADS if set, else 2 (this machine's cores).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 old=${1:-HEAD}
@@ -15,5 +16,5 @@ g++ "${flags[@]}" -I "$root/include" -DAB_SIDE=new -c "$root/bench/ab/ab_lut.cpp
 wait
 g++ "${flags[@]}" -DAB_MAIN -c "$root/bench/ab/ab_lut.cpp" -o "$work/main.o"
 g++ -fopenmp "$work/old.o" "$work/new.o" "$work/main.o" -o "$work/ab_lut" -lbenchmark -lbenchmark_main -lpthread
-"$work/ab_lut" --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$work/ab_lut" --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
   --benchmark_report_aggregates_only=true --benchmark_min_time=0.2 --benchmark_min_warmup_time=0.1 "$@"

@@ -270,6 +270,7 @@ TEST(linear_lut, spec_within_table_rounding_of_the_exact_product) {
   lut_within_table_rounding<int3_g128>();
   lut_within_table_rounding<ternary_absmean>();
   lut_within_table_rounding<midrise4_g128>();
+  lut_within_table_rounding<int4_tensor_g32>(); // g = tensor scale, against dequantize(w)
 }
 
 // The LUT output is close to the exact product in aggregate: SQNR against the float product at

@@ -17,7 +17,8 @@
 // tables) shares one step u = max|T| / 127 and q = round_nearest_even(T / u), so each looked-up
 // entry is off by at most u / 2. The stored table scale is s = u / 2 (the 1/2 of a_i / 2), and for
 // a row the error against the exact product with the dequantized weights is at most, summed over
-// blocks, 4 * A * |w_scale * s|; tests check that bound. A block holding NaN or inf gets s = NaN,
+// blocks, 4 * A * |w * s| with w the row's scale in force (w_scale * g below, as qmatrix::scale_at
+// gives it); tests check that bound. A block holding NaN or inf gets s = NaN,
 // so the outputs of that token are NaN; an all-zero block gets s = 0.
 //
 // Weight layout (pack_for_lut, a one-time step at load time): rows in tiles of 16, columns in
@@ -41,8 +42,9 @@
 //   y = acc + bias,
 // with xsum the fp32 sum of the block's activations, left to right; w_scale the stored scale as
 // fp32 (fp16 scales decoded exactly) and g = tensor scale * the int8 table's multiplier, or, for
-// the scales packed as fp32 with both folded in, w_scale that fp32 value and g = 1. Applying g and
-// the k term to the token's side costs one fma per 8 rows and block instead of three operations.
+// the scales packed as fp32 with both folded in, w_scale that fp32 value and g = 1. With g and the
+// k term on the token's side, a block costs two fmas per 8 rows and token (a multiply and an fma
+// when k = 0) and no multiply of the scales themselves.
 // reference::linear_lut writes this out from the qmatrix itself; the kernels are bit-exact
 // against it.
 #pragma once
@@ -389,12 +391,12 @@ void build_lut_tables_by_row(std::span<const T> x, std::size_t tokens, std::size
   // Tokens and their blocks are independent: tasks of up to 32 blocks (1024 columns) of one token,
   // split across threads once there is enough work (an activation costs about as much as 16
   // touched elements elsewhere), so that one token's tables also take every thread.
-  constexpr std::size_t chunk = 32;
-  const std::size_t per_token = (out.blocks + chunk - 1) / chunk;
+  constexpr std::size_t task_blocks = 32;
+  const std::size_t per_token = (out.blocks + task_blocks - 1) / task_blocks;
   parallel_rows(tokens * per_token, tokens * cols * 16, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
-      const std::size_t t = i / per_token, b0 = i % per_token * chunk, c0 = b0 * lut_block;
-      row(x.data() + t * cols + c0, cols - c0, std::min(chunk, out.blocks - b0),
+      const std::size_t t = i / per_token, b0 = i % per_token * task_blocks, c0 = b0 * lut_block;
+      row(x.data() + t * cols + c0, cols - c0, std::min(task_blocks, out.blocks - b0),
           out.q.data() + t * out.row_entries() + b0 * lut_tables_per_block * 16, out.scale.data() + t * out.blocks + b0,
           out.xsum.data() + t * out.blocks + b0);
     }

@@ -90,9 +90,9 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
       __m256i tl[NT], th[NT];
       LOWBIT_UNROLL
       for (std::size_t t = 0; t < NT; ++t) {
-        const std::int8_t* g = q[t] + (b * lut_tables_per_block + 2 * gp) * 16;
-        tl[t] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(g)));
-        th[t] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(g + 16)));
+        const std::int8_t* tab = q[t] + (b * lut_tables_per_block + 2 * gp) * 16;
+        tl[t] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tab)));
+        th[t] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tab + 16)));
       }
       LOWBIT_UNROLL
       for (std::size_t p = 0; p < P; ++p) {
