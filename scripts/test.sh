@@ -4,7 +4,8 @@
 #           add_subdirectory projects, the demo and a smoke run of every benchmark
 #   clang   clang++ -O2 -march=native: unit tests, the examples, the tools' command-line tests and
 #           their libFuzzer target (30 s)
-#   asan    g++ -Og with AddressSanitizer + UndefinedBehaviorSanitizer: unit tests, the demo, the tools
+#   asan    g++ -Og (the kernel tests -O0, tests/CMakeLists.txt) with AddressSanitizer +
+#           UndefinedBehaviorSanitizer: unit tests, the demo, the tools
 #   scalar  g++ with LOWBIT_NO_SIMD: the tests of everything that has a SIMD path, on its scalar path
 # Pass configuration names to run a subset, e.g. `scripts/test.sh gcc scalar`.
 set -euo pipefail
