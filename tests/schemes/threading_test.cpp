@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -72,14 +75,20 @@ void set_threads([[maybe_unused]] int n) {
 }
 
 TEST(threading, an_exception_on_any_thread_reaches_the_caller) {
+  std::mutex ranges_mutex;
   const std::size_t rows = 97, work = std::size_t{1} << 20; // above the serial threshold
   for (int threads : {1, 2, 3}) {
     set_threads(threads);
     // The throwing row falls in the first, a middle, and the last thread's range.
     for (std::size_t bad : {std::size_t{0}, std::size_t{48}, rows - 1}) {
       std::vector<int> seen(rows, 0);
+      std::vector<std::pair<std::size_t, std::size_t>> ranges; // as handed out, whatever the team size
       try {
         parallel_rows(rows, work, [&](std::size_t r0, std::size_t r1) {
+          {
+            const std::lock_guard<std::mutex> lock(ranges_mutex);
+            ranges.emplace_back(r0, r1);
+          }
           for (std::size_t r = r0; r < r1; ++r) {
             if (r == bad) throw std::runtime_error("row " + std::to_string(r));
             seen[r] = 1;
@@ -89,11 +98,19 @@ TEST(threading, an_exception_on_any_thread_reaches_the_caller) {
       } catch (const std::runtime_error& e) {
         EXPECT_EQ(std::string(e.what()), "row " + std::to_string(bad));
       }
-      // The other threads ran their ranges to the end: every row outside the throwing thread's
-      // range was seen, and the rows before `bad` in its own range.
-      const std::size_t nt = static_cast<std::size_t>(max_threads()); // 1 without OpenMP
-      for (std::size_t u = 0; u < nt; ++u) {
-        const std::size_t r0 = rows * u / nt, r1 = rows * (u + 1) / nt;
+      // The ranges partition the rows, and the other threads ran theirs to the end: every row
+      // outside the throwing thread's range was seen, and the rows before `bad` in its own range.
+      std::sort(ranges.begin(), ranges.end());
+      ASSERT_FALSE(ranges.empty());
+#if defined(_OPENMP)
+      if (!omp_get_dynamic()) { // a full team, up to OMP_THREAD_LIMIT
+        EXPECT_EQ(ranges.size(), static_cast<std::size_t>(std::min(threads, omp_get_thread_limit())));
+      }
+#endif
+      EXPECT_EQ(ranges.front().first, 0u);
+      EXPECT_EQ(ranges.back().second, rows);
+      for (std::size_t i = 1; i < ranges.size(); ++i) EXPECT_EQ(ranges[i].first, ranges[i - 1].second);
+      for (const auto& [r0, r1] : ranges) {
         const bool owner = r0 <= bad && bad < r1;
         for (std::size_t r = r0; r < r1; ++r)
           if (!owner || r < bad) {
