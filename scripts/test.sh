@@ -19,7 +19,7 @@ configs=("$@")
 
 # Each configuration is configured first; then one make, whose job server shares the cores among
 # all the configurations' builds (built one after another, each one's last long compiles left a
-# core idle; see make_jobs below); then each configuration's CTest in turn.
+# core idle); then each configuration's CTest in turn.
 configure_config() {
   local name=$1
   shift
@@ -61,12 +61,7 @@ makefile=build/all-configurations.mk
   printf '\n'
   for c in "${configs[@]}"; do printf '%s:\n\t+$(MAKE) -C build/%s all\n' "$c" "$c"; done
 } >"$makefile"
-# At least one job slot per configuration: every sub-make holds one slot of its own from the start,
-# so with -j 2 only two configurations built at a time, one compile each, and the last one's long
-# serial tail (the tools' driver, then its tests) ran on one core. With a slot each, all of them
-# build from the start and a configuration left alone at the end takes the freed slots.
-make_jobs=$((jobs > ${#configs[@]} ? jobs : ${#configs[@]}))
-make -f "$makefile" -j "$make_jobs"
+make -f "$makefile" -j "$jobs"
 echo "=== lowbit tests: built ${configs[*]} ($((SECONDS - build_start)) s) ==="
 
 for c in "${configs[@]}"; do
