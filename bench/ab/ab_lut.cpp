@@ -31,24 +31,15 @@ void ab(benchmark::State& state) {
 } // namespace
 
 // scheme: 0 INT2-g32, 1 ternary (2-bit planes), 2 INT4-g128 with zero points, 3 INT4-g32.
-BENCHMARK_TEMPLATE(ab, 0)
-    ->Name("old_lut")
-    ->ArgNames({"scheme", "tokens"})
-    ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 8}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(ab, 1)
-    ->Name("new_lut")
-    ->ArgNames({"scheme", "tokens"})
-    ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 8}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(ab, 2)
-    ->Name("new_tiles")
-    ->ArgNames({"scheme", "tokens"})
-    ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 8}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
+static void ab_cases(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"scheme", "tokens"})
+      ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 8}})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK_TEMPLATE(ab, 0)->Name("old_lut")->Apply(ab_cases);
+BENCHMARK_TEMPLATE(ab, 1)->Name("new_lut")->Apply(ab_cases);
+BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply(ab_cases);
 #else
 #include "lowbit/lowbit.hpp"
 
