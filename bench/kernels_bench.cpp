@@ -133,6 +133,33 @@ void probe_maddubs_peak(benchmark::State& state) {
 BENCHMARK(probe_fma_peak)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(probe_maddubs_peak)->Arg(1)->Arg(2)->UseRealTime();
 #endif
+
+#if LOWBIT_HAS_AVX512_VNNI
+// The int8 peak where the integer-dot kernels use VNNI: 256-bit `vpdpbusd`, 4 products added into
+// each int32 lane (the same instruction the kernels run).
+void probe_vnni_peak(benchmark::State& state) {
+  const int threads = set_threads(state, 0);
+  constexpr long iters = 1 << 20;
+  for (auto _ : state) {
+#pragma omp parallel
+    {
+      __m256i a[10];
+      for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_epi32(i);
+      const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(-2);
+      for (long it = 0; it < iters; ++it) {
+        LOWBIT_UNROLL
+        for (auto& v : a) v = _mm256_dpbusd_epi32(v, u, s);
+      }
+      __m256i r = a[0];
+      for (int i = 1; i < 10; ++i) r = _mm256_add_epi32(r, a[i]);
+      benchmark::DoNotOptimize(r);
+    }
+  }
+  state.counters["GOP/s"] = benchmark::Counter(
+      2.0 * 32 * 10 * iters * threads * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(probe_vnni_peak)->Arg(1)->Arg(2)->UseRealTime();
+#endif
 BENCHMARK(probe_read_bandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // ---- weights -------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ TEST(random_bits, distinct_indices_rarely_collide) {
 TEST(config, isa_matches_the_compiler_flags) {
 #if defined(LOWBIT_NO_SIMD)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::scalar);
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512VNNI__) &&                         \
+    defined(__AVX512VL__) && !defined(LOWBIT_NO_AVX512)
+  EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx2_vnni);
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx2);
 #else

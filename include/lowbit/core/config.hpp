@@ -1,6 +1,9 @@
 // Compile-time configuration: library version and the instruction sets the SIMD paths may use.
 // The ISA is decided by the consumer's compiler flags (-mavx2 -mfma -mf16c or -march=native);
-// defining LOWBIT_NO_SIMD forces every entry point onto its scalar reference path.
+// defining LOWBIT_NO_SIMD forces every entry point onto its scalar reference path. Where AVX-512
+// VNNI and VL are compiled too (-mavx512vnni -mavx512vl, or -march=native on Ice Lake, Zen 4 and
+// later), the AVX2 integer-dot GEMM kernels use 256-bit `vpdpbusd`; defining LOWBIT_NO_AVX512
+// keeps them on AVX2 alone.
 #pragma once
 
 #define LOWBIT_VERSION_MAJOR 0
@@ -11,6 +14,12 @@
 #define LOWBIT_HAS_AVX2 1
 #else
 #define LOWBIT_HAS_AVX2 0
+#endif
+
+#if LOWBIT_HAS_AVX2 && !defined(LOWBIT_NO_AVX512) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define LOWBIT_HAS_AVX512_VNNI 1
+#else
+#define LOWBIT_HAS_AVX512_VNNI 0
 #endif
 
 // Forces inlining of small kernel helpers and lambdas whose registers must stay in registers.
@@ -44,11 +53,14 @@
 
 namespace lowbit {
 
-enum class isa { scalar, avx2 };
+// avx2_vnni: the AVX2 kernels, whose integer dot products use AVX-512 VNNI on 256-bit registers.
+enum class isa { scalar, avx2, avx2_vnni };
 
 // The instruction set the library's dispatching entry points use in this translation unit.
-inline constexpr isa compiled_isa = LOWBIT_HAS_AVX2 ? isa::avx2 : isa::scalar;
+inline constexpr isa compiled_isa = LOWBIT_HAS_AVX512_VNNI ? isa::avx2_vnni : LOWBIT_HAS_AVX2 ? isa::avx2 : isa::scalar;
 
-constexpr const char* isa_name(isa i) noexcept { return i == isa::avx2 ? "avx2" : "scalar"; }
+constexpr const char* isa_name(isa i) noexcept {
+  return i == isa::avx2_vnni ? "avx2+vnni" : i == isa::avx2 ? "avx2" : "scalar";
+}
 
 } // namespace lowbit

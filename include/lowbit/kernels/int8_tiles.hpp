@@ -245,16 +245,18 @@ auto pack_for_int8_tiles(const qmatrix<S>& w) {
   return pack_for_int8_tiles(repack_ternary_2bit(w));
 }
 
-// Per token, span and segment: the activation block's scale and offset * (sum of the segment's
-// int8 activations), the correction the unsigned-table kernels subtract (0 for signed tables);
-// for zero-point schemes the sum itself, which the kernels multiply by each row's zero point.
+// Per token, span and segment: the activation block's scale, offset * (sum of the segment's int8
+// activations), the correction the unsigned-table kernels subtract (0 for signed tables; for
+// zero-point schemes the sum itself, which the kernels multiply by each row's zero point), and the
+// sum itself (the VNNI kernel offsets signed values by 128 and subtracts 128 x sum).
 struct tile_activations {
   std::vector<float> scale;
-  std::vector<std::int32_t> offset;
+  std::vector<std::int32_t> offset, sum;
   std::size_t per_token = 0;
 
   const float* scale_row(std::size_t t) const noexcept { return scale.data() + t * per_token; }
   const std::int32_t* offset_row(std::size_t t) const noexcept { return offset.data() + t * per_token; }
+  const std::int32_t* sum_row(std::size_t t) const noexcept { return sum.data() + t * per_token; }
 };
 
 template <int8_tiles_scheme S>
@@ -263,21 +265,23 @@ void prepare_tile_activations(const int8_activations& a, tile_activations& out) 
   out.per_token = a.spans * TG::segments;
   out.scale.resize(a.tokens * out.per_token);
   out.offset.resize(a.tokens * out.per_token);
+  out.sum.resize(a.tokens * out.per_token);
   for (std::size_t t = 0; t < a.tokens; ++t)
     for (std::size_t sp = 0; sp < a.spans; ++sp)
       for (std::size_t g = 0; g < TG::segments; ++g) {
         const std::size_t l0 = sp * 8 + g * TG::segment_lanes, i = t * out.per_token + sp * TG::segments + g;
-        std::int32_t off = 0;
-        if constexpr (S::has_zero_point) {
-          const std::int8_t* q = a.q_row(t) + sp * chunk_geometry<S>::span;
-          for (std::size_t h = 0; h < chunk_geometry<S>::chunks_per_span; ++h)
-            for (std::size_t j = 4 * (g * TG::segment_lanes); j < 4 * (g + 1) * TG::segment_lanes; ++j)
-              off += q[h * chunk + j];
-        } else {
+        std::int32_t off = 0, sum = 0;
+        const std::int8_t* q = a.q_row(t) + sp * chunk_geometry<S>::span;
+        for (std::size_t h = 0; h < chunk_geometry<S>::chunks_per_span; ++h)
+          for (std::size_t j = 4 * (g * TG::segment_lanes); j < 4 * (g + 1) * TG::segment_lanes; ++j)
+            sum += q[h * chunk + j];
+        if constexpr (S::has_zero_point)
+          off = sum;
+        else
           for (std::size_t l = 0; l < TG::segment_lanes; ++l) off += a.lane_offset_row(t)[l0 + l];
-        }
         out.scale[i] = a.lane_scale_row(t)[l0];
         out.offset[i] = off;
+        out.sum[i] = sum;
       }
 }
 

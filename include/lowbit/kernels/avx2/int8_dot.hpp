@@ -6,9 +6,11 @@
 // lane's activation sum subtracted in int32), or |w| times sign(x, w) where the table is too wide
 // for that. The per-lane scale product is applied in fp32 once per span, exactly as
 // reference::linear_int8 spells out. A tile of R rows x T tokens shares each decoded chunk across
-// T tokens and each activation chunk across R rows.
+// T tokens and each activation chunk across R rows. With AVX-512 VNNI (LOWBIT_HAS_AVX512_VNNI) one
+// 256-bit `vpdpbusd` takes the place of each `maddubs` and its widening, into the same int32 sums.
 #pragma once
 
+#include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/layout.hpp"
@@ -215,7 +217,7 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
   using G = chunk_geometry<S>;
   using D = span_decoder<S>;
   constexpr bool group = S::gran == granularity::group;
-  constexpr bool uvals = D::unsigned_values;
+  constexpr bool uvals = D::unsigned_values, vnni = LOWBIT_HAS_AVX512_VNNI;
   constexpr std::size_t C = G::chunks_per_span;
   [[maybe_unused]] constexpr std::size_t NU = span_units<S>();
   const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols);
@@ -223,7 +225,7 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
   [[maybe_unused]] const std::size_t last_unit = group ? w.padded_cols() / S::block - 1 : 0;
   [[maybe_unused]] const std::size_t stride = row_scale_stride(w);
   const D dec;
-  const __m256i ones16 = _mm256_set1_epi16(1);
+  [[maybe_unused]] const __m256i ones16 = _mm256_set1_epi16(1);
   __m256 acc[R][T];
   LOWBIT_UNROLL
   for (auto& ar : acc) LOWBIT_UNROLL
@@ -290,17 +292,27 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
         const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq));
         LOWBIT_UNROLL
         for (int r = 0; r < R; ++r) {
-          __m256i p;
-          if constexpr (uvals)
-            p = _mm256_maddubs_epi16(wv[r], x); // int16 sums of the span's chunks cannot overflow
-          else
-            p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(x, wv[r])), ones16);
-          if (h == 0)
-            isum[r][t] = p;
-          else if constexpr (uvals)
-            isum[r][t] = _mm256_add_epi16(isum[r][t], p);
-          else
-            isum[r][t] = _mm256_add_epi32(isum[r][t], p);
+          if constexpr (vnni) {
+#if LOWBIT_HAS_AVX512_VNNI
+            const __m256i i0 = h == 0 ? _mm256_setzero_si256() : isum[r][t];
+            if constexpr (uvals)
+              isum[r][t] = _mm256_dpbusd_epi32(i0, wv[r], x);
+            else
+              isum[r][t] = _mm256_dpbusd_epi32(i0, aw[r], _mm256_sign_epi8(x, wv[r]));
+#endif
+          } else {
+            __m256i p;
+            if constexpr (uvals)
+              p = _mm256_maddubs_epi16(wv[r], x); // int16 sums of the span's chunks cannot overflow
+            else
+              p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(x, wv[r])), ones16);
+            if (h == 0)
+              isum[r][t] = p;
+            else if constexpr (uvals)
+              isum[r][t] = _mm256_add_epi16(isum[r][t], p);
+            else
+              isum[r][t] = _mm256_add_epi32(isum[r][t], p);
+          }
         }
       }
     }
@@ -312,7 +324,10 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
       LOWBIT_UNROLL
       for (int r = 0; r < R; ++r) {
         __m256i i = isum[r][t];
-        if constexpr (uvals) i = _mm256_sub_epi32(_mm256_madd_epi16(i, ones16), off);
+        if constexpr (uvals && vnni)
+          i = _mm256_sub_epi32(i, off);
+        else if constexpr (uvals)
+          i = _mm256_sub_epi32(_mm256_madd_epi16(i, ones16), off);
         acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(wscale[r], xs), acc[r][t]);
       }
     }
