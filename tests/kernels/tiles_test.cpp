@@ -371,4 +371,39 @@ TEST(int8_tiles, bad_input) {
       100);
 }
 
+#if LOWBIT_HAS_AVX2
+// kernels::avx2::dpbusd (vpdpbusd, or its AVX2 sequence without VNNI) against int arithmetic: every
+// (u, s) byte pair once, in every byte position of some vector, with accumulators up to +-2^30.
+TEST(int8_tiles, dpbusd_adds_every_byte_pair_exactly) {
+  std::uint64_t state = 0x9e3779b97f4a7c15u;
+  const auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  int mismatches = 0;
+  for (unsigned v = 0; v < 65536 / 32; ++v) {
+    alignas(32) std::uint8_t u[32];
+    alignas(32) std::int8_t s[32];
+    alignas(32) std::int32_t acc[8], out[8];
+    for (unsigned i = 0; i < 32; ++i) {
+      const unsigned pair = (v * 32 + (i + v) % 32) % 65536; // pair p sits at position (p - v) mod 32
+      u[i] = static_cast<std::uint8_t>(pair & 0xff);
+      s[i] = static_cast<std::int8_t>(static_cast<std::uint8_t>(pair >> 8));
+    }
+    for (auto& a : acc) a = static_cast<std::int32_t>(next() % (1u << 31)) - (1 << 30);
+    const auto ld = [](const void* p) { return _mm256_load_si256(static_cast<const __m256i*>(p)); };
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out), kernels::avx2::dpbusd(ld(acc), ld(u), ld(s)));
+    for (int j = 0; j < 8; ++j) {
+      std::int32_t want = acc[j];
+      for (int i = 0; i < 4; ++i) want += int{u[4 * j + i]} * int{s[4 * j + i]};
+      if (out[j] != want && ++mismatches <= 5)
+        ADD_FAILURE() << "vector " << v << " lane " << j << ": " << out[j] << " != " << want;
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << (kernels::avx2::has_vnni ? "vpdpbusd" : "AVX2 sequence");
+}
+#endif
+
 } // namespace

@@ -13,6 +13,7 @@
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
+#include "lowbit/kernels/avx2/vnni.hpp"
 #include "lowbit/kernels/layout.hpp"
 
 #include <immintrin.h>
@@ -217,7 +218,7 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
   using G = chunk_geometry<S>;
   using D = span_decoder<S>;
   constexpr bool group = S::gran == granularity::group;
-  constexpr bool uvals = D::unsigned_values, vnni = LOWBIT_HAS_AVX512_VNNI;
+  constexpr bool uvals = D::unsigned_values, vnni = has_vnni;
   constexpr std::size_t C = G::chunks_per_span;
   [[maybe_unused]] constexpr std::size_t NU = span_units<S>();
   const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols);
@@ -293,13 +294,11 @@ void tile(const qmatrix<S>& w, const scale_reader<S>& ws, const float* scales, c
         LOWBIT_UNROLL
         for (int r = 0; r < R; ++r) {
           if constexpr (vnni) {
-#if LOWBIT_HAS_AVX512_VNNI
             const __m256i i0 = h == 0 ? _mm256_setzero_si256() : isum[r][t];
             if constexpr (uvals)
-              isum[r][t] = _mm256_dpbusd_epi32(i0, wv[r], x);
+              isum[r][t] = dpbusd(i0, wv[r], x);
             else
-              isum[r][t] = _mm256_dpbusd_epi32(i0, aw[r], _mm256_sign_epi8(x, wv[r]));
-#endif
+              isum[r][t] = dpbusd(i0, aw[r], _mm256_sign_epi8(x, wv[r]));
           } else {
             __m256i p;
             if constexpr (uvals)

@@ -16,6 +16,7 @@
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/avx2/int8_dot.hpp"
+#include "lowbit/kernels/avx2/vnni.hpp"
 #include "lowbit/kernels/int8_tiles.hpp"
 
 #include <immintrin.h>
@@ -77,7 +78,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
   using G = chunk_geometry<S>;
   using TG = tile_geometry<S>;
   using D = span_decoder<S>;
-  constexpr bool zp = S::has_zero_point, uvals = D::unsigned_values || zp, vnni = LOWBIT_HAS_AVX512_VNNI;
+  constexpr bool zp = S::has_zero_point, uvals = D::unsigned_values || zp, vnni = has_vnni;
   constexpr std::size_t C = G::chunks_per_span, SL = TG::segment_lanes, NS = TG::segments;
   constexpr std::size_t M = C * SL, F = int16_terms<S>();
   static_assert(F >= 1);
@@ -136,9 +137,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
             LOWBIT_UNROLL
             for (int r = 0; r < R; ++r) {
               if constexpr (vnni) {
-#if LOWBIT_HAS_AVX512_VNNI
-                i32[r][t] = _mm256_dpbusd_epi32(k == 0 ? _mm256_setzero_si256() : i32[r][t], wv[r], x);
-#endif
+                i32[r][t] = dpbusd(k == 0 ? _mm256_setzero_si256() : i32[r][t], wv[r], x);
               } else if constexpr (uvals) {
                 const __m256i p = _mm256_maddubs_epi16(wv[r], x);
                 i16[r][t] = k % F == 0 ? p : _mm256_add_epi16(i16[r][t], p);
