@@ -14,6 +14,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -448,10 +449,13 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   prepared_dispatch<mxfp8_e4m3>();
   prepared_dispatch<int_sym<3, 32>>();   // LUT, then int8 tiles of the int8 packing
   prepared_dispatch<int_asym<8, 32>>();  // float_weights
-  prepared_dispatch<int_asym<4, 128>>(); // LUT at N = 1, then int8 tiles with zero points
+  prepared_dispatch<int_asym<4, 128>>(); // LUT at N = 1 (not with VNNI), then int8 tiles with zero points
   prepared_dispatch<int_asym<2, 32>>();  // LUT, then int8 tiles with zero points
 #if LOWBIT_HAS_AVX2
-  EXPECT_EQ((lut_max_tokens<int_asym<4, 128>>()), 1u);
+  EXPECT_EQ((lut_max_tokens<int_asym<4, 128>>()), LOWBIT_HAS_AVX512_VNNI ? 0u : 1u);
+  EXPECT_EQ(lut_max_tokens<int2_g32>(), std::size_t{LOWBIT_LUT_MAX_TOKENS_2BIT});
+  EXPECT_EQ(std::string_view(linear_weights<int_asym<4, 128>>::kernel_for(1)),
+            LOWBIT_HAS_AVX512_VNNI ? "int8_tiles" : "lut");
 #endif
 }
 

@@ -42,9 +42,14 @@
 #include <type_traits>
 #include <utility>
 
-// Token counts up to which linear(linear_weights) uses the LUT kernel (see lut_max_tokens).
+// Token counts up to which linear(linear_weights) uses the LUT kernel (see lut_max_tokens). With
+// VNNI the int8 tiles are faster, and the 2-bit LUT kernels keep N <= 2 (bench/README.md, run 13).
 #ifndef LOWBIT_LUT_MAX_TOKENS_2BIT
+#if LOWBIT_HAS_AVX512_VNNI
+#define LOWBIT_LUT_MAX_TOKENS_2BIT 2
+#else
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 8
+#endif
 #endif
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 8
@@ -201,13 +206,16 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 // keep the LUT kernel, 1.3-1.9x faster than the tiles at N = 2-16. 4-bit codes with zero points
 // get 1: the LUT kernel took 0.87-0.95x the tiles' time at N = 1 from DRAM, the tiles 0.79-0.86x
 // the LUT kernel's at N = 2 and 0.59-0.63x in L3 and at N = 8 (INT4-g128 with zero points,
-// bench/README.md, run 9).
+// bench/README.md, run 9). With AVX-512 VNNI (bench/README.md, run 13, a Zen 4): 4-bit codes with
+// zero points get 0, the tiles took 0.66-0.99x the LUT kernel's time at N = 1; 2-bit codes get 2
+// (LOWBIT_LUT_MAX_TOKENS_2BIT): the LUT kernels took 0.72-0.90x the tiles' time at N = 1-2 on INT2
+// and ternary (base 3), 0.96-1.05x on INT2 and 1.05-1.25x on ternary at N = 4, 0.94-1.35x at N = 8.
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
     return 0;
   } else if constexpr (kernels::int8_tiles_scheme<S> && S::code_bits == 4) {
-    return S::has_zero_point ? 1 : 0;
+    return S::has_zero_point && !LOWBIT_HAS_AVX512_VNNI ? 1 : 0;
   } else {
     constexpr int bits = kernels::lut_traits<S>::bits;
     return bits <= 2 ? LOWBIT_LUT_MAX_TOKENS_2BIT : LOWBIT_LUT_MAX_TOKENS_4BIT;
