@@ -85,80 +85,61 @@ void probe_read_bandwidth(benchmark::State& state) {
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-void probe_fma_peak(benchmark::State& state) {
+// A compute peak: per thread, 10 independent chains of one instruction (step), unrolled so that
+// the accumulators live in registers (otherwise each goes through memory); ops: operations per
+// instruction.
+template <class V, class Init, class Step, class Add>
+void peak_probe(benchmark::State& state, const char* counter, double ops, Init init, Step step, Add add) {
   const int threads = set_threads(state, 0);
   constexpr long iters = 1 << 20;
   for (auto _ : state) {
 #pragma omp parallel
     {
-      __m256 a[10];
-      for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_ps(static_cast<float>(i));
-      const __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+      V a[10];
+      for (int i = 0; i < 10; ++i) a[i] = init(i);
       for (long it = 0; it < iters; ++it) {
-        // Unrolled, so that the accumulators live in registers (otherwise each goes through memory).
         LOWBIT_UNROLL
-        for (auto& v : a) v = _mm256_fmadd_ps(v, m, c);
+        for (auto& v : a) v = step(v);
       }
-      __m256 s = a[0];
-      for (int i = 1; i < 10; ++i) s = _mm256_add_ps(s, a[i]);
+      V s = a[0];
+      for (int i = 1; i < 10; ++i) s = add(s, a[i]);
       benchmark::DoNotOptimize(s);
     }
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      2.0 * 8 * 10 * iters * threads * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters[counter] = benchmark::Counter(
+      ops * 10 * iters * threads * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void probe_fma_peak(benchmark::State& state) {
+  const __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+  peak_probe<__m256>(
+      state, "GFLOP/s", 2.0 * 8, [](int i) { return _mm256_set1_ps(static_cast<float>(i)); },
+      [&](__m256 v) LOWBIT_ALWAYS_INLINE { return _mm256_fmadd_ps(v, m, c); },
+      [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); });
 }
 
 void probe_maddubs_peak(benchmark::State& state) {
-  const int threads = set_threads(state, 0);
-  constexpr long iters = 1 << 20;
-  for (auto _ : state) {
-#pragma omp parallel
-    {
-      __m256i a[10];
-      for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_epi8(static_cast<char>(i + 1));
-      const __m256i b = _mm256_set1_epi8(3);
-      for (long it = 0; it < iters; ++it) {
-        // Unrolled, so that the accumulators live in registers (otherwise each goes through memory).
-        LOWBIT_UNROLL
-        for (auto& v : a) v = _mm256_maddubs_epi16(v, b);
-      }
-      __m256i s = a[0];
-      for (int i = 1; i < 10; ++i) s = _mm256_add_epi16(s, a[i]);
-      benchmark::DoNotOptimize(s);
-    }
-  }
-  state.counters["GOP/s"] = benchmark::Counter(
-      2.0 * 32 * 10 * iters * threads * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  const __m256i b = _mm256_set1_epi8(3);
+  peak_probe<__m256i>(
+      state, "GOP/s", 2.0 * 32, [](int i) { return _mm256_set1_epi8(static_cast<char>(i + 1)); },
+      [&](__m256i v) LOWBIT_ALWAYS_INLINE { return _mm256_maddubs_epi16(v, b); },
+      [](__m256i a, __m256i c) { return _mm256_add_epi16(a, c); });
 }
 BENCHMARK(probe_fma_peak)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(probe_maddubs_peak)->Arg(1)->Arg(2)->UseRealTime();
-#endif
 
 #if LOWBIT_HAS_AVX512_VNNI
 // The int8 peak where the integer-dot kernels use VNNI: 256-bit `vpdpbusd`, 4 products added into
-// each int32 lane (the same instruction the kernels run).
+// each int32 lane (the instruction the kernels run).
 void probe_vnni_peak(benchmark::State& state) {
-  const int threads = set_threads(state, 0);
-  constexpr long iters = 1 << 20;
-  for (auto _ : state) {
-#pragma omp parallel
-    {
-      __m256i a[10];
-      for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_epi32(i);
-      const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(-2);
-      for (long it = 0; it < iters; ++it) {
-        LOWBIT_UNROLL
-        for (auto& v : a) v = _mm256_dpbusd_epi32(v, u, s);
-      }
-      __m256i r = a[0];
-      for (int i = 1; i < 10; ++i) r = _mm256_add_epi32(r, a[i]);
-      benchmark::DoNotOptimize(r);
-    }
-  }
-  state.counters["GOP/s"] = benchmark::Counter(
-      2.0 * 32 * 10 * iters * threads * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(-2);
+  peak_probe<__m256i>(
+      state, "GOP/s", 2.0 * 32, [](int i) { return _mm256_set1_epi32(i); },
+      [&](__m256i v) LOWBIT_ALWAYS_INLINE { return _mm256_dpbusd_epi32(v, u, s); },
+      [](__m256i a, __m256i c) { return _mm256_add_epi32(a, c); });
 }
 BENCHMARK(probe_vnni_peak)->Arg(1)->Arg(2)->UseRealTime();
+#endif
 #endif
 BENCHMARK(probe_read_bandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
