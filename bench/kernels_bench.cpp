@@ -267,6 +267,8 @@ using nf4_b64 = nf4_scheme<64>;
 using int2_g32 = int_sym<2, 32>;
 using uint4_g128 = int_asym<4, 128>;                      // zero points (GPTQ / AWQ-style asymmetric INT4)
 using mxfp8_i8 = kernels::int8_packed_scheme<mxfp8_e4m3>; // MXFP8 E4M3 after pack_for_int8
+using int3_g32 = int_sym<3, 32>;
+using int3_i8 = kernels::int8_packed_scheme<int3_g32>; // INT3 after pack_for_int8
 constexpr auto f32 = linear_path::float_weights;
 constexpr auto i8 = linear_path::int8_dot;
 
@@ -402,6 +404,7 @@ LOWBIT_TILED(mxint8);
 LOWBIT_TILED(int2_g32);
 LOWBIT_TILED(ternary_absmean);
 LOWBIT_TILED(mxfp8_i8);
+LOWBIT_TILED(int3_i8);
 
 // ---- Codebook LUT kernel (direct lookup) beside the tiles -----------------------------------------
 
@@ -455,6 +458,15 @@ void plane_lut(benchmark::State& state) {
       ->Unit(benchmark::kMicrosecond)
 
 LOWBIT_TERNARY_LUT(ternary_absmean_base3);
+
+// INT3: the bit-plane LUT kernel, which linear_weights runs up to LOWBIT_LUT_MAX_TOKENS_4BIT tokens,
+// beside tiled<int3_i8>, the tiles of its int8 packing that it runs above.
+BENCHMARK_TEMPLATE(plane_lut, int3_g32)
+    ->ArgNames({"where", "tokens", "threads"})
+    ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})
+    ->Args({2, 3, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // ---- LUT kernels beside the integer-dot path at small N ----------------------------------------
 

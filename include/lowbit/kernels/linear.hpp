@@ -51,8 +51,17 @@
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 8
 #endif
 #endif
+// 3- and 4-bit codes without tiles of their own (INT3; the tiles are of their int8 packing): 8, and
+// with VNNI 4, where the LUT kernel took 0.52-0.81x the tiles' time from DRAM at N = 1-4 and
+// 1.06-1.22x at N = 8 (INT3-g32, 4096 x 8192, 2 threads, bench/README.md, run 13). In L3 the
+// tiles were already as fast at N = 1 and 1.3-1.4x faster at N = 4; small batches of a model's
+// layers stream from DRAM.
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
+#if LOWBIT_HAS_AVX512_VNNI
+#define LOWBIT_LUT_MAX_TOKENS_4BIT 4
+#else
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 8
+#endif
 #endif
 // 1: linear(linear_weights) runs ternary schemes within lut_max_tokens on the base-3 LUT kernel
 // (kernels/ternary_lut.hpp; see prefers_ternary_lut), 0: on the bit-plane LUT kernel.
