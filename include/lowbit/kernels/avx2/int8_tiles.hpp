@@ -30,9 +30,15 @@
 // Tiles of 8 rows and tokens per block (token tails run 2 then 1 at a time). With the running sums
 // kept in registers (LOWBIT_OPAQUE), 2 x 4 was the fastest of 2 x 2-4 at N >= 4 on INT4-g32, MXFP4,
 // INT8-g128 and NF4 (4096^2, one thread; bench/README.md, run 8); before that fix, 2 x 2 had been
-// the fastest of 1-2 x 2-5.
+// the fastest of 1-2 x 2-5. With VNNI (and so AVX-512VL's 32 vector registers), 3 x 4: 0.83-0.92x
+// the time of 2 x 4 at N = 32-128 on INT4-g32, NF4 and INT8-g128, and 0.8-1.0x at N = 1 from DRAM,
+// over four and three alternating rounds (a Zen 4, 4096^2, 2 threads; bench/README.md, run 13).
 #ifndef LOWBIT_TILED_ROWS
+#if LOWBIT_HAS_AVX512_VNNI
+#define LOWBIT_TILED_ROWS 3
+#else
 #define LOWBIT_TILED_ROWS 2
+#endif
 #endif
 #ifndef LOWBIT_TILED_TOKENS
 #define LOWBIT_TILED_TOKENS 4
@@ -44,8 +50,8 @@ namespace detail {
 
 inline constexpr int tiled_rows = LOWBIT_TILED_ROWS;
 inline constexpr int tiled_tokens = LOWBIT_TILED_TOKENS;
-static_assert(tiled_rows >= 1 && tiled_rows <= 2 && tiled_tokens >= 1 && tiled_tokens <= 4,
-              "tiled blocks of 1-2 tiles x 1-4 tokens");
+static_assert(tiled_rows >= 1 && tiled_rows <= 4 && tiled_tokens >= 1 && tiled_tokens <= 4,
+              "tiled blocks of 1-4 tiles x 1-4 tokens");
 
 // maddubs results one int16 sum can take without overflow: each is at most 2 * 127 * max u (the
 // codes themselves for zero-point schemes, which subtract zero point x segment sum afterwards).
