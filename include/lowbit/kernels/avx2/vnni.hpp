@@ -1,7 +1,7 @@
 // u8 x s8 dot products into int32 lanes, the one instruction the AVX2 integer-dot kernels take from
 // AVX-512 VNNI: lane j of the result is acc[j] + sum over i < 4 of u[4j + i] * s[4j + i], exact
 // (no int16 step, no saturation). It is 256-bit `vpdpbusd` where AVX-512 VNNI and VL are compiled
-// (LOWBIT_HAS_AVX512_VNNI), and otherwise an exact AVX2 sequence of five instructions. The kernels
+// (LOWBIT_HAS_AVX512_VNNI), and otherwise an exact AVX2 sequence of ten instructions. The kernels
 // call it only where has_vnni holds (elsewhere `maddubs` with bounded values is cheaper); the AVX2
 // sequence keeps them free of #if and is what the tests compare both against.
 #pragma once
