@@ -3,7 +3,8 @@
 // (no int16 step, no saturation). It is 256-bit `vpdpbusd` where AVX-512 VNNI and VL are compiled
 // (LOWBIT_HAS_AVX512_VNNI), and otherwise an exact AVX2 sequence of ten instructions. The kernels
 // call it only where has_vnni holds (elsewhere `maddubs` with bounded values is cheaper); the AVX2
-// sequence keeps them free of #if and is what the tests compare both against.
+// sequence keeps them free of #if. tests/kernels/tiles_test.cpp checks whichever is compiled on
+// every (u, s) byte pair against int arithmetic.
 #pragma once
 
 #include "lowbit/core/config.hpp"
