@@ -41,8 +41,7 @@ for c in "${configs[@]}"; do
   # (tests/kernels/linear_test.cpp 113 s -> 36-44 s); gcc builds and runs them at -O2.
   clang) configure_config clang -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" \
     -DCMAKE_CXX_COMPILER=clang++ -DLOWBIT_NO_AVX512=ON -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_TEST_DOWNSTREAM=OFF \
-    -DLOWBIT_TEST_HEADERS=OFF \
-    -DLOWBIT_TOOLS_UNIT_TESTS=OFF ;;
+    -DLOWBIT_TEST_HEADERS=OFF -DLOWBIT_TOOLS_UNIT_TESTS=OFF ;;
   # -Og: UBSan instrumentation at -O2 -g triples the build time of the template-heavy tests.
   asan) configure_config asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-Og -g1" -DCMAKE_CXX_COMPILER=g++ \
     -DLOWBIT_SANITIZE=ON -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_TEST_DOWNSTREAM=OFF -DLOWBIT_TEST_HEADERS=OFF ;;

@@ -246,9 +246,9 @@ auto pack_for_int8_tiles(const qmatrix<S>& w) {
 }
 
 // Per token, span and segment: the activation block's scale, offset * (sum of the segment's int8
-// activations), the correction the unsigned-table kernels subtract (0 for signed tables; for
-// zero-point schemes the sum itself, which the kernels multiply by each row's zero point), and the
-// sum itself (the VNNI kernel offsets signed values by 128 and subtracts 128 x sum).
+// activations), the correction the unsigned-table kernels subtract (0 for signed tables and for
+// zero-point schemes, whose values are the codes), and the sum itself, which the kernels multiply
+// by each row's zero point (and the VNNI kernel by 128, the offset it gives signed values).
 struct tile_activations {
   std::vector<float> scale;
   std::vector<std::int32_t> offset, sum;
@@ -275,10 +275,7 @@ void prepare_tile_activations(const int8_activations& a, tile_activations& out) 
         for (std::size_t h = 0; h < chunk_geometry<S>::chunks_per_span; ++h)
           for (std::size_t j = 4 * (g * TG::segment_lanes); j < 4 * (g + 1) * TG::segment_lanes; ++j)
             sum += q[h * chunk + j];
-        if constexpr (S::has_zero_point)
-          off = sum;
-        else
-          for (std::size_t l = 0; l < TG::segment_lanes; ++l) off += a.lane_offset_row(t)[l0 + l];
+        for (std::size_t l = 0; l < TG::segment_lanes; ++l) off += a.lane_offset_row(t)[l0 + l];
         out.scale[i] = a.lane_scale_row(t)[l0];
         out.offset[i] = off;
         out.sum[i] = sum;

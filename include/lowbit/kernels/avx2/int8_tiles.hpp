@@ -100,8 +100,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
   for (int r = 0; r < R; ++r) cp[r] = w.tile_codes(tile0 + static_cast<std::size_t>(r));
   const std::int8_t* xrow[T];
   const float* srow[T];
-  const std::int32_t* orow[T];
-  [[maybe_unused]] const std::int32_t* sumrow[T];
+  [[maybe_unused]] const std::int32_t *orow[T], *sumrow[T];
   LOWBIT_UNROLL
   for (int t = 0; t < T; ++t) {
     const std::size_t tok = t0 + static_cast<std::size_t>(t);
@@ -177,7 +176,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
         for (int t = 0; t < T; ++t) {
           __m256i i = i32[r][t];
           if constexpr (zp)
-            i = _mm256_sub_epi32(i, _mm256_mullo_epi32(zv, _mm256_set1_epi32(orow[t][seg])));
+            i = _mm256_sub_epi32(i, _mm256_mullo_epi32(zv, _mm256_set1_epi32(sumrow[t][seg])));
           else if constexpr (vnni && !uvals)
             i = _mm256_sub_epi32(i, _mm256_set1_epi32(sumrow[t][seg] * 128));
           else if constexpr (uvals)
