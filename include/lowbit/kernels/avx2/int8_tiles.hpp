@@ -9,13 +9,14 @@
 // widening: it adds the 4-byte products into int32 with no int16 step, so values need no bound and
 // signed ones are offset by 128 (xor 0x80) instead of `abs` / `sign` per token; 128 x segment sum is
 // subtracted per segment. The int32 sums are the same integers, so results are bit-identical.
-// No software prefetch: 2 and 8 KiB ahead made no difference from DRAM above this machine's noise
-// (bench/README.md, run 5).
+// The first token block over a tile prefetches its codes into L2 (kernels/avx2/prefetch.hpp),
+// LOWBIT_TILED_PREFETCH bytes ahead per tile.
 #pragma once
 
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/avx2/int8_dot.hpp"
+#include "lowbit/kernels/avx2/prefetch.hpp"
 #include "lowbit/kernels/avx2/vnni.hpp"
 #include "lowbit/kernels/int8_tiles.hpp"
 
@@ -43,6 +44,13 @@
 #ifndef LOWBIT_TILED_TOKENS
 #define LOWBIT_TILED_TOKENS 4
 #endif
+// Bytes ahead of the current span that each tile's code stream prefetches into L2 on the first token
+// block (0: none). On a Zen 3, 2 and 8 KiB into L1 made no difference from DRAM above the noise
+// (run 5); on a Zen 4, 4096 bytes into L2 raised 4-bit GEMV from 74-93 % of the read probe to 85-94 %
+// in interleaved rounds, and never lowered it (bench/README.md, run 14).
+#ifndef LOWBIT_TILED_PREFETCH
+#define LOWBIT_TILED_PREFETCH 4096
+#endif
 
 namespace lowbit::kernels::avx2 {
 
@@ -50,6 +58,7 @@ namespace detail {
 
 inline constexpr int tiled_rows = LOWBIT_TILED_ROWS;
 inline constexpr int tiled_tokens = LOWBIT_TILED_TOKENS;
+inline constexpr std::size_t tiled_prefetch = LOWBIT_TILED_PREFETCH;
 static_assert(tiled_rows >= 1 && tiled_rows <= 4 && tiled_tokens >= 1 && tiled_tokens <= 4,
               "tiled blocks of 1-4 tiles x 1-4 tokens");
 
@@ -109,8 +118,14 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
     orow[t] = ta.offset_row(tok);
     sumrow[t] = ta.sum_row(tok);
   }
-  __m256i unused = _mm256_setzero_si256(); // span_decoder's corrupt-byte flag (base 3 only)
+  __m256i unused = _mm256_setzero_si256();     // span_decoder's corrupt-byte flag (base 3 only)
+  [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tiles' codes in cache
   for (std::size_t sp = 0; sp < spans; ++sp) {
+    if constexpr (tiled_prefetch != 0)
+      if (first) {
+        LOWBIT_UNROLL
+        for (int r = 0; r < R; ++r) prefetch_l2<256>(cp[r] + sp * 256, tiled_prefetch);
+      }
     LOWBIT_UNROLL
     for (std::size_t g = 0; g < NS; ++g) {
       __m256i i16[R][T], i32[R][T];

@@ -2,12 +2,13 @@
 // block of 32 columns, one 32-byte load feeds two table shuffles (groups j and j + 1) and two
 // maddubs that weight and add a pair of bit planes; int16 sums per block, then int32 (two madd,
 // no cross-lane shuffle), the token's side in one fma and the row scales in another. Up to
-// lut_tokens tokens share each load of the weights; the codes are prefetched lut_prefetch bytes
-// ahead.
+// lut_tokens tokens share each load of the weights; the codes are prefetched into L2 lut_prefetch
+// bytes ahead.
 #pragma once
 
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/avx2/prefetch.hpp"
 #include "lowbit/kernels/lut.hpp"
 
 #include <immintrin.h>
@@ -21,11 +22,13 @@
 #ifndef LOWBIT_LUT_TOKENS
 #define LOWBIT_LUT_TOKENS 2
 #endif
-// Bytes ahead of the current block that each block prefetches (0: none). Measured with 2 threads
-// from DRAM (bench/README.md): 2048 raised 2-bit GEMV from 26 to 30 GB/s and 4-bit from 22 to
-// 25 GB/s of a 29.6 GB/s read probe; the hardware prefetchers alone leave the stream short.
+// Bytes ahead of the current block that each block prefetches into L2 (0: none), on the first
+// pass over a tile's codes. With 2 threads from DRAM (bench/README.md): on a Zen 3, 2048 bytes into
+// L1 raised 2-bit GEMV from 26 to 30 GB/s of a 29.6 GB/s read probe (run 3); on a Zen 4, 4096-6144
+// bytes into L2 raised it from 65-83 % to 88-102 % of the probe, and ternary from 54-74 % to
+// 73-85 % (base 3) and 64-94 % to 92-108 % (2-bit), where 4096 into L1 was slower than none (run 14).
 #ifndef LOWBIT_LUT_PREFETCH
-#define LOWBIT_LUT_PREFETCH 2048
+#define LOWBIT_LUT_PREFETCH 6144
 #endif
 
 namespace lowbit::kernels::avx2 {
@@ -69,6 +72,7 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
   LOWBIT_UNROLL
   for (std::size_t t = 0; t < NT; ++t) q[t] = a.q_row(t0 + t);
   const std::uint8_t* cp = w.tile_codes(tile);
+  [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
   const std::size_t blocks = w.blocks();
   std::size_t unit = ~std::size_t{0};
   [[maybe_unused]] const float g = w.scale_multiplier(), kg = tr::k * g;
@@ -79,12 +83,8 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
     __m256i isum[NT];
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
-    if constexpr (lut_prefetch != 0) {
-      LOWBIT_UNROLL
-      for (std::size_t l = 0; l < lut_matrix<S>::tile_block_bytes; l += 64) // may point past the codes:
-        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(cp) + lut_prefetch + l),
-                     _MM_HINT_T0); // prefetches never fault
-    }
+    if constexpr (lut_prefetch != 0)
+      if (first) prefetch_l2<lut_matrix<S>::tile_block_bytes>(cp, lut_prefetch);
     LOWBIT_UNROLL
     for (std::size_t gp = 0; gp < 4; ++gp) {
       __m256i tl[NT], th[NT];

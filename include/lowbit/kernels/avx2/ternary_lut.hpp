@@ -108,18 +108,15 @@ void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, 
   LOWBIT_UNROLL
   for (std::size_t t = 0; t < NT; ++t) q[t] = a.q_row(t0 + t);
   const std::uint8_t* cp = w.tile_codes(tile);
+  [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
   std::size_t unit = ~std::size_t{0};
   __m256 ws[4] = {};
   for (std::size_t b = 0; b < w.blocks(); ++b) {
     __m256i isum[NT][4]; // per half: rows 0-7 and 8-15, lanes = triads c0 + 0/2 and c0 + 1/3
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = isum[t][2] = isum[t][3] = _mm256_setzero_si256();
-    if constexpr (lut_prefetch != 0) {
-      LOWBIT_UNROLL
-      for (std::size_t l = 0; l < ternary_block_bytes; l += 64) // may point past the codes:
-        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(cp) + lut_prefetch + l),
-                     _MM_HINT_T0); // prefetches never fault
-    }
+    if constexpr (lut_prefetch != 0)
+      if (first) prefetch_l2<ternary_block_bytes>(cp, lut_prefetch);
     LOWBIT_UNROLL
     for (std::size_t pair = 0; pair < ternary_block_triads / 8; ++pair, cp += ternary_pair_bytes) {
       __m256i sg = _mm256_load_si256(reinterpret_cast<const __m256i*>(cp));

@@ -1,0 +1,150 @@
+// GEMV from DRAM against the read probe, with the kernels' software prefetch switched at run time,
+// so that every setting is timed in ONE process on the same weights: on the Zen 4 machine the read
+// probe moves between about 33 and 60 GB/s from one process to the next (and within one), so
+// settings compared across binaries measure the machine as much as the kernels. Built only by
+// bench/ab/prefetch_sweep.sh, on a copy of the headers whose prefetch constants it turns into
+// variables; the library itself keeps them constexpr.
+//
+// Per round: the 2-thread read probe (1 GiB), then for each setting and scheme, linear() at N = 1
+// over a pool of >= 256 MiB of linear_weights copies of one 4096 x 8192 matrix (3 passes). Printed
+// per setting and scheme: the median GB/s of weights and the median of the per-round shares of the
+// round's probe.
+//   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint (bytes, bytes, 0 = L1 / 1 = L2)
+#include "lowbit/kernels/avx2/prefetch.hpp"
+#include "lowbit/lowbit.hpp"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+using namespace lowbit;
+constexpr std::size_t rows = 4096, cols = 8192, pool_bytes = std::size_t{256} << 20;
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::vector<float> gaussian(std::size_t n, unsigned seed, float sigma) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (auto& e : v) e = d(g);
+  return v;
+}
+
+// The streaming read of kernels_bench.cpp's probe_read_bandwidth, one pass, in GB/s.
+double probe() {
+  static const std::vector<float> buf(std::size_t{1} << 28, 1.0f);
+  const double t0 = now();
+  float total = 0.0f;
+#pragma omp parallel for reduction(+ : total) schedule(static)
+  for (std::size_t b = 0; b < buf.size(); b += 1 << 16) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (std::size_t i = b; i < b + (1 << 16); i += 32) {
+      a0 = _mm256_add_ps(a0, _mm256_load_ps(&buf[i]));
+      a1 = _mm256_add_ps(a1, _mm256_load_ps(&buf[i + 8]));
+      a2 = _mm256_add_ps(a2, _mm256_load_ps(&buf[i + 16]));
+      a3 = _mm256_add_ps(a3, _mm256_load_ps(&buf[i + 24]));
+    }
+    alignas(32) float l[8];
+    _mm256_store_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (float v : l) total += v;
+  }
+  const double t = now() - t0;
+  if (total == 0.0f) std::puts("");
+  return static_cast<double>(buf.size() * sizeof(float)) * 1e-9 / t;
+}
+
+struct scheme_run {
+  const char* name;
+  std::function<double()> run; // GB/s of weights
+};
+
+template <class S>
+scheme_run make(const char* name) {
+  auto pool = std::make_shared<std::vector<linear_weights<S>>>();
+  pool->emplace_back(quantize<S>(gaussian(rows * cols, 1, 0.02f), rows, cols));
+  while (pool->size() * pool->front().matrix().storage_bytes() < pool_bytes) pool->push_back(pool->front());
+  auto x = std::make_shared<std::vector<float>>(gaussian(cols, 8, 1.0f));
+  auto y = std::make_shared<std::vector<float>>(rows);
+  auto work = std::make_shared<linear_workspace>();
+  return {name, [=] {
+            const std::size_t calls = 3 * pool->size();
+            const double t0 = now();
+            for (std::size_t i = 0; i < calls; ++i)
+              linear(std::span<const float>(*x), 1, (*pool)[i % pool->size()], std::span<float>(*y), {}, work.get());
+            const double t = now() - t0;
+            return static_cast<double>(pool->front().matrix().storage_bytes() * calls) * 1e-9 / t;
+          }};
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct setting {
+  std::size_t tiles, lut;
+  int hint;
+};
+} // namespace
+
+int main(int argc, char** argv) {
+  omp_set_num_threads(2);
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 9;
+  std::vector<setting> settings;
+  for (int i = 2; i < argc; ++i) {
+    setting s{};
+    if (std::sscanf(argv[i], "%zu:%zu:%d", &s.tiles, &s.lut, &s.hint) != 3)
+      return std::fprintf(stderr, "bad %s\n", argv[i]), 2;
+    settings.push_back(s);
+  }
+  if (settings.empty()) settings = {{0, 2048, 0}, {0, 0, 1}, {4096, 6144, 0}, {4096, 6144, 1}};
+  const std::vector<scheme_run> schemes = {make<int4_group<128>>("INT4-g128"),
+                                           make<nf4_scheme<64>>("NF4-b64"),
+                                           make<mxfp4>("MXFP4"),
+                                           make<nvfp4>("NVFP4"),
+                                           make<int8_group<128>>("INT8-g128"),
+                                           make<int_sym<2, 32>>("INT2-g32"),
+                                           make<ternary_absmean>("ternary"),
+                                           make<ternary_absmean_base3>("ternary-b3")};
+  for (const auto& s : schemes) s.run(); // warm up: tables, workspace, page faults
+  std::vector<double> probes;
+  std::vector<std::vector<std::vector<double>>> gbs(settings.size(), std::vector<std::vector<double>>(schemes.size())),
+      shares = gbs;
+  for (int r = 0; r < rounds; ++r) {
+    const double p = probe();
+    probes.push_back(p);
+    for (std::size_t v = 0; v < settings.size(); ++v) {
+      kernels::avx2::detail::tiled_prefetch = settings[v].tiles;
+      kernels::avx2::lut_prefetch = settings[v].lut;
+      kernels::avx2::prefetch_hint = settings[v].hint;
+      for (std::size_t j = 0; j < schemes.size(); ++j) {
+        const double g = schemes[j].run();
+        gbs[v][j].push_back(g);
+        shares[v][j].push_back(g / p);
+      }
+    }
+  }
+  std::printf("read probe, 2 threads: median %.1f GB/s, min %.1f, max %.1f (%d rounds)\n", median(probes),
+              *std::min_element(probes.begin(), probes.end()), *std::max_element(probes.begin(), probes.end()), rounds);
+  std::printf("| tiles : LUT : hint |");
+  for (const auto& s : schemes) std::printf(" %s |", s.name);
+  std::printf("\n|---|");
+  for (std::size_t j = 0; j < schemes.size(); ++j) std::printf("---|");
+  std::printf("\n");
+  for (std::size_t v = 0; v < settings.size(); ++v) {
+    std::printf("| %zu : %zu : %s |", settings[v].tiles, settings[v].lut, settings[v].hint == 0 ? "L1" : "L2");
+    for (std::size_t j = 0; j < schemes.size(); ++j)
+      std::printf(" %.1f (%.0f %%) |", median(gbs[v][j]), 100.0 * median(shares[v][j]));
+    std::printf("\n");
+  }
+}

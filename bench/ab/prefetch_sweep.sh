@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Software-prefetch sweep of the GEMV kernels from DRAM (see gemv_dram.cpp): copies the working
+# tree's headers, turns the prefetch distances (LOWBIT_TILED_PREFETCH, LOWBIT_LUT_PREFETCH) and
+# prefetch_l2's hint into variables in the copy, and times every setting in one process.
+#   bash bench/ab/prefetch_sweep.sh 11 0:2048:0 4096:6144:1
+# Arguments: rounds (default 9), then settings tiles:lut:hint (bytes ahead; hint 0 = L1, 1 = L2).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r "$root/include" "$work/include"
+k="$work/include/lowbit/kernels/avx2"
+# Each edit must apply; a header that no longer matches stops the sweep rather than measuring nothing.
+edit() { # file, sed expression, pattern that must then be present
+  sed -i "$2" "$1"
+  grep -q -- "$3" "$1" || { echo "prefetch_sweep.sh: edit of $1 did not apply: $2" >&2; exit 1; }
+}
+edit "$k/prefetch.hpp" 's/^namespace lowbit::kernels::avx2 {$/&\ninline int prefetch_hint = 1;/' 'inline int prefetch_hint'
+edit "$k/prefetch.hpp" 's/_mm_prefetch(reinterpret_cast<const char\*>(a + l), _MM_HINT_T1);/{ if (prefetch_hint == 0) _mm_prefetch(reinterpret_cast<const char*>(a + l), _MM_HINT_T0); else _mm_prefetch(reinterpret_cast<const char*>(a + l), _MM_HINT_T1); }/' 'prefetch_hint == 0'
+edit "$k/int8_tiles.hpp" 's/inline constexpr std::size_t tiled_prefetch/inline std::size_t tiled_prefetch/' 'inline std::size_t tiled_prefetch'
+edit "$k/lut_dot.hpp" 's/inline constexpr std::size_t lut_prefetch/inline std::size_t lut_prefetch/' 'inline std::size_t lut_prefetch'
+for f in int8_tiles.hpp lut_dot.hpp ternary_lut.hpp codebook_lut.hpp; do
+  edit "$k/$f" 's/if constexpr (\(tiled\|lut\)_prefetch != 0)/if (\1_prefetch != 0)/' 'if (\(tiled\|lut\)_prefetch != 0)'
+done
+g++ -std=gnu++20 -O2 -DNDEBUG -march=native -fopenmp -I "$work/include" "$root/bench/ab/gemv_dram.cpp" -o "$work/gemv_dram"
+"$work/gemv_dram" "$@"
