@@ -9,8 +9,8 @@
 // widening: it adds the 4-byte products into int32 with no int16 step, so values need no bound and
 // signed ones are offset by 128 (xor 0x80) instead of `abs` / `sign` per token; 128 x segment sum is
 // subtracted per segment. The int32 sums are the same integers, so results are bit-identical.
-// The first token block over a tile prefetches its codes into L2 (kernels/avx2/prefetch.hpp),
-// LOWBIT_TILED_PREFETCH bytes ahead per tile.
+// No software prefetch by default (LOWBIT_TILED_PREFETCH): the hardware prefetchers keep up with
+// the tiles' streams as well as any distance tried.
 #pragma once
 
 #include "lowbit/core/config.hpp"
@@ -45,11 +45,11 @@
 #define LOWBIT_TILED_TOKENS 4
 #endif
 // Bytes ahead of the current span that each tile's code stream prefetches into L2 on the first token
-// block (0: none). On a Zen 3, 2 and 8 KiB into L1 made no difference from DRAM above the noise
-// (run 5); on a Zen 4, 4096 bytes into L2 raised 4-bit GEMV from 74-93 % of the read probe to 85-94 %
-// in interleaved rounds, and never lowered it (bench/README.md, run 14).
+// block (0: none, the default). On a Zen 3, 2 and 8 KiB into L1 made no difference from DRAM above
+// the noise (run 5); on a Zen 4, 2-16 KiB into L2 made none either (4-bit and 8-bit GEMV, in-process
+// sweeps of bench/ab/prefetch_sweep.sh; bench/README.md, run 14). Kept for re-tuning on other machines.
 #ifndef LOWBIT_TILED_PREFETCH
-#define LOWBIT_TILED_PREFETCH 4096
+#define LOWBIT_TILED_PREFETCH 0
 #endif
 
 namespace lowbit::kernels::avx2 {

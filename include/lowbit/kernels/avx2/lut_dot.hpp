@@ -24,9 +24,9 @@
 #endif
 // Bytes ahead of the current block that each block prefetches into L2 (0: none), on the first
 // pass over a tile's codes. With 2 threads from DRAM (bench/README.md): on a Zen 3, 2048 bytes into
-// L1 raised 2-bit GEMV from 26 to 30 GB/s of a 29.6 GB/s read probe (run 3); on a Zen 4, 4096-6144
-// bytes into L2 raised it from 65-83 % to 88-102 % of the probe, and ternary from 54-74 % to
-// 73-85 % (base 3) and 64-94 % to 92-108 % (2-bit), where 4096 into L1 was slower than none (run 14).
+// L1 raised 2-bit GEMV from 26 to 30 GB/s of a 29.6 GB/s read probe (run 3); on a Zen 4, 6144 bytes
+// into L2 instead of 2048 into L1 raised INT2 from 70 % of the probe to 82-88 %, ternary 2-bit from
+// 62-65 % to 88-97 % and base 3 from 53 % to 73-77 % (in-process sweeps, run 14).
 #ifndef LOWBIT_LUT_PREFETCH
 #define LOWBIT_LUT_PREFETCH 6144
 #endif

@@ -1,9 +1,10 @@
-// Software prefetch of a weight stream into L2, shared by the LUT kernels and the int8 tiles.
+// Software prefetch of a weight stream into L2, for the LUT kernels (and the int8 tiles, where
+// LOWBIT_TILED_PREFETCH turns it on).
 //
 // The weights of a GEMV are read once, so they are fetched into L2 (prefetcht1), not L1: in L1 they
 // would evict the activation tables and the quantized activations, which every row reads again.
-// Measured on a Zen 4 from DRAM (bench/README.md, run 14): with T1 the LUT kernels streamed their
-// weights 10-40 % faster than with the same distance into L1, which was slower than no prefetch.
+// Measured on a Zen 4 from DRAM (bench/README.md, run 14): at the same distance, the LUT kernels
+// streamed their weights 15-45 % faster with L2 as the target than with L1.
 #pragma once
 
 #include "lowbit/core/config.hpp"
