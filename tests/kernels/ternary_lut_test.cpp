@@ -166,6 +166,41 @@ TEST(ternary_lut, tables_match_their_definition) {
     }
 }
 
+// The builders split a token's blocks into tasks across threads (16 blocks each): the tables of
+// every thread count equal one pass of the row builder over the whole token, with a bad block (NaN)
+// and a partial last block inside the split.
+TEST(ternary_lut, tables_split_into_tasks_match_one_pass) {
+  const std::size_t cols = 60 * kernels::ternary_block_cols + 50, tokens = 2, blocks = 61; // enough to split
+  auto x = lowbit_test::gaussian(tokens * cols, 147);
+  x[cols + 17 * kernels::ternary_block_cols + 4] = std::numeric_limits<float>::quiet_NaN(); // token 1, block 17
+  kernels::ternary_activations one; // one pass per token, no tasks
+  one.tokens = tokens;
+  one.cols = cols;
+  one.blocks = blocks;
+  one.q.assign(tokens * one.row_entries(), 0);
+  one.scale.assign(tokens * blocks, 0.0f);
+  for (std::size_t t = 0; t < tokens; ++t)
+    kernels::build_ternary_table_row(x.data() + t * cols, cols, blocks, one.q.data() + t * one.row_entries(),
+                                     one.scale.data() + t * blocks);
+  EXPECT_TRUE(std::isnan(one.scale_row(1)[17]));
+  EXPECT_FALSE(std::isnan(one.scale_row(1)[16]) || std::isnan(one.scale_row(1)[18]));
+  for (int threads : {1, 2, 3}) {
+    lowbit_test::set_threads(threads);
+    kernels::ternary_activations a;
+    kernels::build_ternary_tables(std::span<const float>(x), tokens, cols, a);
+    ASSERT_EQ(a.blocks, blocks);
+    EXPECT_TRUE(a.q == one.q) << threads << " threads";
+    EXPECT_EQ(first_bit_difference(a.scale, one.scale), a.scale.size()) << threads << " threads";
+#if LOWBIT_HAS_AVX2
+    kernels::ternary_activations b;
+    kernels::avx2::build_ternary_tables(std::span<const float>(x), tokens, cols, b);
+    EXPECT_TRUE(b.q == one.q) << threads << " threads, AVX2";
+    EXPECT_EQ(first_bit_difference(b.scale, one.scale), b.scale.size()) << threads << " threads, AVX2";
+#endif
+  }
+  lowbit_test::set_threads(2);
+}
+
 // Within the documented bound of the exact product with the dequantized weights: per block
 // 32 * |w_scale| * s / 2, plus fp32 rounding.
 template <class S>

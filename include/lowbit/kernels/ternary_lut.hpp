@@ -215,9 +215,9 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
   }
 }
 
-// Sizes `out` for `tokens` rows of `cols` and
-// fills it token by token with `row`, a function with build_ternary_table_row's parameters (the
-// scalar spec here, its AVX2 twin elsewhere).
+// Sizes `out` for `tokens` rows of `cols` and fills it with `row`, a function with
+// build_ternary_table_row's parameters (the scalar spec here, its AVX2 twin elsewhere), called on
+// runs of whole blocks.
 template <activation_type T, class Row>
 void build_ternary_tables_by_row(std::span<const T> x, std::size_t tokens, std::size_t cols, ternary_activations& out,
                                  Row&& row) {
@@ -226,10 +226,17 @@ void build_ternary_tables_by_row(std::span<const T> x, std::size_t tokens, std::
   out.blocks = (cols + ternary_block_cols - 1) / ternary_block_cols;
   out.q.resize(tokens * out.row_entries());
   out.scale.resize(tokens * out.blocks);
-  parallel_rows(tokens, tokens * cols * 8, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t t = begin; t < end; ++t)
-      row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(),
-          out.scale.data() + t * out.blocks);
+  // Tokens and their blocks are independent: tasks of up to 16 blocks (1536 columns) of one token,
+  // so that one token's tables also take every thread (as build_lut_tables_by_row).
+  constexpr std::size_t task_blocks = 16;
+  const std::size_t per_token = (out.blocks + task_blocks - 1) / task_blocks;
+  parallel_rows(tokens * per_token, tokens * cols * 8, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::size_t t = i / per_token, b0 = i % per_token * task_blocks, c0 = b0 * ternary_block_cols;
+      row(x.data() + t * cols + c0, cols - c0, std::min(task_blocks, out.blocks - b0),
+          out.q.data() + t * out.row_entries() + b0 * ternary_block_triads * 16,
+          out.scale.data() + t * out.blocks + b0);
+    }
   });
 }
 

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <type_traits>
 
 #ifndef LOWBIT_TERNARY_TOKENS
 #define LOWBIT_TERNARY_TOKENS 2
@@ -34,9 +35,11 @@ inline constexpr std::size_t ternary_tokens = LOWBIT_TERNARY_TOKENS;
 static_assert(ternary_tokens >= 1 && ternary_tokens <= 4, "LOWBIT_TERNARY_TOKENS must be 1-4");
 
 // build_ternary_table_row with AVX2, bit for bit (q must be 32-byte aligned, as the rows of
-// ternary_activations are): per triad, the 16 entries in two vectors as (x0 w0 + x1 w1) + x2 w2
-// (the products by -1, 0, 1 are exact, so an fma contraction changes nothing), then like the
-// codebook builder: times 127 / m, then detail::store_rounded_i8.
+// ternary_activations are): per block, its 96 activations widened to fp32 (zeros past cols) and
+// checked for NaN / inf 8 at a time; per triad, the 16 entries in two vectors as
+// (x0 w0 + x1 w1) + x2 w2 with the last two steps as fma (the products by -1, 0, 1 are exact, so the
+// fma rounds the same sums), then like the codebook builder: times 127 / m, then
+// detail::store_rounded_i8.
 template <activation_type T>
 void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale) noexcept {
   alignas(32) static constexpr auto wv = [] {
@@ -50,20 +53,26 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
     for (std::size_t h = 0; h < 2; ++h) w[l][h] = _mm256_loadu_ps(wv[l].data() + 8 * h);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  alignas(32) float xs[ternary_block_cols];
   alignas(32) float t[ternary_block_triads][16];
   for (std::size_t b = 0; b < blocks; ++b) {
-    __m256 amax = _mm256_setzero_ps(), nonfinite = _mm256_setzero_ps();
+    const std::size_t c0 = b * ternary_block_cols, n = std::min(ternary_block_cols, cols - c0);
+    if constexpr (std::is_same_v<T, float>) {
+      std::copy_n(x + c0, n, xs);
+    } else {
+      for (std::size_t c = 0; c < n; ++c) xs[c] = lowbit::detail::widen(x[c0 + c]);
+    }
+    std::fill(xs + n, xs + ternary_block_cols, 0.0f);
+    __m256 nonfinite = _mm256_setzero_ps(); // !(|x| < inf): NaN and inf both set it
+    for (std::size_t c = 0; c < ternary_block_cols; c += 8)
+      nonfinite =
+          _mm256_or_ps(nonfinite, _mm256_cmp_ps(_mm256_and_ps(_mm256_load_ps(xs + c), abs_mask), inf, _CMP_NLT_UQ));
+    __m256 amax = _mm256_setzero_ps();
     for (std::size_t j = 0; j < ternary_block_triads; ++j) {
-      __m256 xl[3];
-      for (std::size_t l = 0; l < 3; ++l) {
-        const std::size_t c = b * ternary_block_cols + 3 * j + l;
-        xl[l] = _mm256_set1_ps(c < cols ? lowbit::detail::widen(x[c]) : 0.0f);
-        // !(|x| < inf): NaN and inf both set the mask.
-        nonfinite = _mm256_or_ps(nonfinite, _mm256_cmp_ps(_mm256_and_ps(xl[l], abs_mask), inf, _CMP_NLT_UQ));
-      }
+      const __m256 x0 = _mm256_broadcast_ss(xs + 3 * j), x1 = _mm256_broadcast_ss(xs + 3 * j + 1),
+                   x2 = _mm256_broadcast_ss(xs + 3 * j + 2);
       for (std::size_t h = 0; h < 2; ++h) {
-        const __m256 e = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(w[0][h], xl[0]), _mm256_mul_ps(w[1][h], xl[1])),
-                                       _mm256_mul_ps(w[2][h], xl[2]));
+        const __m256 e = _mm256_fmadd_ps(w[2][h], x2, _mm256_fmadd_ps(w[1][h], x1, _mm256_mul_ps(w[0][h], x0)));
         _mm256_store_ps(t[j] + 8 * h, e);
         amax = _mm256_max_ps(amax, _mm256_and_ps(e, abs_mask));
       }
