@@ -633,6 +633,32 @@ LOWBIT_ACTIVATION_PREP(int4_g32, false);
 LOWBIT_ACTIVATION_PREP(int2_g32, false);
 LOWBIT_ACTIVATION_PREP(nvfp4, false);
 LOWBIT_ACTIVATION_PREP(ternary_absmean_base3, false);
+
+// The base-3 LUT kernel's tables (kernels/ternary_lut.hpp) for one token of K = 8192 columns, scalar
+// spec (impl 0) against AVX2 (impl 1), at 1 and 2 threads (a token's blocks split into tasks).
+void ternary_tables(benchmark::State& state) {
+  const bool simd = state.range(0) == 1;
+  set_threads(state, 1);
+  const std::size_t cols = 8192;
+  const auto x = gaussian(cols, 7);
+  kernels::ternary_activations t;
+  for (auto _ : state) {
+#if LOWBIT_HAS_AVX2
+    if (simd)
+      kernels::avx2::build_ternary_tables(std::span<const float>(x), 1, cols, t);
+    else
+#endif
+      kernels::build_ternary_tables(std::span<const float>(x), 1, cols, t);
+    benchmark::DoNotOptimize(t.q.data());
+  }
+  state.counters["Mact/s"] = benchmark::Counter(
+      static_cast<double>(cols) * 1e-6 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(ternary_tables)
+    ->ArgNames({"impl", "threads"})
+    ->ArgsProduct({{0, 1}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 LOWBIT_ACTIVATION_PREP(int4_g32, true);
 
 // ---- Eigen fp32 baselines -------------------------------------------------------------------
