@@ -6,6 +6,7 @@
 //   -DAB_SIDE=new with the working tree's headers,
 //   -DAB_MAIN for the benchmarks, which call both sides through plain functions.
 // Cases: 4096 x 4096 weights (L3-resident), tokens 1, 2 and 8; run.sh sets 2 threads by default.
+// The LUT side of the base-3 schemes (4, 5) is the base-3 kernel (pack_for_ternary_lut).
 #if defined(AB_MAIN)
 #include <benchmark/benchmark.h>
 
@@ -30,10 +31,11 @@ void ab(benchmark::State& state) {
 }
 } // namespace
 
-// scheme: 0 INT2-g32, 1 ternary (2-bit planes), 2 INT4-g128 with zero points, 3 INT4-g32.
+// scheme: 0 INT2-g32, 1 ternary (2-bit planes), 2 INT4-g128 with zero points, 3 INT4-g32, 4 ternary
+// (2-bit codes, base-3 LUT), 5 ternary in base-3 codes (base-3 LUT).
 static void ab_cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"scheme", "tokens"})
-      ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 8}})
+      ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 2, 8}})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -74,25 +76,32 @@ struct bench_case {
   }
 };
 
-template <class S, bool Lut>
+// Kernel: 0 the bit-plane LUT (pack_for_lut), 1 the int8 tiles, 2 the base-3 LUT (pack_for_ternary_lut).
+template <class S, int Kernel>
 float run(std::size_t tokens) {
   static auto c = [] {
     auto q = quantize<S>(gaussian(n * n, 1), n, n);
-    if constexpr (Lut)
+    if constexpr (Kernel == 0)
       return bench_case<kernels::lut_matrix<S>>([&] { return kernels::pack_for_lut(q); });
-    else
+    else if constexpr (Kernel == 1)
       return bench_case<kernels::int8_tiled<S>>([&] { return kernels::pack_for_int8_tiles(q); });
+    else
+      return bench_case<kernels::ternary_lut_matrix<S>>([&] { return kernels::pack_for_ternary_lut(q); });
   }();
   return c.run(tokens);
 }
 
+// Schemes 4 and 5 (ternary in 2-bit and base-3 codes) run the base-3 LUT kernel as their LUT.
 template <bool Lut>
 float pick(int scheme, std::size_t tokens) {
+  constexpr int lut = Lut ? 0 : 1, lut3 = Lut ? 2 : 1;
   switch (scheme) {
-  case 0: return run<int_sym<2, 32>, Lut>(tokens);
-  case 1: return run<ternary_absmean, Lut>(tokens);
-  case 2: return run<int_asym<4, 128>, Lut>(tokens);
-  default: return run<int4_group<32>, Lut>(tokens);
+  case 0: return run<int_sym<2, 32>, lut>(tokens);
+  case 1: return run<ternary_absmean, lut>(tokens);
+  case 2: return run<int_asym<4, 128>, lut>(tokens);
+  case 4: return run<ternary_absmean, lut3>(tokens);
+  case 5: return Lut ? run<ternary_absmean_base3, 2>(tokens) : run<ternary_absmean, 1>(tokens); // no base-3 tiles
+  default: return run<int4_group<32>, lut>(tokens);
   }
 }
 } // namespace

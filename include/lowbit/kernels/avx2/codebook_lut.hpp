@@ -182,6 +182,8 @@ void codebook_tile(const codebook_lut_matrix<S>& w, const codebook_activations& 
           isum[t][2 * h] = _mm256_add_epi16(isum[t][2 * h], _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(p, r)));
           isum[t][2 * h + 1] =
               _mm256_add_epi16(isum[t][2 * h + 1], _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(p, r)));
+          LOWBIT_OPAQUE(isum[t][2 * h]); // running sums, not a tree that spills (config.hpp)
+          LOWBIT_OPAQUE(isum[t][2 * h + 1]);
         }
       }
     }

@@ -149,6 +149,8 @@ void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, 
             isum[t][2 * h] = _mm256_add_epi16(isum[t][2 * h], _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(p, r)));
             isum[t][2 * h + 1] =
                 _mm256_add_epi16(isum[t][2 * h + 1], _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(p, r)));
+            LOWBIT_OPAQUE(isum[t][2 * h]); // running sums, not a tree that spills (config.hpp)
+            LOWBIT_OPAQUE(isum[t][2 * h + 1]);
           }
         }
       }
