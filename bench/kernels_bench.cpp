@@ -9,6 +9,7 @@
 // GB/s, GFLOP/s and GOP/s (int8 multiply + add, 2 per multiply-accumulate).
 #include "lowbit/kernels/linear.hpp"
 #include "lowbit/schemes/all.hpp"
+#include "read_probe.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -59,24 +60,7 @@ void probe_read_bandwidth(benchmark::State& state) {
   static const std::vector<float> buf(std::size_t{1} << 28, 1.0f); // 1 GiB
   const std::size_t n = buf.size();
   for (auto _ : state) {
-    float total = 0.0f;
-#pragma omp parallel for reduction(+ : total) schedule(static)
-    for (std::size_t b = 0; b < n; b += 1 << 16) {
-#if defined(__AVX2__)
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      for (std::size_t i = b; i < b + (1 << 16); i += 32) {
-        a0 = _mm256_add_ps(a0, _mm256_load_ps(&buf[i]));
-        a1 = _mm256_add_ps(a1, _mm256_load_ps(&buf[i + 8]));
-        a2 = _mm256_add_ps(a2, _mm256_load_ps(&buf[i + 16]));
-        a3 = _mm256_add_ps(a3, _mm256_load_ps(&buf[i + 24]));
-      }
-      alignas(32) float l[8];
-      _mm256_store_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-      total += kernels::lane_sum(l);
-#else
-      for (std::size_t i = b; i < b + (1 << 16); ++i) total += buf[i];
-#endif
-    }
+    const float total = lowbit_bench::stream_sum(buf.data(), n);
     benchmark::DoNotOptimize(total);
   }
   state.counters["GB/s"] =

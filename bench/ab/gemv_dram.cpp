@@ -10,10 +10,10 @@
 // per setting and scheme: the median GB/s of weights and the median of the per-round shares of the
 // round's probe.
 //   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint (bytes, bytes, 0 = L1 / 1 = L2)
+#include "../read_probe.hpp"
 #include "lowbit/kernels/avx2/prefetch.hpp"
 #include "lowbit/lowbit.hpp"
 
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -44,20 +44,7 @@ std::vector<float> gaussian(std::size_t n, unsigned seed, float sigma) {
 double probe() {
   static const std::vector<float> buf(std::size_t{1} << 28, 1.0f);
   const double t0 = now();
-  float total = 0.0f;
-#pragma omp parallel for reduction(+ : total) schedule(static)
-  for (std::size_t b = 0; b < buf.size(); b += 1 << 16) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (std::size_t i = b; i < b + (1 << 16); i += 32) {
-      a0 = _mm256_add_ps(a0, _mm256_load_ps(&buf[i]));
-      a1 = _mm256_add_ps(a1, _mm256_load_ps(&buf[i + 8]));
-      a2 = _mm256_add_ps(a2, _mm256_load_ps(&buf[i + 16]));
-      a3 = _mm256_add_ps(a3, _mm256_load_ps(&buf[i + 24]));
-    }
-    alignas(32) float l[8];
-    _mm256_store_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (float v : l) total += v;
-  }
+  const float total = lowbit_bench::stream_sum(buf.data(), buf.size());
   const double t = now() - t0;
   if (total == 0.0f) std::puts("");
   return static_cast<double>(buf.size() * sizeof(float)) * 1e-9 / t;

@@ -147,6 +147,49 @@ TEST(codebook_lut, tables_match_their_definition) {
   tables_match_their_definition<int4_group<32>>();
 }
 
+// The builders split a token's blocks into tasks across threads (about 1024 columns each): at every
+// thread count the tables equal one pass of the row builder over the whole token, with a NaN
+// block, a partial block and padded blocks past cols (the matrix's count) inside the split.
+template <class S>
+void tables_split_into_tasks_match_one_pass() {
+  constexpr std::size_t B = kernels::codebook_lut_traits<S>::block;
+  const std::size_t cols = 5000, tokens = 2, blocks = (cols + B - 1) / B + 70; // 70 padded blocks
+  auto x = lowbit_test::gaussian(tokens * cols, 127);
+  x[cols + 40 * B + 3] = std::numeric_limits<float>::quiet_NaN(); // token 1, block 40
+  kernels::codebook_activations one;
+  one.tokens = tokens;
+  one.cols = cols;
+  one.block = B;
+  one.blocks = blocks;
+  one.q.assign(tokens * one.row_entries(), 1);
+  one.scale.assign(tokens * blocks, 1.0f);
+  for (std::size_t t = 0; t < tokens; ++t)
+    kernels::build_codebook_table_row<S>(x.data() + t * cols, cols, blocks, one.q.data() + t * one.row_entries(),
+                                         one.scale.data() + t * blocks);
+  ASSERT_TRUE(std::isnan(one.scale_row(1)[40]));
+  for (int threads : {1, 2, 3}) {
+    lowbit_test::set_threads(threads);
+    kernels::codebook_activations a;
+    kernels::build_codebook_tables<S>(std::span<const float>(x), tokens, cols, a, blocks);
+    ASSERT_EQ(a.blocks, blocks);
+    EXPECT_TRUE(a.q == one.q) << name<S>() << " " << threads << " threads";
+    EXPECT_EQ(first_bit_difference(a.scale, one.scale), a.scale.size()) << name<S>() << " " << threads << " threads";
+#if LOWBIT_HAS_AVX2
+    kernels::codebook_activations b;
+    kernels::avx2::build_codebook_tables<S>(std::span<const float>(x), tokens, cols, b, blocks);
+    EXPECT_TRUE(b.q == one.q) << name<S>() << " " << threads << " threads, AVX2";
+    EXPECT_EQ(first_bit_difference(b.scale, one.scale), b.scale.size())
+        << name<S>() << " " << threads << " threads, AVX2";
+#endif
+  }
+  lowbit_test::set_threads(2);
+}
+
+TEST(codebook_lut, tables_split_into_tasks_match_one_pass) {
+  tables_split_into_tasks_match_one_pass<nf4_scheme<64>>();
+  tables_split_into_tasks_match_one_pass<nvfp4>(); // blocks of 16 columns
+}
+
 // Within the documented bound of the exact product with the dequantized weights: per block
 // B * |w_scale| * s / 2, plus fp32 rounding.
 template <class S>

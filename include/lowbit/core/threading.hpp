@@ -59,4 +59,20 @@ void parallel_rows(std::size_t rows, std::size_t work, Body&& body) {
   body(std::size_t{0}, rows);
 }
 
+// Calls body(token, first_block, block_count) for every run of up to task_blocks consecutive blocks
+// of every token (tokens x blocks in all), the runs split across threads by parallel_rows, so
+// that a single token's blocks also take every thread. For per-token work whose blocks are
+// independent (the LUT kernels' activation tables).
+template <class Body>
+void parallel_token_blocks(std::size_t tokens, std::size_t blocks, std::size_t task_blocks, std::size_t work,
+                           Body&& body) {
+  const std::size_t per_token = (blocks + task_blocks - 1) / task_blocks;
+  parallel_rows(tokens * per_token, work, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::size_t t = i / per_token, b0 = i % per_token * task_blocks;
+      body(t, b0, blocks - b0 < task_blocks ? blocks - b0 : task_blocks);
+    }
+  });
+}
+
 } // namespace lowbit

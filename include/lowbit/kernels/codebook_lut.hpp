@@ -235,7 +235,7 @@ void build_codebook_table_row(const T* x, std::size_t cols, std::size_t blocks, 
   }
 }
 
-// Sizes `out` for `tokens` rows of `cols` and fills it token by token with `row`, a function with
+// Sizes `out` for `tokens` rows of `cols` and fills it with `row`, a function with
 // build_codebook_table_row's parameters (the scalar spec here, its AVX2 twin elsewhere). `blocks`:
 // the blocks per token, at least ceil(cols / B); the matrix's (codebook_lut_matrix::blocks(),
 // which counts its padded columns) where that is more. Columns past cols get entries 0.
@@ -249,11 +249,15 @@ void build_codebook_tables_by_row(std::span<const T> x, std::size_t tokens, std:
   out.blocks = std::max(blocks, (cols + tr::block - 1) / tr::block);
   out.q.resize(tokens * out.row_entries());
   out.scale.resize(tokens * out.blocks);
-  parallel_rows(tokens, tokens * cols * 16, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t t = begin; t < end; ++t)
-      row(x.data() + t * cols, cols, out.blocks, out.q.data() + t * out.row_entries(),
-          out.scale.data() + t * out.blocks);
-  });
+  // Tasks of about 1024 columns of one token, so that one token's tables also take every thread;
+  // blocks wholly past cols (the matrix's padding) read no activation.
+  constexpr std::size_t task_blocks = tr::block >= 1024 ? 1 : 1024 / tr::block;
+  parallel_token_blocks(
+      tokens, out.blocks, task_blocks, tokens * cols * 16, [&](std::size_t t, std::size_t b0, std::size_t nb) {
+        const std::size_t c0 = std::min(b0 * tr::block, cols);
+        row(x.data() + t * cols + c0, cols - c0, nb, out.q.data() + t * out.row_entries() + b0 * tr::block * 16,
+            out.scale.data() + t * out.blocks + b0);
+      });
 }
 
 template <scheme S, activation_type T>

@@ -391,15 +391,10 @@ void build_lut_tables_by_row(std::span<const T> x, std::size_t tokens, std::size
   // Tokens and their blocks are independent: tasks of up to 32 blocks (1024 columns) of one token,
   // split across threads once there is enough work (an activation costs about as much as 16
   // touched elements elsewhere), so that one token's tables also take every thread.
-  constexpr std::size_t task_blocks = 32;
-  const std::size_t per_token = (out.blocks + task_blocks - 1) / task_blocks;
-  parallel_rows(tokens * per_token, tokens * cols * 16, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t i = begin; i < end; ++i) {
-      const std::size_t t = i / per_token, b0 = i % per_token * task_blocks, c0 = b0 * lut_block;
-      row(x.data() + t * cols + c0, cols - c0, std::min(task_blocks, out.blocks - b0),
-          out.q.data() + t * out.row_entries() + b0 * lut_tables_per_block * 16, out.scale.data() + t * out.blocks + b0,
-          out.xsum.data() + t * out.blocks + b0);
-    }
+  parallel_token_blocks(tokens, out.blocks, 32, tokens * cols * 16, [&](std::size_t t, std::size_t b0, std::size_t nb) {
+    const std::size_t c0 = b0 * lut_block;
+    row(x.data() + t * cols + c0, cols - c0, nb, out.q.data() + t * out.row_entries() + b0 * lut_tables_per_block * 16,
+        out.scale.data() + t * out.blocks + b0, out.xsum.data() + t * out.blocks + b0);
   });
 }
 

@@ -228,15 +228,10 @@ void build_ternary_tables_by_row(std::span<const T> x, std::size_t tokens, std::
   out.scale.resize(tokens * out.blocks);
   // Tokens and their blocks are independent: tasks of up to 16 blocks (1536 columns) of one token,
   // so that one token's tables also take every thread (as build_lut_tables_by_row).
-  constexpr std::size_t task_blocks = 16;
-  const std::size_t per_token = (out.blocks + task_blocks - 1) / task_blocks;
-  parallel_rows(tokens * per_token, tokens * cols * 8, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t i = begin; i < end; ++i) {
-      const std::size_t t = i / per_token, b0 = i % per_token * task_blocks, c0 = b0 * ternary_block_cols;
-      row(x.data() + t * cols + c0, cols - c0, std::min(task_blocks, out.blocks - b0),
-          out.q.data() + t * out.row_entries() + b0 * ternary_block_triads * 16,
-          out.scale.data() + t * out.blocks + b0);
-    }
+  parallel_token_blocks(tokens, out.blocks, 16, tokens * cols * 8, [&](std::size_t t, std::size_t b0, std::size_t nb) {
+    const std::size_t c0 = b0 * ternary_block_cols;
+    row(x.data() + t * cols + c0, cols - c0, nb, out.q.data() + t * out.row_entries() + b0 * ternary_block_triads * 16,
+        out.scale.data() + t * out.blocks + b0);
   });
 }
 
