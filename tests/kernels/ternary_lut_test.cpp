@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -199,6 +200,29 @@ TEST(ternary_lut, tables_split_into_tasks_match_one_pass) {
 #endif
   }
   lowbit_test::set_threads(2);
+}
+
+// The row builders, called directly with more blocks than cols fills (as a caller padding K may),
+// give the blocks past cols zero entries and scale 0, and agree bit for bit.
+TEST(ternary_lut, row_builders_zero_the_blocks_past_cols) {
+  constexpr std::size_t B = kernels::ternary_block_cols, E = kernels::ternary_block_triads * 16;
+  const std::size_t cols = B + 7, blocks = 4; // block 1 partial, blocks 2 and 3 wholly past cols
+  const auto x = lowbit_test::gaussian(cols, 148);
+  std::vector<std::int8_t> q(blocks * E, 1);
+  std::vector<float> s(blocks, 1.0f);
+  kernels::build_ternary_table_row(x.data(), cols, blocks, q.data(), s.data());
+  EXPECT_GT(s[1], 0.0f);
+  for (std::size_t b = 2; b < blocks; ++b) {
+    EXPECT_EQ(s[b], 0.0f) << b;
+    for (std::size_t i = 0; i < E; ++i) ASSERT_EQ(q[b * E + i], 0) << b;
+  }
+#if LOWBIT_HAS_AVX2
+  alignas(32) std::int8_t qa[blocks * E];
+  std::vector<float> sa(blocks, 1.0f);
+  kernels::avx2::build_ternary_table_row(x.data(), cols, blocks, qa, sa.data());
+  EXPECT_TRUE(std::equal(q.begin(), q.end(), qa));
+  EXPECT_EQ(first_bit_difference(sa, s), sa.size());
+#endif
 }
 
 // Within the documented bound of the exact product with the dequantized weights: per block

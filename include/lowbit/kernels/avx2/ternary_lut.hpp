@@ -56,7 +56,7 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
   alignas(32) float xs[ternary_block_cols];
   alignas(32) float t[ternary_block_triads][16];
   for (std::size_t b = 0; b < blocks; ++b) {
-    const std::size_t c0 = b * ternary_block_cols, n = std::min(ternary_block_cols, cols - c0);
+    const std::size_t c0 = b * ternary_block_cols, n = c0 < cols ? std::min(ternary_block_cols, cols - c0) : 0;
     if constexpr (std::is_same_v<T, float>) {
       std::copy_n(x + c0, n, xs);
     } else {
