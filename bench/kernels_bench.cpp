@@ -617,6 +617,7 @@ LOWBIT_ACTIVATION_PREP(int4_g32, false);
 LOWBIT_ACTIVATION_PREP(int2_g32, false);
 LOWBIT_ACTIVATION_PREP(nvfp4, false);
 LOWBIT_ACTIVATION_PREP(ternary_absmean_base3, false);
+LOWBIT_ACTIVATION_PREP(int4_g32, true);
 
 // The base-3 LUT kernel's tables (kernels/ternary_lut.hpp) for one token of K = 8192 columns, scalar
 // spec (impl 0) against AVX2 (impl 1), at 1 and 2 threads (a token's blocks split into tasks).
@@ -643,7 +644,6 @@ BENCHMARK(ternary_tables)
     ->ArgsProduct({{0, 1}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
-LOWBIT_ACTIVATION_PREP(int4_g32, true);
 
 // ---- Eigen fp32 baselines -------------------------------------------------------------------
 

@@ -167,22 +167,17 @@ void tables_split_into_tasks_match_one_pass() {
     kernels::build_codebook_table_row<S>(x.data() + t * cols, cols, blocks, one.q.data() + t * one.row_entries(),
                                          one.scale.data() + t * blocks);
   ASSERT_TRUE(std::isnan(one.scale_row(1)[40]));
-  for (int threads : {1, 2, 3}) {
-    lowbit_test::set_threads(threads);
-    kernels::codebook_activations a;
+  EXPECT_TRUE(lowbit_test::tables_equal_at_thread_counts(one, [&](kernels::codebook_activations& a) {
     kernels::build_codebook_tables<S>(std::span<const float>(x), tokens, cols, a, blocks);
-    ASSERT_EQ(a.blocks, blocks);
-    EXPECT_TRUE(a.q == one.q) << name<S>() << " " << threads << " threads";
-    EXPECT_EQ(first_bit_difference(a.scale, one.scale), a.scale.size()) << name<S>() << " " << threads << " threads";
+  })) << name<S>();
 #if LOWBIT_HAS_AVX2
-    kernels::codebook_activations b;
-    kernels::avx2::build_codebook_tables<S>(std::span<const float>(x), tokens, cols, b, blocks);
-    EXPECT_TRUE(b.q == one.q) << name<S>() << " " << threads << " threads, AVX2";
-    EXPECT_EQ(first_bit_difference(b.scale, one.scale), b.scale.size())
-        << name<S>() << " " << threads << " threads, AVX2";
+  EXPECT_TRUE(lowbit_test::tables_equal_at_thread_counts(one,
+                                                         [&](kernels::codebook_activations& a) {
+                                                           kernels::avx2::build_codebook_tables<S>(
+                                                               std::span<const float>(x), tokens, cols, a, blocks);
+                                                         }))
+      << name<S>() << " AVX2";
 #endif
-  }
-  lowbit_test::set_threads(2);
 }
 
 TEST(codebook_lut, tables_split_into_tasks_match_one_pass) {

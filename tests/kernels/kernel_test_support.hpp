@@ -68,6 +68,28 @@ template <class Run>
   return ::testing::AssertionSuccess();
 }
 
+// Runs build(tables) at 1, 2 and 3 threads on a fresh Tables each time (LUT activation tables:
+// blocks, q, scale) and checks it against want: the same block count, the same entries, and the
+// scales bit for bit (first_bit_difference); leaves 2 threads set.
+template <class Tables, class Build>
+::testing::AssertionResult tables_equal_at_thread_counts(const Tables& want, Build&& build) {
+  for (int threads : {1, 2, 3}) {
+    set_threads(threads);
+    Tables got;
+    build(got);
+    const char* what = got.blocks != want.blocks                                         ? "block count"
+                       : got.q != want.q                                                 ? "entries"
+                       : first_bit_difference(got.scale, want.scale) != got.scale.size() ? "scales"
+                                                                                         : nullptr;
+    if (what != nullptr) {
+      set_threads(2);
+      return ::testing::AssertionFailure() << what << " differ at " << threads << " threads";
+    }
+  }
+  set_threads(2);
+  return ::testing::AssertionSuccess();
+}
+
 // linear() on a packed matrix with fp16 and bf16 activations gives bit for bit its result on the
 // activations widened to fp32.
 template <class Packed>

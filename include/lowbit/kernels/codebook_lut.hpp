@@ -251,7 +251,7 @@ void build_codebook_tables_by_row(std::span<const T> x, std::size_t tokens, std:
   out.scale.resize(tokens * out.blocks);
   // Tasks of about 1024 columns of one token, so that one token's tables also take every thread;
   // blocks wholly past cols (the matrix's padding) read no activation.
-  constexpr std::size_t task_blocks = tr::block >= 1024 ? 1 : 1024 / tr::block;
+  constexpr std::size_t task_blocks = 1024 / tr::block; // blocks of 16 or 32 columns
   parallel_token_blocks(
       tokens, out.blocks, task_blocks, tokens * cols * 16, [&](std::size_t t, std::size_t b0, std::size_t nb) {
         const std::size_t c0 = std::min(b0 * tr::block, cols);
