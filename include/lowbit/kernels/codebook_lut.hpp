@@ -287,29 +287,32 @@ void linear_codebook_lut(const codebook_lut_matrix<S>& w, const codebook_activat
   using M = codebook_lut_matrix<S>;
   check_codebook_tables("scalar::linear_codebook_lut", w, a, y.size(), bias.size());
   const std::size_t rows = w.rows();
-  for (std::size_t tile = 0; tile < w.tiles(); ++tile)
-    for (std::size_t t = 0; t < a.tokens; ++t) {
-      float acc[codebook_tile_rows] = {};
-      const std::uint8_t* cp = w.tile_codes(tile);
-      const std::int8_t* q = a.q_row(t);
-      for (std::size_t b = 0; b < w.blocks(); ++b) {
-        std::int32_t isum[codebook_tile_rows] = {};
-        for (std::size_t i = 0; i < tr::quads; ++i, cp += M::quad_bytes) {
-          const std::int8_t* g = q + (b * tr::block + 4 * i) * 16;
-          for (std::size_t byte = 0; byte < M::quad_bytes; ++byte) {
-            const std::size_t r = 16 * (byte / 32) + byte % 16, k = byte % 32 / 16; // columns k and k + 2
-            isum[r] += g[16 * k + (cp[byte] & 15)] + g[16 * (k + 2) + (cp[byte] >> 4)];
+  // Tiles split across threads; each tile is computed the same way on any thread.
+  parallel_rows(w.tiles(), rows * w.cols() * a.tokens, [&](std::size_t tile0, std::size_t tile1) {
+    for (std::size_t tile = tile0; tile < tile1; ++tile)
+      for (std::size_t t = 0; t < a.tokens; ++t) {
+        float acc[codebook_tile_rows] = {};
+        const std::uint8_t* cp = w.tile_codes(tile);
+        const std::int8_t* q = a.q_row(t);
+        for (std::size_t b = 0; b < w.blocks(); ++b) {
+          std::int32_t isum[codebook_tile_rows] = {};
+          for (std::size_t i = 0; i < tr::quads; ++i, cp += M::quad_bytes) {
+            const std::int8_t* g = q + (b * tr::block + 4 * i) * 16;
+            for (std::size_t byte = 0; byte < M::quad_bytes; ++byte) {
+              const std::size_t r = 16 * (byte / 32) + byte % 16, k = byte % 32 / 16; // columns k and k + 2
+              isum[r] += g[16 * k + (cp[byte] & 15)] + g[16 * (k + 2) + (cp[byte] >> 4)];
+            }
           }
+          const std::size_t u = tr::unit_of_block(b);
+          for (std::size_t r = 0; r < codebook_tile_rows; ++r)
+            acc[r] = std::fma(static_cast<float>(isum[r]), w.scale(tile, u, r) * a.scale_row(t)[b], acc[r]);
         }
-        const std::size_t u = tr::unit_of_block(b);
-        for (std::size_t r = 0; r < codebook_tile_rows; ++r)
-          acc[r] = std::fma(static_cast<float>(isum[r]), w.scale(tile, u, r) * a.scale_row(t)[b], acc[r]);
+        for (std::size_t r = 0; r < codebook_tile_rows && tile * codebook_tile_rows + r < rows; ++r) {
+          const std::size_t n = tile * codebook_tile_rows + r;
+          y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
+        }
       }
-      for (std::size_t r = 0; r < codebook_tile_rows && tile * codebook_tile_rows + r < rows; ++r) {
-        const std::size_t n = tile * codebook_tile_rows + r;
-        y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
-      }
-    }
+  });
 }
 
 } // namespace scalar

@@ -30,6 +30,7 @@
 
 #include "lowbit/core/buffer.hpp"
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/activations.hpp"
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
@@ -284,49 +285,64 @@ void prepare_tile_activations(const int8_activations& a, tile_activations& out) 
 
 namespace scalar {
 
-// The tiled kernel without SIMD (where AVX2 is not compiled), in the same arithmetic.
+// Floats of per-thread scratch scalar::linear_int8_tiled needs for W: a tile's decoded scales.
+template <int8_tiles_scheme S>
+std::size_t int8_tiles_scratch_size(const int8_tiled<S>& w) noexcept {
+  return w.units() * tile_rows;
+}
+
+// The tiled kernel without SIMD (where AVX2 is not compiled), in the same arithmetic; tiles split
+// across threads. scratch: max_threads() * int8_tiles_scratch_size(w) floats, or null to allocate
+// them here.
 template <int8_tiles_scheme S>
 void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
-                       std::span<float> y, std::span<const float> bias) {
+                       std::span<float> y, std::span<const float> bias, float* scratch = nullptr) {
   using G = chunk_geometry<S>;
   using TG = tile_geometry<S>;
   const std::size_t rows = w.rows(), spans = w.spans();
-  std::vector<float> scales(w.units() * tile_rows);
-  for (std::size_t tile = 0; tile < w.tiles(); ++tile) {
-    w.decode_tile_scales(tile, scales.data());
-    for (std::size_t r = 0; r < tile_rows && tile * tile_rows + r < rows; ++r) {
-      for (std::size_t t = 0; t < a.tokens; ++t) {
-        float acc = 0.0f;
-        const std::int8_t* xq = a.q_row(t);
-        for (std::size_t sp = 0; sp < spans; ++sp) {
-          std::uint8_t bytes[32];
-          for (std::size_t l = 0; l < 8; ++l)
-            std::memcpy(bytes + 4 * l, w.tile_codes(tile) + (sp * 8 + l) * 32 + 4 * r, 4);
-          for (std::size_t g = 0; g < TG::segments; ++g) {
-            std::int32_t isum = 0;
-            for (std::size_t h = 0; h < G::chunks_per_span; ++h)
-              for (std::size_t l = g * TG::segment_lanes; l < (g + 1) * TG::segment_lanes; ++l)
-                for (std::size_t i = 0; i < 4; ++i) {
-                  const std::size_t j = 4 * l + i, p = h * chunk + j;
-                  const unsigned code =
-                      S::code_bits == 8 ? bytes[j] : (bytes[j] >> (S::code_bits * h)) & ((1u << S::code_bits) - 1);
-                  std::int32_t v;
-                  if constexpr (S::code_bits == 8)
-                    v = static_cast<std::int8_t>(code);
-                  else
-                    v = int8_table<typename S::element>::get().v[code];
-                  if constexpr (S::has_zero_point) v -= w.tile_zeros(tile, TG::unit(sp, g, w.units()))[r];
-                  isum += v * xq[sp * G::span + p];
-                }
-            const float ws = scales[TG::unit(sp, g, w.units()) * tile_rows + r];
-            acc = std::fma(static_cast<float>(isum), ws * ta.scale_row(t)[sp * TG::segments + g], acc);
+  std::vector<float> own;
+  if (!scratch) {
+    own.resize(static_cast<std::size_t>(max_threads()) * int8_tiles_scratch_size(w));
+    scratch = own.data();
+  }
+  parallel_rows(w.tiles(), rows * w.cols() * a.tokens, [&](std::size_t tile0, std::size_t tile1) {
+    float* scales = scratch + static_cast<std::size_t>(thread_index()) * int8_tiles_scratch_size(w);
+    for (std::size_t tile = tile0; tile < tile1; ++tile) {
+      w.decode_tile_scales(tile, scales);
+      for (std::size_t r = 0; r < tile_rows && tile * tile_rows + r < rows; ++r) {
+        for (std::size_t t = 0; t < a.tokens; ++t) {
+          float acc = 0.0f;
+          const std::int8_t* xq = a.q_row(t);
+          for (std::size_t sp = 0; sp < spans; ++sp) {
+            std::uint8_t bytes[32];
+            for (std::size_t l = 0; l < 8; ++l)
+              std::memcpy(bytes + 4 * l, w.tile_codes(tile) + (sp * 8 + l) * 32 + 4 * r, 4);
+            for (std::size_t g = 0; g < TG::segments; ++g) {
+              std::int32_t isum = 0;
+              for (std::size_t h = 0; h < G::chunks_per_span; ++h)
+                for (std::size_t l = g * TG::segment_lanes; l < (g + 1) * TG::segment_lanes; ++l)
+                  for (std::size_t i = 0; i < 4; ++i) {
+                    const std::size_t j = 4 * l + i, p = h * chunk + j;
+                    const unsigned code =
+                        S::code_bits == 8 ? bytes[j] : (bytes[j] >> (S::code_bits * h)) & ((1u << S::code_bits) - 1);
+                    std::int32_t v;
+                    if constexpr (S::code_bits == 8)
+                      v = static_cast<std::int8_t>(code);
+                    else
+                      v = int8_table<typename S::element>::get().v[code];
+                    if constexpr (S::has_zero_point) v -= w.tile_zeros(tile, TG::unit(sp, g, w.units()))[r];
+                    isum += v * xq[sp * G::span + p];
+                  }
+              const float ws = scales[TG::unit(sp, g, w.units()) * tile_rows + r];
+              acc = std::fma(static_cast<float>(isum), ws * ta.scale_row(t)[sp * TG::segments + g], acc);
+            }
           }
+          const std::size_t n = tile * tile_rows + r;
+          y[t * rows + n] = bias.empty() ? acc : acc + bias[n];
         }
-        const std::size_t n = tile * tile_rows + r;
-        y[t * rows + n] = bias.empty() ? acc : acc + bias[n];
       }
     }
-  }
+  });
 }
 
 } // namespace scalar

@@ -1,6 +1,7 @@
 // The linear layer on a packed matrix: Y = X * W^T (+ bias), W a qmatrix of any scheme (N x K),
 // X tokens x K in fp32, fp16 or bf16, Y tokens x N in fp32. The kernel is chosen at compile time
-// from the scheme, the path and the ISA (AVX2 + FMA + F16C, else the scalar references):
+// from the scheme, the path and the ISA (AVX2 + FMA + F16C, else kernels/scalar.hpp: the scalar
+// references' arithmetic, rows split across threads):
 // - linear_path::float_weights: the product with the dequantized matrix, in fp32;
 // - linear_path::int8_dot: activations quantized to int8 per 32 positions, int8 dot products
 //   (kernels/reference.hpp, linear_int8, is its bit-exact spec); for int8_dot_scheme only;
@@ -25,6 +26,7 @@
 #include "lowbit/kernels/layout.hpp"
 #include "lowbit/kernels/lut.hpp"
 #include "lowbit/kernels/reference.hpp"
+#include "lowbit/kernels/scalar.hpp"
 #include "lowbit/kernels/ternary_lut.hpp"
 
 #if LOWBIT_HAS_AVX2
@@ -102,9 +104,9 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
                 "or group scales (groups of 16 or a multiple of 32)");
   kernels::check_linear("linear", w, x.size(), tokens, y.size(), bias.size());
   if (tokens == 0) return;
-#if LOWBIT_HAS_AVX2
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
+#if LOWBIT_HAS_AVX2
   if constexpr (path == linear_path::int8_dot) {
     kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
     ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_scratch_size(w));
@@ -116,15 +118,20 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
       for (std::size_t k = 0; k < cols; ++k) ws.x[t * kx + k] = lowbit::detail::widen(x[t * cols + k]);
       for (std::size_t k = cols; k < kx; ++k) ws.x[t * kx + k] = 0.0f;
     }
-    ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::float_scratch_size(w));
+    ws.scratch.resize(kernels::avx2::float_scratch_total(w));
     kernels::avx2::linear_float(w, ws.x.data(), tokens, kx, y, bias, ws.scratch.data());
   }
 #else
-  (void)workspace;
-  if constexpr (path == linear_path::int8_dot)
-    reference::linear_int8(x, tokens, w, y, bias);
-  else
-    reference::linear_dequantized(x, tokens, w, y, bias);
+  if constexpr (path == linear_path::int8_dot) {
+    kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
+    ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::scalar::int8_scratch_size(w));
+    kernels::scalar::linear_int8(w, ws.activations, y, bias, ws.scratch.data());
+  } else {
+    ws.x.resize(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) ws.x[i] = lowbit::detail::widen(x[i]);
+    ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::scalar::float_scratch_size(w));
+    kernels::scalar::linear_float(w, ws.x.data(), tokens, y, bias, ws.scratch.data());
+  }
 #endif
 }
 
@@ -203,7 +210,8 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 #else
   kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
   kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
-  kernels::scalar::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias);
+  ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::scalar::int8_tiles_scratch_size(w));
+  kernels::scalar::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias, ws.scratch.data());
 #endif
 }
 

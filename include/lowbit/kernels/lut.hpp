@@ -420,44 +420,47 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
   check_lut_call("scalar::linear_lut", w, a, y.size(), bias.size());
   const std::size_t rows = w.rows(), blocks = w.blocks();
   [[maybe_unused]] const float g = w.scale_multiplier(), kg = tr::k * g;
-  for (std::size_t tile = 0; tile < w.tiles(); ++tile)
-    for (std::size_t t = 0; t < a.tokens; ++t) {
-      float acc[lut_tile_rows] = {};
-      const std::uint8_t* cp = w.tile_codes(tile);
-      const std::int8_t* q = a.q_row(t);
-      for (std::size_t b = 0; b < blocks; ++b) {
-        std::int32_t isum[lut_tile_rows] = {};
-        for (std::size_t gp = 0; gp < 4; ++gp)
-          for (std::size_t p = 0; p < tr::pairs; ++p, cp += 32)
-            for (std::size_t byte = 0; byte < 32; ++byte) {
-              const std::size_t r = lut_row_of_lane(byte / 2), i = 2 * p + byte % 2;
-              const std::int8_t* tl = q + (b * lut_tables_per_block + 2 * gp) * 16;
-              isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[16 + (cp[byte] >> 4)]);
-            }
-        const std::size_t u = tr::unit_of_block(b);
-        const float sg = a.scale_row(t)[b] * g, xs = a.xsum_row(t)[b];
-        for (std::size_t r = 0; r < lut_tile_rows; ++r) {
-          float ws;
-          if constexpr (tr::half_scales)
-            ws = fp16::decode(w.tile_scales(tile, u)[r]);
-          else
-            ws = w.tile_scales(tile, u)[r];
-          const float f = static_cast<float>(isum[r]);
-          float v;
-          if constexpr (S::has_zero_point)
-            v = std::fma(f, sg, ((tr::k - static_cast<float>(w.tile_zeros(tile, u)[r])) * g) * xs);
-          else if constexpr (tr::k != 0.0f)
-            v = std::fma(f, sg, kg * xs);
-          else
-            v = f * sg;
-          acc[r] = std::fma(v, ws, acc[r]);
+  // Tiles split across threads; each tile is computed the same way on any thread.
+  parallel_rows(w.tiles(), rows * w.cols() * a.tokens, [&](std::size_t tile0, std::size_t tile1) {
+    for (std::size_t tile = tile0; tile < tile1; ++tile)
+      for (std::size_t t = 0; t < a.tokens; ++t) {
+        float acc[lut_tile_rows] = {};
+        const std::uint8_t* cp = w.tile_codes(tile);
+        const std::int8_t* q = a.q_row(t);
+        for (std::size_t b = 0; b < blocks; ++b) {
+          std::int32_t isum[lut_tile_rows] = {};
+          for (std::size_t gp = 0; gp < 4; ++gp)
+            for (std::size_t p = 0; p < tr::pairs; ++p, cp += 32)
+              for (std::size_t byte = 0; byte < 32; ++byte) {
+                const std::size_t r = lut_row_of_lane(byte / 2), i = 2 * p + byte % 2;
+                const std::int8_t* tl = q + (b * lut_tables_per_block + 2 * gp) * 16;
+                isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[16 + (cp[byte] >> 4)]);
+              }
+          const std::size_t u = tr::unit_of_block(b);
+          const float sg = a.scale_row(t)[b] * g, xs = a.xsum_row(t)[b];
+          for (std::size_t r = 0; r < lut_tile_rows; ++r) {
+            float ws;
+            if constexpr (tr::half_scales)
+              ws = fp16::decode(w.tile_scales(tile, u)[r]);
+            else
+              ws = w.tile_scales(tile, u)[r];
+            const float f = static_cast<float>(isum[r]);
+            float v;
+            if constexpr (S::has_zero_point)
+              v = std::fma(f, sg, ((tr::k - static_cast<float>(w.tile_zeros(tile, u)[r])) * g) * xs);
+            else if constexpr (tr::k != 0.0f)
+              v = std::fma(f, sg, kg * xs);
+            else
+              v = f * sg;
+            acc[r] = std::fma(v, ws, acc[r]);
+          }
+        }
+        for (std::size_t r = 0; r < lut_tile_rows && tile * lut_tile_rows + r < rows; ++r) {
+          const std::size_t n = tile * lut_tile_rows + r;
+          y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
         }
       }
-      for (std::size_t r = 0; r < lut_tile_rows && tile * lut_tile_rows + r < rows; ++r) {
-        const std::size_t n = tile * lut_tile_rows + r;
-        y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
-      }
-    }
+  });
 }
 
 } // namespace scalar

@@ -75,16 +75,18 @@ void linear_dequantized(std::span<const T> x, std::size_t tokens, const qmatrix<
 namespace detail {
 
 // Row r of W as int8 values (minus the zero point) in natural code order, padded with zeros to
-// whole spans.
+// whole spans: out holds int8_row_size(w) values; codes: w.padded_cols() bytes of scratch.
 template <kernels::int8_dot_scheme S>
-void int8_weight_row(const qmatrix<S>& w, std::size_t r, std::vector<std::uint8_t>& codes,
-                     std::vector<std::int8_t>& out) {
-  using G = kernels::chunk_geometry<S>;
+std::size_t int8_row_size(const qmatrix<S>& w) noexcept {
+  return kernels::chunk_geometry<S>::spans(w.cols()) * kernels::chunk_geometry<S>::span;
+}
+
+template <kernels::int8_dot_scheme S>
+void int8_weight_row(const qmatrix<S>& w, std::size_t r, std::span<std::uint8_t> codes, std::int8_t* out) {
   using E = typename S::element;
-  const std::size_t pc = w.padded_cols(), n = G::spans(w.cols()) * G::span;
-  codes.assign(pc, 0);
+  const std::size_t pc = w.padded_cols();
   unpack_codes(S::layout, S::code_bits, w.row_codes(r), codes);
-  out.assign(n, 0);
+  std::fill(out + pc, out + int8_row_size(w), std::int8_t{0});
   for (std::size_t c = 0; c < pc; ++c) {
     int v;
     if constexpr (S::layout != code_layout::base3 && S::code_bits == 8)
@@ -96,43 +98,50 @@ void int8_weight_row(const qmatrix<S>& w, std::size_t r, std::vector<std::uint8_
   }
 }
 
+// Row r of Y for every token of a, from the row's int8 values wv (int8_weight_row).
+template <kernels::int8_dot_scheme S>
+void int8_row_outputs(const qmatrix<S>& w, std::size_t r, const std::int8_t* wv, const kernels::int8_activations& a,
+                      const kernels::scale_reader<S>& ws, std::span<float> y, std::span<const float> bias) {
+  using G = kernels::chunk_geometry<S>;
+  const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols), pc = w.padded_cols();
+  for (std::size_t t = 0; t < a.tokens; ++t) {
+    const std::int8_t* xq = a.q_row(t);
+    float acc[8] = {};
+    for (std::size_t sp = 0; sp < spans; ++sp) {
+      const std::size_t c0 = sp * G::span;
+      for (std::size_t l = 0; l < 8; ++l) {
+        std::int32_t isum = 0;
+        for (std::size_t h = 0; h < G::chunks_per_span; ++h)
+          for (std::size_t i = 0; i < 4; ++i) {
+            const std::size_t p = h * kernels::chunk + 4 * l + i;
+            isum += std::int32_t{wv[c0 + G::code_at(p)]} * xq[c0 + p];
+          }
+        const std::size_t c = c0 + G::lane_code(l);
+        const float sc = ws(S::scale_index(r, std::min(c, pc - 1), cols)) * a.scale_row(t)[c / G::act_block];
+        acc[l] = std::fma(static_cast<float>(isum), sc, acc[l]);
+      }
+    }
+    float out = kernels::lane_sum(acc);
+    if (!bias.empty()) out += bias[r];
+    y[t * rows + r] = out;
+  }
+}
+
 } // namespace detail
 
 // The integer-dot path (see the header comment). Bit-exact spec of kernels::linear_int8.
 template <kernels::int8_dot_scheme S, kernels::activation_type T = float>
 void linear_int8(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::span<float> y,
                  std::span<const float> bias = {}) {
-  using G = kernels::chunk_geometry<S>;
   kernels::check_linear("reference::linear_int8", w, x.size(), tokens, y.size(), bias.size());
-  const std::size_t rows = w.rows(), cols = w.cols(), spans = G::spans(cols), pc = w.padded_cols();
   kernels::int8_activations a;
-  kernels::quantize_activations<S>(x, tokens, cols, a);
+  kernels::quantize_activations<S>(x, tokens, w.cols(), a);
   const kernels::scale_reader<S> ws(w, kernels::int8_value_mult<S>());
-  std::vector<std::uint8_t> codes;
-  std::vector<std::int8_t> wv;
-  for (std::size_t r = 0; r < rows; ++r) {
-    detail::int8_weight_row(w, r, codes, wv);
-    for (std::size_t t = 0; t < tokens; ++t) {
-      const std::int8_t* xq = a.q_row(t);
-      float acc[8] = {};
-      for (std::size_t sp = 0; sp < spans; ++sp) {
-        const std::size_t c0 = sp * G::span;
-        for (std::size_t l = 0; l < 8; ++l) {
-          std::int32_t isum = 0;
-          for (std::size_t h = 0; h < G::chunks_per_span; ++h)
-            for (std::size_t i = 0; i < 4; ++i) {
-              const std::size_t p = h * kernels::chunk + 4 * l + i;
-              isum += std::int32_t{wv[c0 + G::code_at(p)]} * xq[c0 + p];
-            }
-          const std::size_t c = c0 + G::lane_code(l);
-          const float sc = ws(S::scale_index(r, std::min(c, pc - 1), cols)) * a.scale_row(t)[c / G::act_block];
-          acc[l] = std::fma(static_cast<float>(isum), sc, acc[l]);
-        }
-      }
-      float out = kernels::lane_sum(acc);
-      if (!bias.empty()) out += bias[r];
-      y[t * rows + r] = out;
-    }
+  std::vector<std::uint8_t> codes(w.padded_cols());
+  std::vector<std::int8_t> wv(detail::int8_row_size(w));
+  for (std::size_t r = 0; r < w.rows(); ++r) {
+    detail::int8_weight_row(w, r, codes, wv.data());
+    detail::int8_row_outputs(w, r, wv.data(), a, ws, y, bias);
   }
 }
 
@@ -148,10 +157,10 @@ void linear_int8_tiled(std::span<const T> x, std::size_t tokens, const qmatrix<S
   kernels::int8_activations a;
   kernels::quantize_activations<S>(x, tokens, cols, a);
   const kernels::scale_reader<S> ws(w, kernels::int8_value_mult<S>());
-  std::vector<std::uint8_t> codes;
-  std::vector<std::int8_t> wv;
+  std::vector<std::uint8_t> codes(pc);
+  std::vector<std::int8_t> wv(detail::int8_row_size(w));
   for (std::size_t r = 0; r < rows; ++r) {
-    detail::int8_weight_row(w, r, codes, wv);
+    detail::int8_weight_row(w, r, codes, wv.data());
     for (std::size_t t = 0; t < tokens; ++t) {
       const std::int8_t* xq = a.q_row(t);
       float acc = 0.0f;

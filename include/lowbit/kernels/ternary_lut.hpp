@@ -249,34 +249,37 @@ void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activation
                         std::span<const float> bias) {
   check_lut_call("scalar::linear_ternary_lut", w, a, y.size(), bias.size());
   const std::size_t rows = w.rows();
-  for (std::size_t tile = 0; tile < w.tiles(); ++tile)
-    for (std::size_t t = 0; t < a.tokens; ++t) {
-      float acc[ternary_tile_rows] = {};
-      const std::uint8_t* cp = w.tile_codes(tile);
-      const std::int8_t* q = a.q_row(t);
-      for (std::size_t b = 0; b < w.blocks(); ++b) {
-        std::int32_t isum[ternary_tile_rows] = {};
-        for (std::size_t pair = 0; pair < ternary_block_triads / 8; ++pair, cp += ternary_pair_bytes)
-          for (std::size_t qq = 0; qq < 2; ++qq) {
-            const std::int8_t* g = q + (b * ternary_block_triads + 8 * pair + 4 * qq) * 16;
-            for (std::size_t h = 0; h < 2; ++h)
-              for (std::size_t i = 0; i < 32; ++i) {
-                const std::uint8_t idx = cp[32 + 64 * qq + 32 * h + i], sg = cp[i];
-                const std::size_t r = 16 * h + i % 16, k = i / 16; // triads k and k + 2 of the quad
-                const unsigned j = static_cast<unsigned>(4 * qq + 2 * h);
-                const int lo = g[16 * k + (idx & 15)], hi = g[16 * (k + 2) + (idx >> 4)];
-                isum[r] += (sg >> (7 - j) & 1u ? -lo : lo) + (sg >> (6 - j) & 1u ? -hi : hi);
-              }
-          }
-        const std::size_t u = w.unit_of_block(b);
-        for (std::size_t r = 0; r < ternary_tile_rows; ++r)
-          acc[r] = std::fma(static_cast<float>(isum[r]), w.tile_scales(tile, u)[r] * a.scale_row(t)[b], acc[r]);
+  // Tiles split across threads; each tile is computed the same way on any thread.
+  parallel_rows(w.tiles(), rows * w.cols() * a.tokens, [&](std::size_t tile0, std::size_t tile1) {
+    for (std::size_t tile = tile0; tile < tile1; ++tile)
+      for (std::size_t t = 0; t < a.tokens; ++t) {
+        float acc[ternary_tile_rows] = {};
+        const std::uint8_t* cp = w.tile_codes(tile);
+        const std::int8_t* q = a.q_row(t);
+        for (std::size_t b = 0; b < w.blocks(); ++b) {
+          std::int32_t isum[ternary_tile_rows] = {};
+          for (std::size_t pair = 0; pair < ternary_block_triads / 8; ++pair, cp += ternary_pair_bytes)
+            for (std::size_t qq = 0; qq < 2; ++qq) {
+              const std::int8_t* g = q + (b * ternary_block_triads + 8 * pair + 4 * qq) * 16;
+              for (std::size_t h = 0; h < 2; ++h)
+                for (std::size_t i = 0; i < 32; ++i) {
+                  const std::uint8_t idx = cp[32 + 64 * qq + 32 * h + i], sg = cp[i];
+                  const std::size_t r = 16 * h + i % 16, k = i / 16; // triads k and k + 2 of the quad
+                  const unsigned j = static_cast<unsigned>(4 * qq + 2 * h);
+                  const int lo = g[16 * k + (idx & 15)], hi = g[16 * (k + 2) + (idx >> 4)];
+                  isum[r] += (sg >> (7 - j) & 1u ? -lo : lo) + (sg >> (6 - j) & 1u ? -hi : hi);
+                }
+            }
+          const std::size_t u = w.unit_of_block(b);
+          for (std::size_t r = 0; r < ternary_tile_rows; ++r)
+            acc[r] = std::fma(static_cast<float>(isum[r]), w.tile_scales(tile, u)[r] * a.scale_row(t)[b], acc[r]);
+        }
+        for (std::size_t r = 0; r < ternary_tile_rows && tile * ternary_tile_rows + r < rows; ++r) {
+          const std::size_t n = tile * ternary_tile_rows + r;
+          y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
+        }
       }
-      for (std::size_t r = 0; r < ternary_tile_rows && tile * ternary_tile_rows + r < rows; ++r) {
-        const std::size_t n = tile * ternary_tile_rows + r;
-        y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
-      }
-    }
+  });
 }
 
 } // namespace scalar

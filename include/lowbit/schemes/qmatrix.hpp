@@ -347,6 +347,15 @@ void decode_run(const std::uint8_t* codes, std::size_t n, float scale, std::uint
   }
 }
 
+// Row r of q dequantized into out (q.cols() floats); codes: q.padded_cols() bytes of scratch.
+template <scheme S>
+void dequantize_row(const qmatrix<S>& q, std::size_t r, std::span<std::uint8_t> codes, float* out) {
+  unpack_codes(S::layout, S::code_bits, q.row_codes(r), codes);
+  for_each_run<S>(q.cols(), [&](std::size_t c0, std::size_t n) {
+    decode_run<S>(&codes[c0], n, q.scale_at(r, c0), q.zero_at(r, c0), out + c0);
+  });
+}
+
 } // namespace detail
 
 // Dequantizes into out (rows * cols floats, row-major).
@@ -357,12 +366,7 @@ void dequantize(const qmatrix<S>& q, std::span<float> out) {
   const std::size_t cols = q.cols();
   parallel_rows(q.rows(), out.size(), [&](std::size_t r0, std::size_t r1) {
     std::vector<std::uint8_t> row(q.padded_cols());
-    for (std::size_t r = r0; r < r1; ++r) {
-      unpack_codes(S::layout, S::code_bits, q.row_codes(r), row);
-      detail::for_each_run<S>(cols, [&](std::size_t c0, std::size_t n) {
-        detail::decode_run<S>(&row[c0], n, q.scale_at(r, c0), q.zero_at(r, c0), &out[r * cols + c0]);
-      });
-    }
+    for (std::size_t r = r0; r < r1; ++r) detail::dequantize_row(q, r, row, &out[r * cols]);
   });
 }
 

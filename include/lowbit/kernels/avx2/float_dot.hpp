@@ -22,7 +22,6 @@
 #include <cstring>
 #include <span>
 #include <string>
-#include <vector>
 
 namespace lowbit::kernels::avx2 {
 
@@ -30,20 +29,32 @@ namespace detail {
 
 inline constexpr std::size_t round_up(std::size_t n, std::size_t m) noexcept { return (n + m - 1) / m * m; }
 
+// Floats of shared scratch float_rows<S> needs for W: per-column scales and zero points as float
+// vectors where S has column scales, else none.
+template <scheme S>
+std::size_t float_columns_size(const qmatrix<S>& w) noexcept {
+  return S::gran == granularity::column ? 2 * round_up(w.padded_cols(), chunk) : 0;
+}
+
 // Row decoder: a row's codes unpacked (width() bytes, zeros past the stored codes), and its
-// scaled values 8 columns at a time.
+// scaled values 8 columns at a time. columns: float_columns_size(w) floats it fills and reads
+// (caller-owned, so that a workspace keeps the decoder from allocating).
 template <scheme S>
 class float_rows {
 public:
   using E = typename S::element;
-  explicit float_rows(const qmatrix<S>& w) : w_(w), ws_(w) {
+  float_rows(const qmatrix<S>& w, float* columns) : w_(w), ws_(w) {
     if constexpr (S::gran == granularity::column) { // per-column scales and zero points as float vectors
-      col_scale_.resize(round_up(w.padded_cols(), chunk));
-      col_zero_.resize(col_scale_.size());
+      const std::size_t n = round_up(w.padded_cols(), chunk);
+      col_scale_ = columns;
+      col_zero_ = columns + n;
+      std::fill(columns, columns + 2 * n, 0.0f);
       for (std::size_t c = 0; c < w.cols(); ++c) {
         col_scale_[c] = ws_(c);
         col_zero_[c] = static_cast<float>(w.zero_at(0, c));
       }
+    } else {
+      (void)columns;
     }
   }
   std::size_t width() const noexcept { return round_up(w_.padded_cols(), chunk); }
@@ -64,8 +75,8 @@ public:
     };
     __m256 s, z;
     if constexpr (S::gran == granularity::column) {
-      s = _mm256_loadu_ps(col_scale_.data() + c);
-      z = _mm256_loadu_ps(col_zero_.data() + c);
+      s = _mm256_loadu_ps(col_scale_ + c);
+      z = _mm256_loadu_ps(col_zero_ + c);
     } else if constexpr (S::gran == granularity::group && S::block % 8 != 0) { // units change inside 8 lanes
       alignas(32) float sl[8], zl[8];
       for (std::size_t i = 0; i < 8; ++i) {
@@ -151,7 +162,8 @@ private:
   const qmatrix<S>& w_;
   scale_reader<S> ws_;
   lowbit::avx2::detail::decoder<E> dec_;
-  std::vector<float> col_scale_, col_zero_;
+  float* col_scale_ = nullptr; // float_columns_size(w) floats of the caller's scratch, or none
+  float* col_zero_ = nullptr;
 };
 
 // Panels: panel_rows rows x k_block columns of decoded values, column-major (the panel_rows values
@@ -280,8 +292,15 @@ std::size_t float_scratch_size(const qmatrix<S>& w) noexcept {
   return detail::panel_rows * detail::k_block + detail::panel_rows * detail::round_up(w.padded_cols(), chunk) / 4;
 }
 
+// Floats of scratch linear_float needs for W: the decoder's shared columns, then per thread a panel
+// and a row tile's codes.
+template <scheme S>
+std::size_t float_scratch_total(const qmatrix<S>& w) noexcept {
+  return detail::float_columns_size(w) + static_cast<std::size_t>(max_threads()) * float_scratch_size(w);
+}
+
 // Y = X * dequantize(W)^T (+ bias); x is tokens x kx floats (kx = round_up(K, 8), zero padded);
-// scratch holds max_threads() * float_scratch_size(w) floats. Per tile of panel_rows rows: codes
+// scratch holds float_scratch_total(w) floats (no allocation here). Per tile of panel_rows rows: codes
 // unpacked once, then per K block a panel decoded (transposed, 8 x 8 at a time) and multiplied by
 // every token, 6 at a time. A base-3 byte >= 243 throws lowbit::error (y is then unspecified).
 template <scheme S>
@@ -290,7 +309,8 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
   constexpr std::size_t R = detail::panel_rows, kb = detail::k_block;
   const std::size_t rows = w.rows();
   if (tokens == 0) return;
-  const detail::float_rows<S> decode(w);
+  const detail::float_rows<S> decode(w, scratch);
+  scratch += detail::float_columns_size(w);
   const std::size_t width = decode.width();
   if (tokens <= detail::row_max_tokens) { // rows split across threads one by one
     parallel_rows(rows, rows * w.cols() * tokens, [&](std::size_t r0, std::size_t r1) {
