@@ -578,6 +578,14 @@ LOWBIT_LAYER(mxfp8_e4m3);
 LOWBIT_LAYER(int2_g32);
 LOWBIT_LAYER(ternary_absmean);
 LOWBIT_LAYER(ternary_absmean_base3);
+// The other schemes of the formats table, as linear_weights runs them: FP8 E5M2 and FP6 on the
+// tiles of their int8 packing, NF4 with double quantization on its own tiles, INT3 on the LUT
+// kernel and then the tiles of its int8 packing.
+LOWBIT_LAYER(mxfp8_e5m2);
+LOWBIT_LAYER(mxfp6_e3m2);
+LOWBIT_LAYER(mxfp6_e2m3);
+LOWBIT_LAYER(nf4_dq);
+LOWBIT_LAYER(int3_g32);
 
 // ---- Activation preparation, per call of linear() ------------------------------------------
 // One token of K = 8192 columns: the integer-dot path's int8 quantizer and the LUT path's table

@@ -32,9 +32,10 @@ using lowbit_test::shape;
 using fp4_bnb_g64 = block_scheme<fp4_bnb, fp32_scale, granularity::group, 64, absmax_scale<>>;
 using int4_row = int_sym<4, 64, fp32_scale, granularity::row>;
 
-// Rows below, at and past one or two tiles of 32; K with partial blocks and groups; 1-9 tokens.
-const shape shapes[] = {{1, 16, 1},   {5, 64, 2}, {32, 96, 3},  {33, 160, 5},  {64, 200, 4},
-                        {70, 320, 9}, {3, 48, 1}, {31, 256, 7}, {40, 1024, 6}, {7, 4160, 2}};
+// Rows below, at and past one or two tiles of 32; K with partial blocks and groups, and K below a
+// block or group (16 and 20 < 32, 16-48 < 64: one padded group); 1-9 tokens.
+const shape shapes[] = {{1, 16, 1}, {5, 64, 2},   {32, 96, 3},   {33, 160, 5}, {64, 200, 4}, {70, 320, 9},
+                        {3, 48, 1}, {31, 256, 7}, {40, 1024, 6}, {7, 4160, 2}, {3, 20, 2}};
 
 template <class S>
 std::string name() {
@@ -44,7 +45,6 @@ std::string name() {
 template <class S>
 void kernels_match_reference() {
   for (const shape& s : shapes) {
-    if (S::gran == granularity::group && s.cols < S::block) continue;
     const auto w = random_weights<S>(s.rows, s.cols, 121);
     const auto cw = kernels::pack_for_codebook_lut(w);
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 122);
@@ -227,7 +227,9 @@ TEST(codebook_lut, within_the_table_error_of_the_float_product) {
 
 // The error of the codebook LUT and of the int8 tiles against the exact product, side by side
 // (the figures README.md quotes; printed and recorded as test properties). Both stay within a few
-// percent; the codebook tables' rounding, uniform over the codes, is the larger of the two.
+// percent; the codebook tables' rounding, uniform over the codes, is the larger of the two: README
+// quotes 1.6-2.5x the tiles' error, asserted here as 1.25-4x (measured
+// 1.55x for NVFP4, 2.0-2.45x for the others).
 template <class S>
 void error_beside_the_int8_tiles(const char* label) {
   const std::size_t rows = 512, cols = 4096, tokens = 8;
@@ -252,6 +254,8 @@ void error_beside_the_int8_tiles(const char* label) {
   EXPECT_GT(r_cb, 0.0);
   EXPECT_LT(r_cb, 5e-2) << label;
   EXPECT_LT(r_tiles, 5e-2) << label;
+  EXPECT_GT(r_cb, 1.25 * r_tiles) << label;
+  EXPECT_LT(r_cb, 4 * r_tiles) << label;
 }
 
 TEST(codebook_lut, error_beside_the_int8_tiles) {
@@ -328,6 +332,23 @@ TEST(codebook_lut, every_scale_code_reads_as_the_scale_reader_reads_it) {
 TEST(codebook_lut, half_and_bfloat16_activations_match_their_float_widening) {
   lowbit_test::expect_half_and_bf16_match_their_widening(
       kernels::pack_for_codebook_lut(random_weights<nf4_scheme<64>>(13, 128, 130)), 3, 131);
+}
+
+// A matrix quantized from zeros gives exactly the bias (E8M0 scales 2^-127 for MXFP4, a zero tensor
+// scale for NVFP4).
+template <class S>
+void zero_weights() {
+  const std::size_t rows = 33, cols = 96;
+  const auto cw = kernels::pack_for_codebook_lut(quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols));
+  for (std::size_t tokens : {1, 3}) lowbit_test::expect_zero_weights_give_the_bias(cw, tokens, 134);
+}
+
+TEST(codebook_lut, zero_weights_give_exactly_the_bias) {
+  zero_weights<nf4_scheme<64>>();
+  zero_weights<nf4_dq>();
+  zero_weights<mxfp4>();
+  zero_weights<nvfp4>();
+  zero_weights<int4_group<32>>();
 }
 
 TEST(codebook_lut, bad_input) {

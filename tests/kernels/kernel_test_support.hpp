@@ -1,5 +1,6 @@
-// Helpers shared by the kernel tests (linear_test.cpp, lut_test.cpp): thread counts, random
-// quantized weights, test shapes and a bit-for-bit comparison of outputs.
+// Helpers shared by the kernel tests (tests/kernels/*_test.cpp): thread counts, random quantized
+// weights, test shapes, a bit-for-bit comparison of outputs, and the checks every packed entry
+// point shares (fp16 / bf16 activations, bad input, all-zero weights).
 #pragma once
 
 #include "lowbit/kernels/linear.hpp"
@@ -31,6 +32,17 @@ inline void set_threads(int n) {
 #endif
 }
 
+// The thread counts the *_at_thread_counts helpers run at: 1, 2 and 3 with OpenMP; without it only
+// 1 (set_threads cannot change anything there, so further runs would repeat the first), and the
+// helpers then check the result against the reference once, not its independence of threads.
+inline std::vector<int> thread_counts() {
+#if defined(_OPENMP)
+  return {1, 2, 3};
+#else
+  return {1};
+#endif
+}
+
 struct shape {
   std::size_t rows, cols, tokens;
 };
@@ -49,11 +61,11 @@ inline std::size_t first_bit_difference(std::span<const float> got, std::span<co
   return got.size();
 }
 
-// Runs run(got) at 1, 2 and 3 threads, got pre-filled with -1 each time, and checks every result
-// against want bit for bit (first_bit_difference); leaves 2 threads set.
+// Runs run(got) at every thread_counts() entry, got pre-filled with -1 each time, and checks every
+// result against want bit for bit (first_bit_difference); leaves 2 threads set.
 template <class Run>
 ::testing::AssertionResult bit_exact_at_thread_counts(std::span<const float> want, Run&& run) {
-  for (int threads : {1, 2, 3}) {
+  for (int threads : thread_counts()) {
     set_threads(threads);
     std::vector<float> got(want.size(), -1.0f);
     run(std::span<float>(got));
@@ -68,19 +80,26 @@ template <class Run>
   return ::testing::AssertionSuccess();
 }
 
-// Runs build(tables) at 1, 2 and 3 threads on a fresh Tables each time (LUT activation tables:
-// blocks, q, scale) and checks it against want: the same block count, the same entries, and the
-// scales bit for bit (first_bit_difference); leaves 2 threads set.
+// Runs build(tables) at every thread_counts() entry on a fresh Tables each time (LUT activation
+// tables: blocks, q, scale, and xsum where Tables has one) and checks it against want: the same
+// block count, the same entries, and the scales and sums bit for bit (first_bit_difference); leaves
+// 2 threads set.
 template <class Tables, class Build>
 ::testing::AssertionResult tables_equal_at_thread_counts(const Tables& want, Build&& build) {
-  for (int threads : {1, 2, 3}) {
+  const auto same_floats = [](std::span<const float> a, std::span<const float> b) {
+    return a.size() == b.size() && first_bit_difference(a, b) == a.size();
+  };
+  for (int threads : thread_counts()) {
     set_threads(threads);
     Tables got;
     build(got);
-    const char* what = got.blocks != want.blocks                                         ? "block count"
-                       : got.q != want.q                                                 ? "entries"
-                       : first_bit_difference(got.scale, want.scale) != got.scale.size() ? "scales"
-                                                                                         : nullptr;
+    bool same_sums = true;
+    if constexpr (requires { got.xsum; }) same_sums = same_floats(got.xsum, want.xsum);
+    const char* what = got.blocks != want.blocks             ? "block count"
+                       : got.q != want.q                     ? "entries"
+                       : !same_floats(got.scale, want.scale) ? "scales"
+                       : !same_sums                          ? "sums"
+                                                             : nullptr;
     if (what != nullptr) {
       set_threads(2);
       return ::testing::AssertionFailure() << what << " differ at " << threads << " threads";
@@ -90,9 +109,20 @@ template <class Tables, class Build>
   return ::testing::AssertionSuccess();
 }
 
-// linear() on a packed matrix with fp16 and bf16 activations gives bit for bit its result on the
-// activations widened to fp32.
-template <class Packed>
+// lowbit::linear on the packed matrix w: on a qmatrix along path P, on the other packed layouts
+// (which have one path each) P must be automatic.
+template <lowbit::linear_path P = lowbit::linear_path::automatic, class T, class Packed>
+void run_linear(std::span<const T> x, std::size_t tokens, const Packed& w, std::span<float> y,
+                std::span<const float> bias = {}) {
+  if constexpr (P == lowbit::linear_path::automatic)
+    lowbit::linear(x, tokens, w, y, bias);
+  else
+    lowbit::linear<P>(x, tokens, w, y, bias);
+}
+
+// linear() (along P, run_linear) on a packed matrix with fp16 and bf16 activations gives bit for
+// bit its result on the activations widened to fp32.
+template <lowbit::linear_path P = lowbit::linear_path::automatic, class Packed>
 void expect_half_and_bf16_match_their_widening(const Packed& w, std::size_t tokens, std::uint32_t seed) {
   using lowbit::bfloat16;
   using lowbit::half;
@@ -108,51 +138,90 @@ void expect_half_and_bf16_match_their_widening(const Packed& w, std::size_t toke
     xbf[i] = static_cast<float>(xb[i]);
   }
   std::vector<float> a(tokens * rows), b(tokens * rows);
-  lowbit::linear(std::span<const half>(xh), tokens, w, std::span<float>(a));
-  lowbit::linear(std::span<const float>(xhf), tokens, w, std::span<float>(b));
-  EXPECT_EQ(first_bit_difference(a, b), a.size());
-  lowbit::linear(std::span<const bfloat16>(xb), tokens, w, std::span<float>(a));
-  lowbit::linear(std::span<const float>(xbf), tokens, w, std::span<float>(b));
-  EXPECT_EQ(first_bit_difference(a, b), a.size());
+  run_linear<P>(std::span<const half>(xh), tokens, w, std::span<float>(a));
+  run_linear<P>(std::span<const float>(xhf), tokens, w, std::span<float>(b));
+  EXPECT_EQ(first_bit_difference(a, b), a.size()) << "fp16, tokens " << tokens;
+  run_linear<P>(std::span<const bfloat16>(xb), tokens, w, std::span<float>(a));
+  run_linear<P>(std::span<const float>(xbf), tokens, w, std::span<float>(b));
+  EXPECT_EQ(first_bit_difference(a, b), a.size()) << "bf16, tokens " << tokens;
 }
+
+// How expect_bad_input_handled compares a path with its spec: bit for bit (tolerance 0), or, for a
+// path that matches its spec only within fp32 rounding, finite outputs within tolerance * (1 +
+// |want|) and non-finite ones alike (NaN where the spec gives NaN, inf of the same sign where it
+// gives inf); and whether a non-finite activation must make every output of its token NaN (the
+// integer-dot and LUT paths) or only non-finite (the float path: inf x w is +-inf).
+struct bad_input_check {
+  double tolerance = 0.0;
+  bool nan_token = true;
+};
 
 // The bad input every packed entry point handles the same way: wrong X, Y and bias sizes and an
 // empty (default-constructed) matrix throw lowbit::invalid_argument; zero tokens write nothing; a
-// NaN or inf activation makes its token's outputs NaN, bit for bit as `spec(x, tokens, y)`
-// computes them, and leaves the other token's finite; all-zero activations give exactly the bias.
-template <class Packed, class Spec>
-void expect_bad_input_handled(const Packed& w, Spec&& spec, std::uint32_t seed) {
+// NaN or inf activation makes its token's outputs NaN (non-finite where !check.nan_token), as
+// `spec(x, tokens, y)` computes them, and leaves the other token's finite; all-zero activations
+// give exactly the bias. Along path P on a qmatrix (run_linear).
+template <lowbit::linear_path P = lowbit::linear_path::automatic, class Packed, class Spec>
+void expect_bad_input_handled(const Packed& w, Spec&& spec, std::uint32_t seed, bad_input_check check = {}) {
   using lowbit::invalid_argument;
-  using lowbit::linear;
   const std::size_t rows = w.rows(), cols = w.cols();
   std::vector<float> x(2 * cols, 0.5f), y(2 * rows);
-  EXPECT_THROW(linear(std::span<const float>(x).first(cols + 1), 1, w, std::span<float>(y).first(rows)),
-               invalid_argument);
-  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, w, std::span<float>(y).first(rows + 1)),
-               invalid_argument);
+  const auto run = [](std::span<const float> xs, std::size_t tokens, const Packed& m, std::span<float> ys,
+                      std::span<const float> bias = {}) { run_linear<P>(xs, tokens, m, ys, bias); };
+  EXPECT_THROW(run(std::span<const float>(x).first(cols + 1), 1, w, std::span<float>(y).first(rows)), invalid_argument);
+  EXPECT_THROW(run(std::span<const float>(x).first(cols), 1, w, std::span<float>(y).first(rows + 1)), invalid_argument);
   std::vector<float> bias(rows + 1);
-  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, w, std::span<float>(y).first(rows), bias),
+  EXPECT_THROW(run(std::span<const float>(x).first(cols), 1, w, std::span<float>(y).first(rows), bias),
                invalid_argument);
   const Packed empty;
-  EXPECT_THROW(linear(std::span<const float>(x).first(cols), 1, empty, std::span<float>(y).first(rows)),
-               invalid_argument);
-  linear(std::span<const float>(), 0, w, std::span<float>());
+  EXPECT_THROW(run(std::span<const float>(x).first(cols), 1, empty, std::span<float>(y).first(rows)), invalid_argument);
+  run(std::span<const float>(), 0, w, std::span<float>());
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     auto xb = gaussian(2 * cols, seed);
     xb[cols + 5] = bad;
     std::vector<float> got(2 * rows), want(2 * rows);
-    linear(std::span<const float>(xb), 2, w, std::span<float>(got));
+    run(std::span<const float>(xb), 2, w, std::span<float>(got));
     spec(std::span<const float>(xb), std::size_t{2}, std::span<float>(want));
-    EXPECT_EQ(first_bit_difference(got, want), got.size());
+    if (check.tolerance == 0.0) {
+      EXPECT_EQ(first_bit_difference(got, want), got.size()) << "activation " << bad;
+    } else {
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        if (std::isfinite(want[i]))
+          EXPECT_NEAR(got[i], want[i], check.tolerance * (1.0 + std::fabs(want[i])))
+              << "activation " << bad << " at " << i;
+        else if (std::isnan(want[i]))
+          EXPECT_TRUE(std::isnan(got[i])) << "activation " << bad << " at " << i;
+        else
+          EXPECT_EQ(got[i], want[i]) << "activation " << bad << " at " << i;
+      }
+    }
     for (std::size_t r = 0; r < rows; ++r) {
-      EXPECT_TRUE(std::isfinite(got[r]));
-      EXPECT_TRUE(std::isnan(got[rows + r]));
+      EXPECT_TRUE(std::isfinite(got[r])) << "activation " << bad << " row " << r;
+      if (check.nan_token)
+        EXPECT_TRUE(std::isnan(got[rows + r])) << "activation " << bad << " row " << r;
+      else
+        EXPECT_FALSE(std::isfinite(got[rows + r])) << "activation " << bad << " row " << r;
     }
   }
   const auto b = uniform(rows, seed + 1);
   std::vector<float> zx(cols, 0.0f), got(rows);
-  linear(std::span<const float>(zx), 1, w, std::span<float>(got), b);
+  run(std::span<const float>(zx), 1, w, std::span<float>(got), b);
   for (std::size_t r = 0; r < rows; ++r) EXPECT_EQ(got[r], b[r]);
+}
+
+// A packed matrix of all-zero weights (make it from lowbit::quantize<S> of zeros): linear() along P
+// gives exactly the bias, bit for bit, for every token, and zeros without a bias.
+template <lowbit::linear_path P = lowbit::linear_path::automatic, class Packed>
+void expect_zero_weights_give_the_bias(const Packed& w, std::size_t tokens, std::uint32_t seed) {
+  const std::size_t rows = w.rows(), cols = w.cols();
+  const auto x = gaussian(tokens * cols, seed);
+  const auto b = uniform(rows, seed + 1);
+  std::vector<float> got(tokens * rows, -1.0f), want(tokens * rows);
+  for (std::size_t i = 0; i < want.size(); ++i) want[i] = b[i % rows];
+  run_linear<P>(std::span<const float>(x), tokens, w, std::span<float>(got), b);
+  EXPECT_EQ(first_bit_difference(got, want), got.size()) << "tokens " << tokens;
+  run_linear<P>(std::span<const float>(x), tokens, w, std::span<float>(got));
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], 0.0f) << "tokens " << tokens << " at " << i;
 }
 
 } // namespace lowbit_test

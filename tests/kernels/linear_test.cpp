@@ -31,8 +31,18 @@ using lowbit_test::random_weights;
 using lowbit_test::set_threads;
 using lowbit_test::shape;
 
-// Odd rows (row-tile tails), K with partial chunks and partial groups, 1..9 tokens (token tails).
-const shape shapes[] = {{1, 32, 1}, {5, 64, 2}, {7, 96, 3}, {9, 160, 5}, {13, 200, 4}, {67, 320, 9}, {3, 48, 1}};
+// Odd rows (row-tile tails), K with partial chunks and partial groups, K below a group or block
+// (one padded group: K = 20 against blocks of 32, K = 32-96 against groups of 64 and 128), 1..9
+// tokens (token tails).
+const shape shapes[] = {{1, 32, 1},   {5, 64, 2},   {7, 96, 3}, {9, 160, 5},
+                        {13, 200, 4}, {67, 320, 9}, {3, 48, 1}, {3, 20, 2}};
+
+// Past parallel_rows' serial threshold (rows x cols x tokens >= 65536, core/threading.hpp), so that
+// rows are split across threads: 1 and 3 tokens (the integer-dot kernel's tall row tiles for N < 4,
+// the float path's rows without panels), with 7-8 rows or more per thread, and 70 tokens, past the
+// integer-dot kernel's 64-token blocks (a block of 6 after a full one), with 4-5 rows per thread at
+// 3 threads.
+const shape threaded_shapes[] = {{64, 1100, 1}, {23, 1000, 3}, {13, 160, 70}};
 
 // Sum over k of |w_k x_k| per output: the scale of fp32 rounding error.
 std::vector<double> magnitude(const std::vector<float>& x, std::size_t tokens, const std::vector<float>& w,
@@ -57,9 +67,8 @@ auto prepared(Q w) {
 }
 
 template <class S, bool Pack = false>
-void int8_matches_reference() {
-  for (const shape& s : shapes) {
-    if (S::gran == granularity::group && s.cols < S::block) continue;
+void int8_matches_reference(std::span<const shape> list = shapes) {
+  for (const shape& s : list) {
     const auto w = prepared<Pack>(random_weights<S>(s.rows, s.cols, 11));
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 12);
     const auto bias = lowbit_test::uniform(s.rows, 13);
@@ -70,7 +79,7 @@ void int8_matches_reference() {
                                                           linear<linear_path::int8_dot>(std::span<const float>(x),
                                                                                         s.tokens, w, got, bias);
                                                         }))
-        << "rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+        << scheme_name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
   }
 }
 
@@ -115,11 +124,13 @@ void int8_within_activation_rounding() {
 const shape float_shapes[] = {{35, 1100, 13}, {17, 2080, 10}, {37, 2080, 2}};
 
 template <class S>
-void float_matches_reference() {
-  std::vector<shape> all(std::begin(shapes), std::end(shapes));
-  all.insert(all.end(), std::begin(float_shapes), std::end(float_shapes));
+void float_matches_reference(std::span<const shape> list = {}) {
+  std::vector<shape> all(list.begin(), list.end());
+  if (list.empty()) {
+    all.assign(std::begin(shapes), std::end(shapes));
+    all.insert(all.end(), std::begin(float_shapes), std::end(float_shapes));
+  }
   for (const shape& s : all) {
-    if (S::gran == granularity::group && s.cols < S::block) continue;
     const auto w = random_weights<S>(s.rows, s.cols, 31);
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 32);
     const auto bias = lowbit_test::uniform(s.rows, 33);
@@ -127,14 +138,14 @@ void float_matches_reference() {
     reference::linear_dequantized<S>(std::span<const float>(x), s.tokens, w, want, bias);
     const auto mag = magnitude(x, s.tokens, dequantize(w), s.rows, s.cols);
     std::vector<float> first;
-    for (int threads : {1, 2, 3}) {
+    for (int threads : lowbit_test::thread_counts()) {
       set_threads(threads);
       std::vector<float> got(want.size(), -1.0f);
       linear<linear_path::float_weights>(std::span<const float>(x), s.tokens, w, std::span<float>(got), bias);
       for (std::size_t i = 0; i < got.size(); ++i)
         ASSERT_NEAR(got[i], want[i],
                     2e-6 * static_cast<double>(s.cols) / 32 * (mag[i] + std::fabs(bias[i % s.rows])) + 1e-30)
-            << "rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens << " at " << i;
+            << scheme_name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens << " at " << i;
       if (first.empty())
         first = got;
       else
@@ -200,6 +211,23 @@ TEST(linear_int8, ternary_bit_exact) {
   int8_matches_reference<ternary_g64>();
 }
 
+// Rows split across threads and tokens past the 64-token blocks, on each kind of decoder: xor
+// (INT4, INT2), zero points, shuffle tables (MXFP4, NVFP4 with its tensor scale, NF4-dq), signed
+// 8-bit, base 3, row scales and an int8 packing.
+TEST(linear_int8, threads_and_token_blocks_bit_exact) {
+  for (const shape& s : threaded_shapes) ASSERT_GE(s.rows * s.cols * s.tokens, std::size_t{1} << 16);
+  int8_matches_reference<int4_group<128>>(threaded_shapes);
+  int8_matches_reference<int2_g32>(threaded_shapes);
+  int8_matches_reference<uint4_g64>(threaded_shapes);
+  int8_matches_reference<mxfp4>(threaded_shapes);
+  int8_matches_reference<nvfp4>(threaded_shapes);
+  int8_matches_reference<nf4_dq>(threaded_shapes);
+  int8_matches_reference<int8_group<32>>(threaded_shapes);
+  int8_matches_reference<ternary_absmean_base3>(threaded_shapes);
+  int8_matches_reference<int4_row>(threaded_shapes);
+  int8_matches_reference<mxfp8_e4m3, true>(threaded_shapes);
+}
+
 TEST(linear_int8, spec_within_activation_rounding_of_the_exact_product) {
   int8_within_activation_rounding<int4_group<32>>();
   int8_within_activation_rounding<uint4_g64>();
@@ -234,6 +262,16 @@ TEST(linear_float, every_other_element_width) {
   float_matches_reference<ternary_absmean_base3>();
   float_matches_reference<int_sym<8, 0, fp32_scale, granularity::column>>();
   float_matches_reference<int_sym<4, 0, fp32_scale, granularity::tensor>>();
+}
+// Rows of 1 and 3 tokens split across threads (70 tokens: one panel tile), the same results at
+// every thread count.
+TEST(linear_float, threads_within_fp32_rounding) {
+  float_matches_reference<int4_group<128>>(threaded_shapes);
+  float_matches_reference<mxfp4>(threaded_shapes);
+  float_matches_reference<nf4_dq_bnb>(threaded_shapes);
+  float_matches_reference<mxfp8_e4m3>(threaded_shapes);
+  float_matches_reference<uint4_g64>(threaded_shapes);
+  float_matches_reference<ternary_absmean_base3>(threaded_shapes);
 }
 TEST(linear_float, groups_and_column_zero_points_not_aligned_to_eight) {
   float_matches_reference<int_sym<4, 20>>();
@@ -681,6 +719,96 @@ TEST(linear, non_finite_activations_give_nan_for_that_token_only) {
       EXPECT_EQ(std::isnan(a[t * rows + r]), t == 1);
       EXPECT_EQ(std::isnan(b[t * rows + r]), t == 1);
     }
+}
+
+// fp16 and bf16 activations on both paths, as their fp32 widening bit for bit: the integer-dot
+// kernel's tall tiles (2 tokens) and 4-row tiles (7), the float path's rows (2) and panels (7),
+// base-3 decoding, and the automatic path of a float-only scheme.
+TEST(linear, half_and_bfloat16_activations_match_their_float_widening) {
+  using lowbit_test::expect_half_and_bf16_match_their_widening;
+  const auto w = random_weights<nvfp4>(13, 200, 111);
+  for (std::size_t tokens : {2, 7}) {
+    expect_half_and_bf16_match_their_widening<linear_path::int8_dot>(w, tokens, 112);
+    expect_half_and_bf16_match_their_widening<linear_path::float_weights>(w, tokens, 113);
+  }
+  const auto t3 = random_weights<ternary_absmean_base3>(5, 400, 114);
+  expect_half_and_bf16_match_their_widening<linear_path::int8_dot>(t3, 3, 115);
+  expect_half_and_bf16_match_their_widening<linear_path::float_weights>(t3, 8, 116);
+  expect_half_and_bf16_match_their_widening(random_weights<mxfp8_e4m3>(9, 96, 117), 2, 118);
+}
+
+// The shared bad-input checks: the integer-dot path bit for bit as its spec; the float path within
+// fp32 rounding of the exact product with dequantize(W), where an inf activation gives +-inf (or
+// NaN where it meets a zero weight or infs of both signs), as that product does.
+TEST(linear, bad_input_on_the_integer_dot_and_float_paths) {
+  const auto w = random_weights<int4_group<32>>(9, 128, 121);
+  lowbit_test::expect_bad_input_handled<linear_path::int8_dot>(
+      w,
+      [&](std::span<const float> x, std::size_t tokens, std::span<float> y) {
+        reference::linear_int8(x, tokens, w, y);
+      },
+      122);
+  lowbit_test::expect_bad_input_handled<linear_path::float_weights>(
+      w,
+      [&](std::span<const float> x, std::size_t tokens, std::span<float> y) {
+        reference::linear_dequantized(x, tokens, w, y);
+      },
+      123, {.tolerance = 1e-4, .nan_token = false});
+}
+
+// A matrix quantized from zeros gives exactly the bias on both paths (the int8 packing of those
+// that need one on the integer-dot path), at 1 token and 5 (the kernels' other tiles).
+template <class S>
+void zero_weights_give_the_bias() {
+  const std::size_t rows = 11, cols = 200;
+  const auto w = quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols);
+  for (std::size_t tokens : {1, 5}) {
+    if constexpr (kernels::int8_dot_scheme<S>)
+      lowbit_test::expect_zero_weights_give_the_bias<linear_path::int8_dot>(w, tokens, 131);
+    else if constexpr (kernels::int8_pack_scheme<S>)
+      lowbit_test::expect_zero_weights_give_the_bias<linear_path::int8_dot>(kernels::pack_for_int8(w), tokens, 131);
+    lowbit_test::expect_zero_weights_give_the_bias<linear_path::float_weights>(w, tokens, 132);
+  }
+}
+
+TEST(linear, zero_weights_give_exactly_the_bias) {
+  zero_weights_give_the_bias<int4_group<32>>();
+  zero_weights_give_the_bias<int4_group<128>>();
+  zero_weights_give_the_bias<uint4_g64>();
+  zero_weights_give_the_bias<int2_g32>();
+  zero_weights_give_the_bias<mxfp4>();
+  zero_weights_give_the_bias<nvfp4>();
+  zero_weights_give_the_bias<nf4_dq>();
+  zero_weights_give_the_bias<mxint8>();
+  zero_weights_give_the_bias<int8_group<32>>();
+  zero_weights_give_the_bias<ternary_absmean>();
+  zero_weights_give_the_bias<ternary_absmean_base3>();
+  zero_weights_give_the_bias<mxfp8_e4m3>();
+  zero_weights_give_the_bias<int_sym<3, 32>>();
+}
+
+// An E8M0 NaN scale (0xFF, which quantize writes for MX blocks holding NaN or inf; README) makes
+// its block decode to NaN: on both paths that row's outputs are NaN at every token and the other
+// rows stay finite; the integer-dot path bit for bit as its spec.
+TEST(linear, mxfp4_nan_scale_makes_its_row_nan) {
+  const std::size_t rows = 6, cols = 96;
+  auto w = random_weights<mxfp4>(rows, cols, 141);
+  w.scales()[mxfp4::scale_index(2, 32, cols)] = 0xFF; // row 2, second block
+  for (std::size_t tokens : {1, 5}) {
+    const auto x = lowbit_test::gaussian(tokens * cols, 142);
+    std::vector<float> dot(tokens * rows), spec(tokens * rows), flt(tokens * rows);
+    linear<linear_path::int8_dot>(std::span<const float>(x), tokens, w, std::span<float>(dot));
+    reference::linear_int8(std::span<const float>(x), tokens, w, std::span<float>(spec));
+    linear<linear_path::float_weights>(std::span<const float>(x), tokens, w, std::span<float>(flt));
+    EXPECT_EQ(first_bit_difference(dot, spec), dot.size()) << "tokens " << tokens;
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t r = 0; r < rows; ++r) {
+        EXPECT_EQ(std::isnan(dot[t * rows + r]), r == 2) << "token " << t << " row " << r;
+        EXPECT_TRUE(r == 2 || std::isfinite(dot[t * rows + r])) << "token " << t << " row " << r;
+        EXPECT_EQ(std::isnan(flt[t * rows + r]), r == 2) << "token " << t << " row " << r;
+        EXPECT_TRUE(r == 2 || std::isfinite(flt[t * rows + r])) << "token " << t << " row " << r;
+      }
+  }
 }
 
 TEST(linear, wrong_shapes_throw) {

@@ -13,7 +13,9 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,9 +26,10 @@ using lowbit_test::first_bit_difference;
 using lowbit_test::random_weights;
 using lowbit_test::shape;
 
-// Rows around the 16-row tile, K with partial 32-column blocks, 1-9 tokens.
+// Rows around the 16-row tile, K with partial 32-column blocks, K below a block or group (20 < 32,
+// and 32-96 against groups of 64 and 128: one padded group), 1-9 tokens.
 const shape shapes[] = {{1, 32, 1},   {5, 64, 2}, {16, 96, 3},   {17, 160, 5}, {13, 200, 4},
-                        {67, 320, 9}, {3, 48, 1}, {33, 1000, 2}, {40, 512, 8}};
+                        {67, 320, 9}, {3, 48, 1}, {33, 1000, 2}, {40, 512, 8}, {3, 20, 2}};
 
 using int2_g64 = int_sym<2, 64>;
 using int2_g32 = int_sym<2, 32>;
@@ -39,6 +42,9 @@ using uint3_row = int_asym<3, 0, fp16, granularity::row>;
 using uint1_g64 = int_asym<1, 64>; // 1-bit codes; the levels are 0 and +-s (integer zero point)
 using ternary_g64 = ternary_scheme<granularity::group, 64>;
 using midrise4_g128 = block_scheme<codebook<midrise_table<4>>, fp16, granularity::group, 128, absmax_scale<>>;
+// The symmetric 1-bit grid {-0.5, 0.5} (signed integers need 2 bits): one plane, a = 2 on the
+// int8 table's 2x values.
+using midrise1_g32 = block_scheme<midrise<1>, fp16, granularity::group, 32, absmax_scale<>>;
 using int4_e8m0_g32 = block_scheme<integer_format<4>, e8m0, granularity::group, 32, absmax_scale<>>;
 // fp16 group scales under a tensor scale: the kernels apply the tensor scale on the token's side (g).
 using int4_tensor_g32 =
@@ -46,7 +52,8 @@ using int4_tensor_g32 =
 
 static_assert(kernels::lut_scheme<int4_g32> && kernels::lut_scheme<int4_group<128>> && kernels::lut_scheme<int2_g64>);
 static_assert(kernels::lut_scheme<uint4_g64> && kernels::lut_scheme<ternary_absmean> &&
-              kernels::lut_scheme<ternary_absmean_base3> && kernels::lut_scheme<midrise4_g128>);
+              kernels::lut_scheme<ternary_absmean_base3> && kernels::lut_scheme<midrise4_g128> &&
+              kernels::lut_scheme<midrise1_g32> && kernels::lut_traits<midrise1_g32>::planes == 1);
 // Not affine in their bits (codebooks, minifloats), too wide, or groups that split a 32-column block.
 static_assert(!kernels::lut_scheme<nf4_scheme<>> && !kernels::lut_scheme<mxfp4> && !kernels::lut_scheme<nvfp4>);
 static_assert(!kernels::lut_scheme<int8_group<32>> && !kernels::lut_scheme<mxint8> &&
@@ -83,6 +90,7 @@ TEST(lut_layout, bit_planes_reproduce_every_code) {
   decomposition_matches_decode<ternary_absmean>();
   decomposition_matches_decode<ternary_absmean_base3>();
   decomposition_matches_decode<midrise4_g128>();
+  decomposition_matches_decode<midrise1_g32>();
 }
 
 // Every table entry is the signed 4-element sum within half a step u = max|T| / 127 (stored as
@@ -148,6 +156,36 @@ TEST(lut_tables, overflowing_sums_give_a_nan_scale_and_subnormal_blocks_zero) {
   for (std::size_t i = 128; i < 384; ++i) ASSERT_EQ(a.q_row(0)[i], 0);
 }
 
+// The builders split a token's blocks into tasks of up to 32 blocks across threads once tokens x
+// cols reaches 4096 (build_lut_tables_by_row): at every thread count the tables (entries, scales
+// and sums) equal one pass of the row builder over each whole token, with a NaN block first in a
+// task and a partial last block.
+TEST(lut_tables, tables_split_into_tasks_match_one_pass) {
+  const std::size_t cols = 2100, tokens = 2; // 66 blocks: 3 tasks per token, the last one partial
+  static_assert(cols * tokens * 16 >= (std::size_t{1} << 16));
+  auto x = lowbit_test::gaussian(tokens * cols, 8);
+  x[cols + 1030] = std::numeric_limits<float>::quiet_NaN(); // token 1, block 32: the second task's first
+  kernels::lut_activations one;
+  one.tokens = tokens;
+  one.cols = cols;
+  one.blocks = (cols + 31) / 32;
+  one.q.assign(tokens * one.row_entries(), 1);
+  one.scale.assign(tokens * one.blocks, 1.0f);
+  one.xsum.assign(tokens * one.blocks, 1.0f);
+  for (std::size_t t = 0; t < tokens; ++t)
+    kernels::build_lut_table_row(x.data() + t * cols, cols, one.blocks, one.q.data() + t * one.row_entries(),
+                                 one.scale.data() + t * one.blocks, one.xsum.data() + t * one.blocks);
+  ASSERT_TRUE(std::isnan(one.scale_row(1)[32]));
+  EXPECT_TRUE(lowbit_test::tables_equal_at_thread_counts(one, [&](kernels::lut_activations& a) {
+    kernels::build_lut_tables(std::span<const float>(x), tokens, cols, a);
+  }));
+#if LOWBIT_HAS_AVX2
+  EXPECT_TRUE(lowbit_test::tables_equal_at_thread_counts(one, [&](kernels::lut_activations& a) {
+    kernels::avx2::build_lut_tables(std::span<const float>(x), tokens, cols, a);
+  })) << "AVX2";
+#endif
+}
+
 // The AVX2 table builder against the scalar spec, byte for byte and bit for bit: fp32, fp16 and
 // bf16 input, K with and without partial 32-column blocks, tokens with zero, NaN, inf, overflowing,
 // subnormal and tied (x.5 after scaling) blocks.
@@ -192,7 +230,6 @@ TEST(lut_tables, avx2_builder_bit_exact_against_the_scalar_spec) {
 template <class S>
 void lut_matches_reference() {
   for (const shape& s : shapes) {
-    if (S::gran == granularity::group && s.cols < S::block) continue;
     const auto w = random_weights<S>(s.rows, s.cols, 21);
     if constexpr (S::has_tensor_scale) {
       ASSERT_NE(w.tensor_scale(), 1.0f) << "the tensor scale goes untested";
@@ -216,6 +253,7 @@ TEST(linear_lut, symmetric_integers_bit_exact) {
   lut_matches_reference<int2_g64>();
   lut_matches_reference<int4_e8m0_g32>();
   lut_matches_reference<midrise4_g128>();
+  lut_matches_reference<midrise1_g32>();
   lut_matches_reference<int4_tensor_g32>();
 }
 TEST(linear_lut, zero_points_bit_exact) {
@@ -240,7 +278,6 @@ void lut_within_table_rounding() {
   for (std::size_t i = 0; i < tr::planes; ++i) asum += tr::dec.a[i];
   const float mult = kernels::int8_table<typename S::element>::get().mult;
   for (const shape& s : shapes) {
-    if (S::gran == granularity::group && s.cols < S::block) continue;
     const auto w = random_weights<S>(s.rows, s.cols, 31);
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 32);
     const auto wd = dequantize(w);
@@ -271,13 +308,18 @@ TEST(linear_lut, spec_within_table_rounding_of_the_exact_product) {
   lut_within_table_rounding<int3_g128>();
   lut_within_table_rounding<ternary_absmean>();
   lut_within_table_rounding<midrise4_g128>();
+  lut_within_table_rounding<midrise1_g32>();
+  lut_within_table_rounding<uint2_g32>(); // zero points: the k - z term uses the exact fp32 xsum
+  lut_within_table_rounding<uint1_g64>();
+  lut_within_table_rounding<uint3_row>();
   lut_within_table_rounding<int4_tensor_g32>(); // g = tensor scale, against dequantize(w)
 }
 
 // The LUT output is close to the exact product in aggregate: SQNR against the float product at
-// least that of the int8 activation path minus a few dB (measured: within about 3 dB).
+// least min_db (2 dB under the figure README.md quotes) and at least that of the int8 activation
+// path minus max_gap_db.
 template <class S>
-void sqnr_close_to_the_int8_path(double max_gap_db) {
+void sqnr_close_to_the_int8_path(double min_db, double max_gap_db) {
   const std::size_t rows = 256, cols = 1024, tokens = 4;
   const auto w = random_weights<S>(rows, cols, 41);
   const auto x = lowbit_test::gaussian(tokens * cols, 42);
@@ -294,7 +336,7 @@ void sqnr_close_to_the_int8_path(double max_gap_db) {
     return 10 * std::log10(s / n);
   };
   const double lut_db = sqnr(lut), dot_db = sqnr(dot);
-  EXPECT_GT(lut_db, 30.0) << scheme_name<S>();
+  EXPECT_GT(lut_db, min_db) << scheme_name<S>() << ": lut " << lut_db << " dB";
   EXPECT_GT(lut_db, dot_db - max_gap_db) << scheme_name<S>() << ": lut " << lut_db << " dB, int8 " << dot_db << " dB";
 }
 
@@ -304,20 +346,50 @@ void sqnr_close_to_the_int8_path(double max_gap_db) {
 // 1 and 2, against 4 roundings of single activations weighted by |w| <= 2. Still far below the
 // error of 2-bit weights themselves (2-8 dB SQNR against Gaussian float weights, docs/atlas.csv).
 TEST(linear_lut, sqnr_close_to_the_int8_path) {
-  sqnr_close_to_the_int8_path<int4_group<128>>(6.0);
-  sqnr_close_to_the_int8_path<int2_g64>(12.0);
-  sqnr_close_to_the_int8_path<ternary_absmean>(6.0);
+  sqnr_close_to_the_int8_path<int4_group<128>>(39.5, 6.0);
+  sqnr_close_to_the_int8_path<int2_g64>(33.8, 12.0);
+  sqnr_close_to_the_int8_path<ternary_absmean>(42.8, 6.0);
 }
 
-TEST(linear_lut, non_finite_activations_give_nan_for_that_token_only) {
-  const std::size_t rows = 20, cols = 128, tokens = 3;
-  const auto w = kernels::pack_for_lut(random_weights<int4_g32>(rows, cols, 51));
-  auto x = lowbit_test::gaussian(tokens * cols, 52);
-  x[cols + 77] = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> y(tokens * rows);
-  linear(std::span<const float>(x), tokens, w, std::span<float>(y));
-  for (std::size_t t = 0; t < tokens; ++t)
-    for (std::size_t r = 0; r < rows; ++r) EXPECT_EQ(std::isnan(y[t * rows + r]), t == 1) << t << " " << r;
+// The shared bad-input checks (sizes, an empty matrix, NaN and inf activations, all-zero
+// activations), bit for bit as the spec; with zero points the NaN also reaches the k - z term.
+template <class S>
+void lut_bad_input(std::uint32_t seed) {
+  const auto w = random_weights<S>(20, 128, seed);
+  lowbit_test::expect_bad_input_handled(
+      kernels::pack_for_lut(w),
+      [&](std::span<const float> x, std::size_t tokens, std::span<float> y) {
+        reference::linear_lut<S>(x, tokens, w, y);
+      },
+      seed + 1);
+}
+
+TEST(linear_lut, bad_input) {
+  lut_bad_input<int4_g32>(51);
+  lut_bad_input<uint2_g32>(53);
+  lut_bad_input<ternary_absmean>(55);
+}
+
+// A matrix quantized from zeros gives exactly the bias (the midrise grid has no zero level, but
+// an all-zero block decodes to 0 all the same).
+template <class S>
+void lut_zero_weights() {
+  const std::size_t rows = 19, cols = 100;
+  const auto p = kernels::pack_for_lut(quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols));
+  for (std::size_t tokens : {1, 3}) lowbit_test::expect_zero_weights_give_the_bias(p, tokens, 57);
+}
+
+TEST(linear_lut, zero_weights_give_exactly_the_bias) {
+  lut_zero_weights<int4_g32>();
+  lut_zero_weights<int3_g128>();
+  lut_zero_weights<int2_g64>();
+  lut_zero_weights<uint4_g64>();
+  lut_zero_weights<uint2_g32>();
+  lut_zero_weights<uint1_g64>();
+  lut_zero_weights<ternary_absmean>();
+  lut_zero_weights<ternary_absmean_base3>();
+  lut_zero_weights<midrise1_g32>();
+  lut_zero_weights<int4_tensor_g32>();
 }
 
 TEST(linear_lut, undefined_codes_and_bad_shapes_throw) {
@@ -364,21 +436,11 @@ TEST(linear_lut, undefined_codes_and_bad_shapes_throw) {
 #endif
 }
 
-TEST(linear_lut, half_and_bfloat16_activations_match_their_float_values) {
-  const std::size_t rows = 19, cols = 96, tokens = 2;
-  const auto w = random_weights<int2_g32>(rows, cols, 71);
-  const auto p = kernels::pack_for_lut(w);
-  const auto xf = lowbit_test::gaussian(tokens * cols, 72);
-  std::vector<half> xh(xf.size());
-  std::vector<float> xr(xf.size());
-  for (std::size_t i = 0; i < xf.size(); ++i) {
-    xh[i] = half(xf[i]);
-    xr[i] = static_cast<float>(xh[i]);
-  }
-  std::vector<float> a(tokens * rows), b(tokens * rows);
-  linear(std::span<const half>(xh), tokens, p, std::span<float>(a));
-  linear(std::span<const float>(xr), tokens, p, std::span<float>(b));
-  ASSERT_EQ(first_bit_difference(a, b), a.size());
+TEST(linear_lut, half_and_bfloat16_activations_match_their_float_widening) {
+  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_lut(random_weights<int2_g32>(19, 96, 71)), 2,
+                                                         72);
+  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_lut(random_weights<uint2_g32>(19, 96, 73)),
+                                                         5, 74);
 }
 
 // linear_weights: the LUT kernel up to lut_max_tokens, above it the int8 tiles (of W, of W

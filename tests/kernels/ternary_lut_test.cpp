@@ -337,6 +337,21 @@ TEST(ternary_lut, half_and_bfloat16_activations_match_their_float_widening) {
       kernels::pack_for_ternary_lut(random_weights<ternary_absmean>(13, 130, 150)), 3, 151);
 }
 
+// A matrix quantized from zeros gives exactly the bias, with tensor, row and group scales.
+template <class S>
+void zero_weights() {
+  const std::size_t rows = 33, cols = 200;
+  const auto tw = kernels::pack_for_ternary_lut(quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols));
+  for (std::size_t tokens : {1, 3}) lowbit_test::expect_zero_weights_give_the_bias(tw, tokens, 155);
+}
+
+TEST(ternary_lut, zero_weights_give_exactly_the_bias) {
+  zero_weights<ternary_absmean>();
+  zero_weights<ternary_absmean_base3>();
+  zero_weights<ternary_row>();
+  zero_weights<ternary_g192>();
+}
+
 // The codebook tables are another type: they do not bind to the base-3 kernels (nor the other way).
 static_assert(!std::is_invocable_v<decltype(&kernels::scalar::linear_ternary_lut<ternary_absmean>),
                                    const kernels::ternary_lut_matrix<ternary_absmean>&,

@@ -30,11 +30,12 @@ using lowbit_test::shape;
 // Rows below, at and past one or two tiles of 8; K with partial spans and partial groups; token
 // counts that end in every tail of the kernel's 4-token blocks (runs of 2 and 1), and token counts
 // past its 64-token blocks; one token on several tiles (scales decoded where they are used), also
-// as the last of 65 (a one-token block after a 64-token one).
+// as the last of 65 (a one-token block after a 64-token one); K below a span or group (20 < 32,
+// 32-96 < 128: one padded group).
 const shape shapes[] = {{1, 32, 1},   {5, 64, 2},    {8, 96, 3},     {9, 160, 5},   {16, 200, 4},
                         {17, 320, 9}, {3, 48, 1},    {25, 256, 7},   {40, 1024, 6}, {7, 4160, 2},
                         {9, 160, 8},  {17, 640, 11}, {24, 1088, 13}, {3, 2112, 70}, {33, 96, 66},
-                        {1, 32, 10},  {40, 1024, 1}, {17, 640, 1},   {17, 640, 65}};
+                        {1, 32, 10},  {40, 1024, 1}, {17, 640, 1},   {17, 640, 65}, {3, 20, 2}};
 
 template <class S>
 std::string name() {
@@ -54,7 +55,6 @@ qmatrix<S> weights(std::size_t rows, std::size_t cols, std::uint32_t seed) {
 template <class S>
 void tiles_match_reference() {
   for (const shape& s : shapes) {
-    if (S::gran == granularity::group && s.cols < S::block) continue;
     const auto w = weights<S>(s.rows, s.cols, 91);
     const auto tw = kernels::pack_for_int8_tiles(w);
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 92);
@@ -332,7 +332,6 @@ TEST(int8_tiles, half_and_bfloat16_activations_match_their_float_widening) {
 template <class S>
 void base3_tiles_are_the_2bit_tiles() {
   for (const shape& s : shapes) {
-    if (S::gran == granularity::group && s.cols < S::block) continue;
     auto w = random_weights<S>(s.rows, s.cols, 96);
     if (s.rows * w.row_bytes() >= 243) // every base-3 byte value somewhere in the matrix
       for (std::size_t b = 0; b < 243; ++b) w.codes()[b * (w.codes().size() / 243)] = static_cast<std::uint8_t>(b);
@@ -357,6 +356,27 @@ TEST(int8_tiles, base3_ternary_runs_repacked_two_bits_per_weight) {
   base3_tiles_are_the_2bit_tiles<ternary_absmean_base3>();
   base3_tiles_are_the_2bit_tiles<ternary_scheme<granularity::group, 64, code_layout::base3>>();
   base3_tiles_are_the_2bit_tiles<ternary_scheme<granularity::row, 0, code_layout::base3>>();
+}
+
+// A matrix quantized from zeros gives exactly the bias, at 1 token (scales decoded in the kernel)
+// and 5 (a 4-token block and a tail).
+template <class S>
+void zero_weights() {
+  const std::size_t rows = 17, cols = 200;
+  const auto tw = kernels::pack_for_int8_tiles(quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols));
+  for (std::size_t tokens : {1, 5}) lowbit_test::expect_zero_weights_give_the_bias(tw, tokens, 106);
+}
+
+TEST(int8_tiles, zero_weights_give_exactly_the_bias) {
+  zero_weights<int4_group<32>>();
+  zero_weights<int_asym<4, 64>>();
+  zero_weights<int_sym<2, 32>>();
+  zero_weights<mxfp4>();
+  zero_weights<nvfp4>();
+  zero_weights<nf4_dq>();
+  zero_weights<mxint8>();
+  zero_weights<ternary_absmean>();
+  zero_weights<ternary_absmean_base3>();
 }
 
 TEST(int8_tiles, bad_input) {
