@@ -57,7 +57,8 @@
 // with VNNI 4, where the LUT kernel took 0.52-0.81x the tiles' time from DRAM at N = 1-4 and
 // 1.06-1.22x at N = 8 (INT3-g32, 4096 x 8192, 2 threads, bench/README.md, run 13). In L3 the
 // tiles were already as fast at N = 1 and 1.3-1.4x faster at N = 4; small batches of a model's
-// layers stream from DRAM.
+// layers stream from DRAM. Without VNNI the LUT kernel took 0.44-0.68x the tiles' time from DRAM
+// and 0.72-0.80x in L3 at N = 1-8 (INT3-g32, AVX2 alone on a Zen 4, run 15).
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
 #if LOWBIT_HAS_AVX512_VNNI
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 4
