@@ -70,7 +70,8 @@ void tiles_match_reference() {
     kernels::quantize_activations<S>(std::span<const float>(x), s.tokens, s.cols, a);
     kernels::prepare_tile_activations<S>(a, ta);
     std::vector<float> got(want.size(), -1.0f);
-    kernels::scalar::linear_int8_tiled(tw, a, ta, std::span<float>(got), bias);
+    std::vector<float> scratch(static_cast<std::size_t>(max_threads()) * kernels::scalar::int8_tiles_scratch_size(tw));
+    kernels::scalar::linear_int8_tiled(tw, a, ta, std::span<float>(got), bias, scratch.data());
     ASSERT_EQ(first_bit_difference(got, want), got.size()) << name<S>() << " scalar, rows " << s.rows;
   }
 }

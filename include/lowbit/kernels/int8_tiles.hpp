@@ -292,19 +292,13 @@ std::size_t int8_tiles_scratch_size(const int8_tiled<S>& w) noexcept {
 }
 
 // The tiled kernel without SIMD (where AVX2 is not compiled), in the same arithmetic; tiles split
-// across threads. scratch: max_threads() * int8_tiles_scratch_size(w) floats, or null to allocate
-// them here.
+// across threads. scratch: max_threads() * int8_tiles_scratch_size(w) floats.
 template <int8_tiles_scheme S>
 void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
-                       std::span<float> y, std::span<const float> bias, float* scratch = nullptr) {
+                       std::span<float> y, std::span<const float> bias, float* scratch) {
   using G = chunk_geometry<S>;
   using TG = tile_geometry<S>;
   const std::size_t rows = w.rows(), spans = w.spans();
-  std::vector<float> own;
-  if (!scratch) {
-    own.resize(static_cast<std::size_t>(max_threads()) * int8_tiles_scratch_size(w));
-    scratch = own.data();
-  }
   parallel_rows(w.tiles(), rows * w.cols() * a.tokens, [&](std::size_t tile0, std::size_t tile1) {
     float* scales = scratch + static_cast<std::size_t>(thread_index()) * int8_tiles_scratch_size(w);
     for (std::size_t tile = tile0; tile < tile1; ++tile) {

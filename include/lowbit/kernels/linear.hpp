@@ -107,33 +107,32 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
   if (tokens == 0) return;
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
-#if LOWBIT_HAS_AVX2
   if constexpr (path == linear_path::int8_dot) {
+#if LOWBIT_HAS_AVX2
     kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
     ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_scratch_size(w));
     kernels::avx2::linear_int8(w, ws.activations, y, bias, ws.scratch.data());
+#else
+    kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
+    ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::scalar::int8_scratch_size(w));
+    kernels::scalar::linear_int8(w, ws.activations, y, bias, ws.scratch.data());
+#endif
   } else {
+    // X widened to fp32, rows padded with zeros to kx columns.
     const std::size_t cols = w.cols(), kx = (cols + 7) / 8 * 8;
     ws.x.resize(tokens * kx);
     for (std::size_t t = 0; t < tokens; ++t) {
       for (std::size_t k = 0; k < cols; ++k) ws.x[t * kx + k] = lowbit::detail::widen(x[t * cols + k]);
       for (std::size_t k = cols; k < kx; ++k) ws.x[t * kx + k] = 0.0f;
     }
+#if LOWBIT_HAS_AVX2
     ws.scratch.resize(kernels::avx2::float_scratch_total(w));
     kernels::avx2::linear_float(w, ws.x.data(), tokens, kx, y, bias, ws.scratch.data());
-  }
 #else
-  if constexpr (path == linear_path::int8_dot) {
-    kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
-    ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::scalar::int8_scratch_size(w));
-    kernels::scalar::linear_int8(w, ws.activations, y, bias, ws.scratch.data());
-  } else {
-    ws.x.resize(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) ws.x[i] = lowbit::detail::widen(x[i]);
     ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::scalar::float_scratch_size(w));
-    kernels::scalar::linear_float(w, ws.x.data(), tokens, y, bias, ws.scratch.data());
-  }
+    kernels::scalar::linear_float(w, ws.x.data(), tokens, kx, y, bias, ws.scratch.data());
 #endif
+  }
 }
 
 // The LUT path (kernels/lut.hpp) on a matrix packed once by kernels::pack_for_lut: bit-exact

@@ -46,10 +46,11 @@ std::size_t float_scratch_size(const qmatrix<S>& w) noexcept {
 }
 
 // The weight-only float path: reference::linear_dequantized bit for bit (each row dequantized as
-// dequantize() does, sums in double from the bias). x: tokens x cols floats; scratch holds
-// max_threads() * float_scratch_size(w) floats.
+// dequantize() does, sums in double from the bias). x: tokens rows of kx >= cols floats (as
+// avx2::linear_float takes them; columns past cols are not read); scratch holds max_threads() *
+// float_scratch_size(w) floats.
 template <scheme S>
-void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::span<float> y,
+void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::size_t kx, std::span<float> y,
                   std::span<const float> bias, float* scratch) {
   const std::size_t rows = w.rows(), cols = w.cols();
   parallel_rows(rows, rows * cols * tokens, [&](std::size_t r0, std::size_t r1) {
@@ -59,7 +60,7 @@ void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::
       lowbit::detail::dequantize_row(w, r, codes, row);
       for (std::size_t t = 0; t < tokens; ++t) {
         double acc = bias.empty() ? 0.0 : bias[r];
-        for (std::size_t k = 0; k < cols; ++k) acc += static_cast<double>(x[t * cols + k]) * row[k];
+        for (std::size_t k = 0; k < cols; ++k) acc += static_cast<double>(x[t * kx + k]) * row[k];
         y[t * rows + r] = static_cast<float>(acc);
       }
     }
