@@ -391,7 +391,7 @@ TEST(codebook_lut, bad_input) {
 }
 
 #if LOWBIT_HAS_AVX2
-// The AVX2 scale decoding the kernels share (scale_decoder::read8) does not pass through float
+// The AVX2 scale decoding the kernels share (kernels/avx2/scale_decode.hpp) does not pass through float
 // subnormals where the value itself is normal: with denormals-are-zero and flush-to-zero set (as
 // -ffast-math programs and some inference hosts run), every UE4M3 code and every normal E8M0 code
 // still decodes as the scalar table, decoded beforehand, says.
@@ -406,7 +406,7 @@ void scales_decode_under_daz(unsigned first, unsigned last) {
   }
   const unsigned csr = _mm_getcsr();
   _mm_setcsr(csr | 0x8040); // FTZ | DAZ
-  for (unsigned c = 0; c < 256; c += 8) _mm256_storeu_ps(got.data() + c, dec.read8(codes.data() + c));
+  for (unsigned c = 0; c < 256; c += 8) _mm256_storeu_ps(got.data() + c, kernels::avx2::scales8(dec, codes.data() + c));
   _mm_setcsr(csr);
   for (unsigned c = first; c <= last; ++c)
     EXPECT_EQ(std::bit_cast<std::uint32_t>(got[c]), std::bit_cast<std::uint32_t>(want[c]))

@@ -132,12 +132,7 @@ public:
       std::copy(tile_scales(t, 0), tile_scales(t, 0) + n, out);
     }
   }
-#if LOWBIT_HAS_AVX2
-  // The 8 rows' scales of unit u of tile t as floats, bit for bit as decode_tile_scales gives them.
-  __m256 scales8(std::size_t t, std::size_t u) const noexcept requires(compact_scales) {
-    return plain_[t] ? decoder_.read8_plain(tile_scales(t, u)) : decoder_.read8(tile_scales(t, u));
-  }
-#endif
+  const auto& decoder() const noexcept requires(compact_scales) { return decoder_; }
   // The 8 rows' zero points of unit u of tile t (zero-point schemes; zeros past the rows).
   const std::uint8_t* tile_zeros(std::size_t t, std::size_t u) const noexcept {
     return zeros_.data() + (t * units_ + u) * tile_rows;

@@ -21,7 +21,7 @@
 #include <type_traits>
 
 #if LOWBIT_HAS_AVX2
-#include <immintrin.h>
+#include "lowbit/kernels/avx2/scale_decode.hpp"
 #endif
 
 namespace lowbit::kernels {
@@ -215,6 +215,7 @@ template <scheme S>
 class scale_decoder {
 public:
   using storage = typename qmatrix<S>::scale_storage;
+  using format = typename S::scale_format;
   static_assert(!qmatrix<S>::double_quantized, "double-quantized scales need scale_reader");
 
   scale_decoder(float tensor_scale, float mult) noexcept : ts_(tensor_scale), mult_(mult) {
@@ -227,13 +228,17 @@ public:
     else
       return decode_wide(c) * ts_ * mult_;
   }
+  float tensor_scale() const noexcept { return ts_; }
+  float mult() const noexcept { return mult_; }
+  // The 256 floats of the 8-bit codes (empty for wider codes).
+  const float* table() const noexcept { return lut_.data(); }
 
   // codes[0 .. n) into out[0 .. n), bit for bit as operator() decodes them (8 at a time where AVX2
   // runs: exponent bits for E8M0, field moves for UE4M3, F16C for fp16, else a table gather).
   void read(const storage* codes, std::size_t n, float* out) const noexcept {
     std::size_t i = 0;
 #if LOWBIT_HAS_AVX2
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, read8(codes + i));
+    i = avx2::scales_bulk<false>(*this, codes, n, out);
 #endif
     for (; i < n; ++i) out[i] = (*this)(codes[i]);
   }
@@ -254,68 +259,15 @@ public:
     }
   }
 
-  // codes[0 .. n), all plain(): bit for bit what read() gives, with the field moves alone (UE4M3
-  // 5 vector operations per 8 codes instead of 11, E8M0 4 instead of 8, counting the load).
+  // codes[0 .. n), all plain(): bit for bit what read() gives, with the field moves alone
+  // (avx2::scales8_plain).
   void read_plain(const storage* codes, std::size_t n, float* out) const noexcept {
     std::size_t i = 0;
 #if LOWBIT_HAS_AVX2
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, read8_plain(codes + i));
+    i = avx2::scales_bulk<true>(*this, codes, n, out);
 #endif
     read(codes + i, n - i, out + i);
   }
-
-#if LOWBIT_HAS_AVX2
-  // Eight plain codes (see plain()).
-  __m256 read8_plain(const storage* codes) const noexcept {
-    using F = typename S::scale_format;
-    if constexpr (std::is_same_v<F, ue4m3> || std::is_same_v<F, e8m0>) {
-      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
-      const __m256i bits = std::is_same_v<F, e8m0>
-                               ? _mm256_slli_epi32(c, 23)
-                               : _mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23));
-      return _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), _mm256_set1_ps(ts_)), _mm256_set1_ps(mult_));
-    } else {
-      return read8(codes);
-    }
-  }
-
-  // Eight codes.
-  __m256 read8(const storage* codes) const noexcept {
-    const __m256 ts = _mm256_set1_ps(ts_), m = _mm256_set1_ps(mult_);
-    if constexpr (std::is_same_v<typename S::scale_format, e8m0>) {
-      // 2^(code - 127) from the exponent bits; code 0 is the subnormal 2^-127, code 255 NaN.
-      const __m256i zero = _mm256_setzero_si256(), nan_code = _mm256_set1_epi32(255);
-      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
-      __m256i bits = _mm256_slli_epi32(c, 23);
-      bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(c, zero));
-      bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(c, nan_code));
-      return _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), ts), m);
-    } else if constexpr (std::is_same_v<typename S::scale_format, ue4m3>) {
-      // Normal codes: the exponent and mantissa fields moved into a float's, exponent rebiased by
-      // 120; codes 1-7 (subnormal): code * 2^-9; codes >= 0x7F NaN. No float subnormals involved,
-      // so the result holds with denormals-are-zero set (a two-operation variant that multiplied
-      // the subnormal float (code << 20) by 2^120 lost codes 1-7 under DAZ; a test guards this).
-      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
-      const __m256 normal =
-          _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(c, 20), _mm256_set1_epi32(120 << 23)));
-      const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(1.0f / 512));
-      __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), c)));
-      v = _mm256_blendv_ps(v, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()),
-                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, _mm256_set1_epi32(0x7E))));
-      return _mm256_mul_ps(_mm256_mul_ps(v, ts), m);
-    } else if constexpr (table_) {
-      const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
-      return _mm256_i32gather_ps(lut_.data(), idx, 4);
-    } else if constexpr (std::is_same_v<typename S::scale_format, fp16>) {
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
-      return _mm256_mul_ps(_mm256_mul_ps(d, ts), m);
-    } else {
-      alignas(32) float f[8];
-      for (int i = 0; i < 8; ++i) f[i] = (*this)(codes[i]);
-      return _mm256_load_ps(f);
-    }
-  }
-#endif
 
 private:
   // Exact decode of a 16- or 32-bit scale code (F16C where compiled: exact, like the software
@@ -324,7 +276,7 @@ private:
     using F = typename S::scale_format;
     if constexpr (std::is_same_v<F, fp16>) {
 #if LOWBIT_HAS_AVX2
-      return _cvtsh_ss(c);
+      return avx2::fp16_to_float(c);
 #else
       return F::decode(c);
 #endif

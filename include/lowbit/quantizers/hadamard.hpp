@@ -22,7 +22,7 @@
 #include <vector>
 
 #if LOWBIT_HAS_AVX2
-#include <immintrin.h>
+#include "lowbit/quantizers/avx2/hadamard.hpp"
 #endif
 
 namespace lowbit {
@@ -46,40 +46,6 @@ void fwht_unnormalized(T* x, std::size_t n) noexcept {
 
 namespace detail {
 
-#if LOWBIT_HAS_AVX2
-// The same butterflies as the reference: stages h = 1, 2, 4 inside each 8-float
-// register (by shuffles and sign flips), then h >= 8 across registers.
-inline void fwht_unnormalized_avx2(float* x, std::size_t n) noexcept {
-  if (n < 8) {
-    reference::fwht_unnormalized(x, n);
-    return;
-  }
-  const __m256 flip1 = _mm256_setr_ps(1, -1, 1, -1, 1, -1, 1, -1);
-  const __m256 flip2 = _mm256_setr_ps(1, 1, -1, -1, 1, 1, -1, -1);
-  const __m256 flip4 = _mm256_setr_ps(1, 1, 1, 1, -1, -1, -1, -1);
-  for (std::size_t i = 0; i < n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    // h = 1: (a, b) -> (a + b, a - b): lane j pairs with j ^ 1.
-    __m256 s = _mm256_permute_ps(v, 0xB1); // swap neighbours
-    v = _mm256_add_ps(_mm256_mul_ps(v, flip1), s);
-    // For the upper element of a pair the result must be a - b = -(b) + a:
-    // v*flip gives -b, plus a.
-    s = _mm256_permute_ps(v, 0x4E); // swap pairs
-    v = _mm256_add_ps(_mm256_mul_ps(v, flip2), s);
-    s = _mm256_permute2f128_ps(v, v, 0x01); // swap halves
-    v = _mm256_add_ps(_mm256_mul_ps(v, flip4), s);
-    _mm256_storeu_ps(x + i, v);
-  }
-  for (std::size_t h = 8; h < n; h *= 2)
-    for (std::size_t i = 0; i < n; i += 2 * h)
-      for (std::size_t j = i; j < i + h; j += 8) {
-        const __m256 a = _mm256_loadu_ps(x + j), b = _mm256_loadu_ps(x + j + h);
-        _mm256_storeu_ps(x + j, _mm256_add_ps(a, b));
-        _mm256_storeu_ps(x + j + h, _mm256_sub_ps(a, b));
-      }
-}
-#endif
-
 [[noreturn]] inline void not_power_of_two(const char* fn, std::size_t n) {
   throw invalid_argument(std::string(fn) + ": size " + std::to_string(n) + " is not a power of two");
 }
@@ -97,7 +63,10 @@ LOWBIT_ALWAYS_INLINE inline void check_power_of_two(const char* fn, std::size_t 
 inline void fwht(std::span<float> x) {
   detail::check_power_of_two("fwht", x.size());
 #if LOWBIT_HAS_AVX2
-  detail::fwht_unnormalized_avx2(x.data(), x.size());
+  if (x.size() >= 8)
+    avx2::fwht_unnormalized(x.data(), x.size());
+  else
+    reference::fwht_unnormalized(x.data(), x.size());
 #else
   reference::fwht_unnormalized(x.data(), x.size());
 #endif

@@ -11,6 +11,7 @@
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/avx2/lut_dot.hpp"
+#include "lowbit/kernels/avx2/scale_decode.hpp"
 #include "lowbit/kernels/codebook_lut.hpp"
 
 #include <immintrin.h>
@@ -133,7 +134,7 @@ LOWBIT_ALWAYS_INLINE inline void codebook_tile_scales(const codebook_lut_matrix<
   LOWBIT_UNROLL
   for (std::size_t i = 0; i < 4; ++i) {
     if constexpr (codebook_lut_matrix<S>::compact_scales)
-      ws[i] = w.decoder().read8(s + 8 * i);
+      ws[i] = scales8(w.decoder(), s + 8 * i);
     else
       ws[i] = _mm256_loadu_ps(s + 8 * i);
   }

@@ -17,6 +17,7 @@
 #include "lowbit/core/threading.hpp"
 #include "lowbit/kernels/avx2/int8_dot.hpp"
 #include "lowbit/kernels/avx2/prefetch.hpp"
+#include "lowbit/kernels/avx2/scale_decode.hpp"
 #include "lowbit/kernels/avx2/vnni.hpp"
 #include "lowbit/kernels/int8_tiles.hpp"
 
@@ -83,9 +84,16 @@ LOWBIT_ALWAYS_INLINE inline __m256i broadcast4(const std::int8_t* p) noexcept {
   return _mm256_set1_epi32(v);
 }
 
+// The 8 rows' scales of unit u of tile t as floats, bit for bit as int8_tiled::decode_tile_scales
+// gives them (compact scale codes only).
+template <int8_tiles_scheme S>
+LOWBIT_ALWAYS_INLINE inline __m256 tile_scales8(const int8_tiled<S>& w, std::size_t t, std::size_t u) noexcept {
+  return w.tile_plain(t) ? scales8_plain(w.decoder(), w.tile_scales(t, u)) : scales8(w.decoder(), w.tile_scales(t, u));
+}
+
 // Tiles tile0 .. tile0 + R - 1 x tokens t0 .. t0 + T - 1; out[r][t] receives the 8 rows' sums.
 // scales: the R tiles' decoded scales, units x 8 floats each (int8_tiled::decode_tile_scales), or
-// with Inline the scales are decoded where they are used (int8_tiled::scales8; one-token calls on
+// with Inline the scales are decoded where they are used (tile_scales8; one-token calls on
 // groups of one segment, where each is used once: see inline_scales).
 template <int8_tiles_scheme S, int R, int T, bool Inline = false>
 void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activations& a, const tile_activations& ta,
@@ -180,7 +188,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
       for (int r = 0; r < R; ++r) {
         __m256 wsv;
         if constexpr (Inline)
-          wsv = w.scales8(tile0 + static_cast<std::size_t>(r), u);
+          wsv = tile_scales8(w, tile0 + static_cast<std::size_t>(r), u);
         else
           wsv = _mm256_loadu_ps(scales + (static_cast<std::size_t>(r) * units + u) * tile_rows);
         [[maybe_unused]] __m256i zv;
