@@ -586,6 +586,8 @@ LOWBIT_LAYER(mxfp6_e3m2);
 LOWBIT_LAYER(mxfp6_e2m3);
 LOWBIT_LAYER(nf4_dq);
 LOWBIT_LAYER(int3_g32);
+// GGUF IQ4_NL (4.5 bits, the bytes of INT4-g32): its table on the sign path of the tiles.
+LOWBIT_LAYER(iq4_nl);
 
 // ---- Activation preparation, per call of linear() ------------------------------------------
 // One token of K = 8192 columns: the integer-dot path's int8 quantizer and the LUT path's table

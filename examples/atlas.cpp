@@ -89,6 +89,7 @@ const std::tuple schemes{
     entry<nf4_scheme<64>>{"nf4_scheme<64>", "NF4"},
     entry<nf4_dq>{"nf4_dq", "NF4"},
     entry<nf4_dq_bnb>{"nf4_dq_bnb", "NF4"},
+    entry<iq4_nl>{"iq4_nl", "IQ4_NL"},
     entry<ternary_absmean>{"ternary_absmean", "ternary"},
     entry<ternary_absmean_base3>{"ternary_absmean_base3", "ternary"},
 };
@@ -248,12 +249,13 @@ private:
   };
 
   static const char* colour(const std::string& family) {
-    static const std::array<std::pair<const char*, const char*>, 7> table{{{"MX float", "#1b6ac9"},
+    static const std::array<std::pair<const char*, const char*>, 8> table{{{"MX float", "#1b6ac9"},
                                                                            {"MXINT8", "#6a3d9a"},
                                                                            {"NVFP4", "#2e9d3a"},
                                                                            {"INT symmetric", "#d1495b"},
                                                                            {"INT + zero point", "#e8871e"},
                                                                            {"NF4", "#0f9aa8"},
+                                                                           {"IQ4_NL", "#b5338a"},
                                                                            {"ternary", "#6b6b6b"}}};
     for (const auto& [name, c] : table)
       if (family == name) return c;

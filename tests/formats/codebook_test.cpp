@@ -42,7 +42,7 @@ unsigned brute_nearest(double x) {
 
 template <class F>
 class codebook_fmt : public ::testing::Test {};
-using codebook_types = ::testing::Types<nf4, fp4_bnb, ternary, midrise<1>, midrise<2>, midrise<4>, midrise<8>>;
+using codebook_types = ::testing::Types<nf4, fp4_bnb, iq4nl, ternary, midrise<1>, midrise<2>, midrise<4>, midrise<8>>;
 TYPED_TEST_SUITE(codebook_fmt, codebook_types, lowbit_test::format_test_names);
 
 TYPED_TEST(codebook_fmt, every_code_round_trips_and_invalid_codes_are_nan) {
@@ -145,6 +145,17 @@ TEST(codebook_published, bnb_fp4_code_assignment) {
   }
   EXPECT_EQ(fp4_bnb::encode(-0.0f), 8u) << "negative zero keeps its code";
   EXPECT_EQ(fp4_bnb::encode(-0.001f), 8u);
+}
+
+TEST(codebook_published, iq4nl_is_the_gguf_table) {
+  // llama.cpp's kvalues_iq4nl (ggml-common.h).
+  const int gguf[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  for (unsigned c = 0; c < 16; ++c) EXPECT_EQ(iq4nl::decode(static_cast<std::uint8_t>(c)), static_cast<float>(gguf[c]));
+  EXPECT_EQ(iq4nl::encode(0.0f), 8u) << "no zero: the value nearest it (1)";
+  EXPECT_EQ(iq4nl::encode(-4.5f), 8u) << "the tie between -10 and 1 goes to the smaller magnitude";
+  EXPECT_EQ(iq4nl::encode(-4.6f), 7u);
+  EXPECT_EQ(iq4nl::encode(1000.0f), 15u);
+  EXPECT_EQ(iq4nl::max_finite, 127.0);
 }
 
 TEST(codebook_published, ternary_is_round_and_clip) {

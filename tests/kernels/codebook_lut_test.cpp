@@ -67,6 +67,7 @@ TEST(codebook_lut, kernels_match_the_reference_bit_for_bit) {
   kernels_match_reference<nf4_scheme<64>>();
   kernels_match_reference<nf4_dq>();
   kernels_match_reference<nf4_dq_bnb>(); // high nibble first
+  kernels_match_reference<iq4_nl>();     // integers in [-127, 113], fp16 scales
   kernels_match_reference<mxfp4>();
   kernels_match_reference<nvfp4>(); // groups of 16: 16-column tables
   kernels_match_reference<fp4_bnb_g64>();
@@ -223,6 +224,7 @@ TEST(codebook_lut, within_the_table_error_of_the_float_product) {
   within_the_table_error_of_the_float_product<mxfp4>();
   within_the_table_error_of_the_float_product<nvfp4>();
   within_the_table_error_of_the_float_product<fp4_bnb_g64>();
+  within_the_table_error_of_the_float_product<iq4_nl>();
 }
 
 // The error of the codebook LUT and of the int8 tiles against the exact product, side by side
@@ -262,6 +264,7 @@ TEST(codebook_lut, error_beside_the_int8_tiles) {
   error_beside_the_int8_tiles<nf4_scheme<64>>("NF4-g64");
   error_beside_the_int8_tiles<mxfp4>("MXFP4");
   error_beside_the_int8_tiles<nvfp4>("NVFP4");
+  error_beside_the_int8_tiles<iq4_nl>("IQ4_NL");
   error_beside_the_int8_tiles<int4_group<32>>("INT4-g32");
 }
 

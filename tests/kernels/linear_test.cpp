@@ -205,6 +205,13 @@ TEST(linear_int8, nf4_approximation_bit_exact) {
   int8_matches_reference<nf4_dq>();
   int8_matches_reference<nf4_dq_bnb>();
 }
+// GGUF IQ4_NL: a non-uniform 16-entry table of integers in [-127, 113], exact in int8 but too wide for
+// the unsigned-table shortcut (sign path, as NF4).
+TEST(linear_int8, iq4_nl_table_bit_exact) {
+  int8_matches_reference<iq4_nl>();
+  int8_matches_reference<iq4_nl>(threaded_shapes);
+  int8_within_activation_rounding<iq4_nl>();
+}
 TEST(linear_int8, ternary_bit_exact) {
   int8_matches_reference<ternary_absmean>();
   int8_matches_reference<ternary_absmean_base3>();
@@ -247,6 +254,7 @@ TEST(linear_float, matches_dequantized_product) {
   float_matches_reference<nvfp4>();
   float_matches_reference<nf4_scheme<>>();
   float_matches_reference<nf4_dq_bnb>();
+  float_matches_reference<iq4_nl>();
 }
 TEST(linear_float, every_other_element_width) {
   float_matches_reference<mxfp8_e4m3>();
@@ -464,6 +472,7 @@ TEST(linear, automatic_path_choice) {
   static_assert(automatic_path<mxint8>() == linear_path::int8_dot);
   static_assert(automatic_path<ternary_absmean_base3>() == linear_path::int8_dot);
   static_assert(automatic_path<nf4_scheme<>>() == linear_path::int8_dot);
+  static_assert(automatic_path<iq4_nl>() == linear_path::int8_dot);
   static_assert(automatic_path<mxfp8_e4m3>() == linear_path::float_weights);
   static_assert(!kernels::int8_dot_scheme<int_asym<8, 32>>);
   static_assert(!kernels::int8_dot_scheme<mxfp6_e2m3>);
@@ -542,6 +551,7 @@ TEST(kernel_layout, int8_tables) {
   exact.template operator()<int2>(1.0f);
   exact.template operator()<fp4_e2m1>(0.5f);
   exact.template operator()<ternary>(1.0f);
+  exact.template operator()<iq4nl>(1.0f);
   const auto& t = kernels::int8_table<nf4>::get();
   EXPECT_FALSE(t.exact);
   for (unsigned c = 0; c < 16; ++c) EXPECT_NEAR(t.v[c] * t.mult, nf4::decode(static_cast<std::uint8_t>(c)), 0.5 / 127);
@@ -567,6 +577,7 @@ TEST(kernel_layout, int8_tables) {
   unsigned_ok.template operator()<ternary_absmean>(true, 1);
   unsigned_ok.template operator()<ternary_absmean_base3>(true, 1);
   unsigned_ok.template operator()<nf4_scheme<>>(false, 0);
+  unsigned_ok.template operator()<iq4_nl>(false, 0);
   unsigned_ok.template operator()<mxint8>(false, 0);
   unsigned_ok.template operator()<uint4_g64>(false, 0);
   EXPECT_TRUE(kernels::int8_unsigned_table<ternary_absmean_base3>::get().identity);

@@ -107,6 +107,7 @@ TEST(int8_tiles, kernels_match_the_reference_bit_for_bit) {
   tiles_match_reference<nf4_scheme<64>>();
   tiles_match_reference<nf4_dq>();
   tiles_match_reference<nf4_dq_bnb>(); // high nibble first
+  tiles_match_reference<iq4_nl>();
   tiles_match_reference<int8_group<128>>();
   tiles_match_reference<int_sym<8, 32, fp32_scale, granularity::tensor>>();
   tiles_match_reference<mxint8>();

@@ -292,6 +292,63 @@ TEST(nf4_scheme, matches_blockwise_absmax_and_the_nearest_table_value) {
   }
 }
 
+// ---- GGUF IQ4_NL: s = fp16(max(max(x, 0) / 113, min(x, 0) / -127)) per 32, nearest table value of
+// x / s (ties toward the smaller magnitude) ----
+TEST(iq4_nl, matches_the_range_scale_and_the_nearest_table_value) {
+  for (const char* k : {"gauss", "student", "outliers", "zero", "tiny"}) {
+    for (float sign : {1.0f, -1.0f}) { // a block's largest magnitude on either side of zero
+      auto x = make(k);
+      for (float& v : x) v *= sign;
+      std::vector<double> want(x.size());
+      for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t c0 = 0; c0 < C; c0 += 32) {
+          const std::size_t n = std::min<std::size_t>(32, C - c0);
+          float lo = 0, hi = 0;
+          for (std::size_t j = 0; j < n; ++j) {
+            lo = std::min(lo, x[r * C + c0 + j]);
+            hi = std::max(hi, x[r * C + c0 + j]);
+          }
+          const float s = static_cast<float>(
+              ref_round<fp16>(std::max(static_cast<float>(hi / 113.0), static_cast<float>(lo / -127.0))));
+          for (std::size_t j = 0; j < n; ++j) {
+            if (s == 0) continue;
+            const float v = x[r * C + c0 + j] / s;
+            double best = iq4nl::values[0];
+            for (float t : iq4nl::values) {
+              const double d = std::fabs(v - t), db = std::fabs(v - best);
+              if (d < db || (d == db && std::fabs(t) < std::fabs(best))) best = t;
+            }
+            want[r * C + c0 + j] = static_cast<float>(s * best);
+          }
+        }
+      expect_same(want, roundtrip<iq4_nl>(x), k);
+    }
+  }
+  EXPECT_DOUBLE_EQ(iq4_nl::nominal_bits_per_weight(), 4.5);
+  // The block's positive maximum lands on 113 exactly (here 113 * 2^-4, exact in fp16), where
+  // absmax / max|v| would have clipped it to 113 / 127 of its value.
+  std::vector<float> b(32, 0.0f);
+  b[0] = 113.0f / 16;
+  b[1] = -1.0f;
+  const auto q = quantize<iq4_nl>(b, 1, 32);
+  EXPECT_EQ(dequantize(q)[0], b[0]);
+}
+
+// range_scale equals absmax_scale on symmetric elements (INT4 [-7, 7], E2M1, NF4) and tracks both
+// ends on an unsigned one.
+TEST(range_scale, equals_absmax_on_symmetric_elements) {
+  using int4_range = block_scheme<int4_sym, fp16, granularity::group, 32, range_scale>;
+  using nf4_range = block_scheme<nf4, fp32_scale, granularity::group, 64, range_scale>;
+  for (const char* k : {"gauss", "student", "outliers"}) {
+    const auto x = make(k);
+    EXPECT_EQ((roundtrip<int_sym<4, 32>>(x)), roundtrip<int4_range>(x)) << k;
+    EXPECT_EQ((roundtrip<nf4_scheme<64>>(x)), roundtrip<nf4_range>(x)) << k;
+  }
+  static_assert(range_scale::value_range<iq4nl>() == std::pair<double, double>{-127.0, 113.0});
+  static_assert(range_scale::value_range<fp4_e2m1>() == std::pair<double, double>{-6.0, 6.0});
+  static_assert(range_scale::value_range<integer_format<4, false>>() == std::pair<double, double>{0.0, 15.0});
+}
+
 // ---- BitNet b1.58: gamma = max(mean|W|, 1e-5); W~ = clip(round(W / gamma), -1, 1) ----
 TEST(ternary_scheme, absmean_and_absmedian_round_and_clip) {
   for (const char* k : {"gauss", "student", "zero"}) {

@@ -52,6 +52,8 @@ TEST(serialize, every_named_scheme_round_trips) {
   round_trip<nf4_dq>(3, 70);
   round_trip<nf4_dq>(40, 1000);
   round_trip<nf4_dq_bnb>(3, 70);
+  round_trip<iq4_nl>(3, 70);
+  EXPECT_EQ(scheme_name<iq4_nl>(), "iq4nl/fp16/group32/range");
   round_trip<ternary_absmean>(3, 70);
   round_trip<ternary_absmean_base3>(3, 70);
 }

@@ -1,6 +1,6 @@
 // Codebook (lookup-table) formats: a code indexes a table of at most 2^Bits float values, in any
 // order. Instantiated as NF4 (QLoRA, Dettmers et al. 2023, Appendix E table), the bitsandbytes
-// FP4 table (its code assignment) and BitNet b1.58 ternary {-1, 0, +1}.
+// FP4 table (its code assignment), GGUF's IQ4_NL integers and BitNet b1.58 ternary {-1, 0, +1}.
 // Encoding picks the nearest value; an exact tie between two neighbours goes to the one of
 // smaller magnitude (toward zero), or between -a and +a (at x = +-0) to +a. There is no inf or NaN: out-of-range values
 // clamp to the ends in both overflow modes and NaN encodes as the zero code (or the value nearest zero).
@@ -181,6 +181,15 @@ struct fp4_bnb_table {
   };
 };
 
+// GGUF's IQ4_NL table (llama.cpp kvalues_iq4nl): 16 non-uniform integers in [-127, 113], denser near
+// zero, with no exact zero (1 is nearest) and more room below zero than above. Kept as the integers
+// themselves, so that a block's fp16 scale is GGUF's d and the int8 kernels read the values exactly.
+struct iq4nl_table {
+  static constexpr int bits = 4;
+  static constexpr std::array<float, 16> values = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                                   1,    13,   25,  38,  53,  69,  89,  113};
+};
+
 // BitNet b1.58 ternary weights as 2-bit codes: code = value + 1; code 3 is unused.
 struct ternary_table {
   static constexpr int bits = 2;
@@ -240,6 +249,7 @@ struct dynamic8_table {
 using nf4 = codebook<nf4_table>;
 using dynamic8 = codebook<dynamic8_table>;
 using fp4_bnb = codebook<fp4_bnb_table>;
+using iq4nl = codebook<iq4nl_table>;
 using ternary = codebook<ternary_table>;
 template <int Bits>
 using midrise = codebook<midrise_table<Bits>>;
@@ -248,6 +258,8 @@ template <>
 inline constexpr std::string_view format_name<nf4> = "nf4";
 template <>
 inline constexpr std::string_view format_name<fp4_bnb> = "fp4_bnb";
+template <>
+inline constexpr std::string_view format_name<iq4nl> = "iq4nl";
 template <>
 inline constexpr std::string_view format_name<ternary> = "ternary";
 template <int Bits>

@@ -8,6 +8,7 @@
 
 #include "lowbit/formats/concepts.hpp"
 #include "lowbit/formats/minifloat.hpp"
+#include "lowbit/formats/rounding.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace lowbit {
@@ -144,6 +146,42 @@ struct absmax_scale {
   template <class Element, class ScaleFmt>
   static block_params<ScaleFmt> choose(std::span<const float> x, float tensor_scale) noexcept {
     const float s = static_cast<float>(detail::abs_max(x) / Element::max_finite) / tensor_scale;
+    return {ScaleFmt::encode(s), 0};
+  }
+};
+
+// The smallest scale at which neither end of the block clips: max(max(x, 0) / v_max, min(x, 0) / v_min)
+// for the element's largest value v_max > 0 and smallest v_min < 0 (an unsigned element: max(x, 0) /
+// v_max alone). For elements with an asymmetric range, such as GGUF's IQ4_NL table [-127, 113],
+// absmax / max|v| would clip a block whose largest magnitude is positive (to 113 / 127 of it); for
+// symmetric elements the two rules agree.
+struct range_scale {
+  static constexpr bool range_only = true; // depends on the block only through its min and max
+  static constexpr bool has_zero_point = false;
+  static constexpr bool has_tensor_scale = false;
+  static constexpr bool allows_non_finite = false;
+
+  // The element's smallest and largest values that encoding produces: the saturated encodes of
+  // -2 max and +2 max (a symmetric-range integer's two's-complement minimum decodes but is never
+  // produced, so it is not an end).
+  template <class Element>
+  static constexpr std::pair<double, double> value_range() noexcept {
+    const double big = 2 * Element::max_finite;
+    return {Element::decode_double(Element::template encode<rounding::nearest_even, overflow::saturate>(-big)),
+            Element::decode_double(Element::template encode<rounding::nearest_even, overflow::saturate>(big))};
+  }
+
+  template <class Element, class ScaleFmt>
+  static block_params<ScaleFmt> choose(std::span<const float> x, float /*tensor_scale*/) noexcept {
+    constexpr auto range = value_range<Element>();
+    static_assert(range.second > 0, "range_scale needs a positive element value");
+    float lo = 0.0f, hi = 0.0f;
+    for (float v : x) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    float s = static_cast<float>(hi / range.second);
+    if constexpr (range.first < 0) s = std::max(s, static_cast<float>(lo / range.first));
     return {ScaleFmt::encode(s), 0};
   }
 };

@@ -212,6 +212,14 @@ using nf4_dq = nf4_dq_scheme<>;
 using nf4_dq_bnb = block_scheme<nf4, fp32_scale, granularity::group, 64, absmax_scale<>,
                                 code_layout::nibbles_high_first, double_quant<256>>;
 
+// GGUF IQ4_NL: the iq4nl table in blocks of 32 with an fp16 scale (4.5 bits per weight), as llama.cpp
+// stores it (value = d * table[code]). The scale is range_scale's, which maps the block's
+// largest element onto 113 or its smallest onto -127, whichever needs the larger scale. llama.cpp's
+// quantizer also tries negative scales and refines them by least squares; rtn<iq4_nl, mse_search>
+// (a clipping search) is the nearest policy here.
+// (GGUF orders a block's nibbles as code j low, j + 16 high; this packs them as every scheme does.)
+using iq4_nl = block_scheme<iq4nl, fp16, granularity::group, 32, range_scale>;
+
 // BitNet b1.58 ternary: absmean (or absmedian) scale per tensor or per group; 2-bit codes or
 // five per byte in base 3.
 template <granularity Gran = granularity::tensor, std::size_t Group = 0, code_layout Layout = code_layout::bits,

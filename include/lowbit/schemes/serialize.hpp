@@ -39,6 +39,8 @@ std::string scheme_name() {
     n += "/absmax+tensor";
   } else if constexpr (std::is_same_v<typename S::element, ternary>) {
     n += "/absmean";
+  } else if constexpr (std::is_same_v<typename S::rule, range_scale>) {
+    n += "/range";
   } else {
     n += "/absmax";
   }

@@ -31,6 +31,7 @@ void for_each_scheme(F&& f) {
   f.template operator()<nf4_scheme<64>>("nf4");
   f.template operator()<nf4_dq>("nf4_dq");
   f.template operator()<nf4_dq_bnb>("nf4_dq_bnb");
+  f.template operator()<iq4_nl>("iq4_nl");
   f.template operator()<ternary_absmean>("ternary");
   f.template operator()<ternary_absmean_base3>("ternary_base3");
 }
