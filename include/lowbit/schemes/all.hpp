@@ -1,6 +1,7 @@
 // Everything of the schemes layer.
 #pragma once
 
+#include "lowbit/schemes/gguf.hpp"
 #include "lowbit/schemes/metrics.hpp"
 #include "lowbit/schemes/packing.hpp"
 #include "lowbit/schemes/qmatrix.hpp"
