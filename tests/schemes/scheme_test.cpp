@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -267,6 +268,17 @@ TEST(int_groups, other_granularities_and_scale_formats) {
   }
 }
 
+// The table value nearest v; a tie goes to the smaller magnitude.
+template <std::size_t N>
+double nearest_value(const std::array<float, N>& values, float v) {
+  double best = values[0];
+  for (float t : values) {
+    const double d = std::fabs(v - t), db = std::fabs(v - best);
+    if (d < db || (d == db && std::fabs(t) < std::fabs(best))) best = t;
+  }
+  return best;
+}
+
 // ---- NF4 (QLoRA): absmax per 64, nearest NF4 value of x / absmax ----
 TEST(nf4_scheme, matches_blockwise_absmax_and_the_nearest_table_value) {
   for (const char* k : {"gauss", "student", "outliers", "zero", "tiny"}) {
@@ -280,11 +292,7 @@ TEST(nf4_scheme, matches_blockwise_absmax_and_the_nearest_table_value) {
         for (std::size_t j = 0; j < n; ++j) {
           if (amax == 0) continue;
           const float v = x[r * C + c0 + j] / amax;
-          double best = nf4::values[0];
-          for (float t : nf4::values) {
-            const double d = std::fabs(v - t), db = std::fabs(v - best);
-            if (d < db || (d == db && std::fabs(t) < std::fabs(best))) best = t;
-          }
+          const double best = nearest_value(nf4::values, v);
           want[r * C + c0 + j] = static_cast<float>(amax * best);
         }
       }
@@ -313,11 +321,7 @@ TEST(iq4_nl, matches_the_range_scale_and_the_nearest_table_value) {
           for (std::size_t j = 0; j < n; ++j) {
             if (s == 0) continue;
             const float v = x[r * C + c0 + j] / s;
-            double best = iq4nl::values[0];
-            for (float t : iq4nl::values) {
-              const double d = std::fabs(v - t), db = std::fabs(v - best);
-              if (d < db || (d == db && std::fabs(t) < std::fabs(best))) best = t;
-            }
+            const double best = nearest_value(iq4nl::values, v);
             want[r * C + c0 + j] = static_cast<float>(s * best);
           }
         }
