@@ -337,8 +337,17 @@ using codebook_weights = packed_weights<S, pack_codebook>;
 // linear() on the Pack copy of weights<S> (args: where 0 dram / 1 cache / 2 small, tokens,
 // threads). weights_GB/s counts the qmatrix's bytes (the same work as gemv / gemm on it); `counter`
 // the bytes the packed copy holds.
-template <class S, class Pack>
-void packed_linear(benchmark::State& state, const char* counter) {
+// What packed_linear times by default: linear() on the packed matrix.
+struct run_linear {
+  template <class Packed>
+  void operator()(std::span<const float> x, std::size_t tokens, const Packed& w, std::span<float> y,
+                  linear_workspace& work) const {
+    linear(x, tokens, w, y, {}, &work);
+  }
+};
+
+template <class S, class Pack, class Run = run_linear>
+void packed_linear(benchmark::State& state, const char* counter, Run&& run = Run{}) {
   set_threads(state, 2);
   const int where = static_cast<int>(state.range(0));
   const auto tokens = static_cast<std::size_t>(state.range(1));
@@ -351,7 +360,7 @@ void packed_linear(benchmark::State& state, const char* counter) {
   pw.at(where, 0); // pack before timing
   std::size_t i = 0;
   for (auto _ : state) {
-    linear(std::span<const float>(x), tokens, pw.at(where, i++), std::span<float>(y), {}, &work);
+    run(std::span<const float>(x), tokens, pw.at(where, i++), std::span<float>(y), work);
     benchmark::DoNotOptimize(y.data());
   }
   report(state, one, tokens);
@@ -420,6 +429,47 @@ template <class S>
 void base3_lut(benchmark::State& state) {
   packed_linear<S, pack_ternary>(state, "b3_GB/s");
 }
+#if LOWBIT_HAS_AVX512_BW
+// The AVX2 base-3 kernel where linear() runs the AVX-512 one: the A/B of the two in one binary.
+template <class S>
+void base3_lut_avx2(benchmark::State& state) {
+  packed_linear<S, pack_ternary>(state, "b3_GB/s",
+                                 [](std::span<const float> x, std::size_t tokens,
+                                    const kernels::ternary_lut_matrix<S>& w, std::span<float> y,
+                                    linear_workspace& work) {
+                                   kernels::avx2::build_ternary_tables(x, tokens, w.cols(), work.ternary_tables);
+                                   kernels::avx2::linear_ternary_lut(w, work.ternary_tables, y, {});
+                                 });
+}
+// The same for the bit-plane LUT kernel.
+template <class S>
+void plane_lut_avx2(benchmark::State& state) {
+  packed_linear<S, pack_lut>(state, "lut_GB/s",
+                             [](std::span<const float> x, std::size_t tokens, const kernels::lut_matrix<S>& w,
+                                std::span<float> y, linear_workspace& work) {
+                               kernels::avx2::build_lut_tables(x, tokens, w.cols(), work.tables);
+                               kernels::avx2::linear_lut(w, work.tables, y, {});
+                             });
+}
+#define LOWBIT_BASE3_AVX2(S)                                                                                           \
+  BENCHMARK_TEMPLATE(base3_lut_avx2, S)                                                                                \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->Args({0, 1, 1})                                                                                                \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->Args({2, 3, 2})                                                                                                \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond)
+#define LOWBIT_PLANE_AVX2(S)                                                                                           \
+  BENCHMARK_TEMPLATE(plane_lut_avx2, S)                                                                                \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->Args({0, 1, 1})                                                                                                \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond)
+#else
+#define LOWBIT_BASE3_AVX2(S) static_assert(true)
+#define LOWBIT_PLANE_AVX2(S) static_assert(true)
+#endif
 // The bit-plane LUT kernel through the same bench body, for an A/B within one run.
 template <class S>
 void plane_lut(benchmark::State& state) {
@@ -442,6 +492,24 @@ void plane_lut(benchmark::State& state) {
       ->Unit(benchmark::kMicrosecond)
 
 LOWBIT_TERNARY_LUT(ternary_absmean_base3);
+// 2-bit ternary, which linear_weights runs on the base-3 kernel at small N.
+BENCHMARK_TEMPLATE(base3_lut, ternary_absmean)
+    ->ArgNames({"where", "tokens", "threads"})
+    ->Args({0, 1, 1})
+    ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+LOWBIT_BASE3_AVX2(ternary_absmean_base3);
+LOWBIT_BASE3_AVX2(ternary_absmean);
+// INT2-g32, which linear_weights runs on the bit-plane LUT kernel at small N, beside tiled<int2_g32>.
+BENCHMARK_TEMPLATE(plane_lut, int2_g32)
+    ->ArgNames({"where", "tokens", "threads"})
+    ->Args({0, 1, 1})
+    ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+LOWBIT_PLANE_AVX2(int2_g32);
+LOWBIT_PLANE_AVX2(ternary_absmean_base3);
 
 // INT3: the bit-plane LUT kernel, which linear_weights runs up to LOWBIT_LUT_MAX_TOKENS_4BIT tokens,
 // beside tiled<int3_i8>, the tiles of its int8 packing that it runs above.

@@ -1,6 +1,6 @@
 // The LUT kernels (kernels/lut.hpp): the bit-plane decomposition of every eligible element against
 // its own decode, the activation tables against a double-precision computation, the kernel
-// (AVX2, or the packed scalar kernel) bit for bit against reference::linear_lut, which reads the
+// (AVX-512 and AVX2, or the packed scalar kernel) bit for bit against reference::linear_lut, which reads the
 // qmatrix and not the packed layout, the reference within its documented table-quantization bound
 // of the exact product, on shapes with row, column and token tails and 1-3 threads; bad input.
 #include "lowbit/kernels/linear.hpp"
@@ -242,6 +242,15 @@ void lut_matches_reference() {
     ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
         want, [&](std::span<float> got) { linear(std::span<const float>(x), s.tokens, packed, got, bias); }))
         << scheme_name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+#if LOWBIT_HAS_AVX512_BW
+    // linear() runs the AVX-512 kernel here (tile pairs, an odd last tile on AVX2); the AVX2 one on
+    // every tile must match as well.
+    kernels::lut_activations a;
+    kernels::avx2::build_lut_tables(std::span<const float>(x), s.tokens, s.cols, a);
+    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+        want, [&](std::span<float> got) { kernels::avx2::linear_lut(packed, a, got, bias); }))
+        << scheme_name<S>() << " avx2, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+#endif
   }
 }
 
@@ -433,6 +442,9 @@ TEST(linear_lut, undefined_codes_and_bad_shapes_throw) {
   run_all([](auto&&... args) { kernels::scalar::linear_lut<int4_g32>(args...); });
 #if LOWBIT_HAS_AVX2
   run_all([](auto&&... args) { kernels::avx2::linear_lut<int4_g32>(args...); });
+#endif
+#if LOWBIT_HAS_AVX512_BW
+  run_all([](auto&&... args) { kernels::avx512::linear_lut<int4_g32>(args...); });
 #endif
 }
 

@@ -1,5 +1,5 @@
-// The base-3 LUT kernels for ternary weights (kernels/ternary_lut.hpp): the AVX2 and scalar
-// kernels bit for bit against reference::linear_ternary_lut (computed from the qmatrix, not from
+// The base-3 LUT kernels for ternary weights (kernels/ternary_lut.hpp): the AVX-512, AVX2 and
+// scalar kernels bit for bit against reference::linear_ternary_lut (computed from the qmatrix, not from
 // the packed layout) on 2-bit and base-3 ternary with tensor, row and group scales, shapes, tails,
 // token and thread counts; all 27 triads; the table builders against their definition and each
 // other; the documented error bound against the exact product; the layout; and bad input.
@@ -65,6 +65,14 @@ void kernels_match_reference() {
     std::vector<float> got(want.size(), -1.0f);
     kernels::scalar::linear_ternary_lut(tw, a, std::span<float>(got), bias);
     ASSERT_EQ(first_bit_difference(got, want), got.size()) << name<S>() << " scalar, rows " << s.rows;
+#if LOWBIT_HAS_AVX512_BW
+    // linear() runs the AVX-512 kernel here; the AVX2 one (on the AVX2 tables) must match as well.
+    kernels::ternary_activations a2;
+    kernels::avx2::build_ternary_tables(std::span<const float>(x), s.tokens, s.cols, a2);
+    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+        want, [&](std::span<float> y2) { kernels::avx2::linear_ternary_lut(tw, a2, y2, bias); }))
+        << name<S>() << " avx2, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+#endif
   }
 }
 
@@ -404,6 +412,9 @@ TEST(ternary_lut, bad_input) {
   run_all([](auto&&... args) { kernels::scalar::linear_ternary_lut<S>(args...); });
 #if LOWBIT_HAS_AVX2
   run_all([](auto&&... args) { kernels::avx2::linear_ternary_lut<S>(args...); });
+#endif
+#if LOWBIT_HAS_AVX512_BW
+  run_all([](auto&&... args) { kernels::avx512::linear_ternary_lut<S>(args...); });
 #endif
 }
 

@@ -22,6 +22,14 @@
 #define LOWBIT_HAS_AVX512_VNNI 0
 #endif
 
+// Where AVX-512 BW is compiled too (-mavx512bw, or -march=native on Skylake-X, Zen 4 and later),
+// the LUT kernels of kernels/avx512/ run on 512-bit registers; LOWBIT_NO_AVX512 keeps them on AVX2.
+#if LOWBIT_HAS_AVX2 && !defined(LOWBIT_NO_AVX512) && defined(__AVX512F__) && defined(__AVX512BW__)
+#define LOWBIT_HAS_AVX512_BW 1
+#else
+#define LOWBIT_HAS_AVX512_BW 0
+#endif
+
 // Forces inlining of small kernel helpers and lambdas whose registers must stay in registers.
 #if defined(__GNUC__) || defined(__clang__)
 #define LOWBIT_ALWAYS_INLINE __attribute__((always_inline))

@@ -38,6 +38,10 @@
 #include "lowbit/kernels/avx2/lut_dot.hpp"
 #include "lowbit/kernels/avx2/ternary_lut.hpp"
 #endif
+#if LOWBIT_HAS_AVX512_BW
+#include "lowbit/kernels/avx512/lut_dot.hpp"
+#include "lowbit/kernels/avx512/ternary_lut.hpp"
+#endif
 
 #include <cstddef>
 #include <span>
@@ -145,7 +149,10 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<
   if (tokens == 0) return;
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
-#if LOWBIT_HAS_AVX2
+#if LOWBIT_HAS_AVX512_BW
+  kernels::avx2::build_lut_tables(x, tokens, w.cols(), ws.tables);
+  kernels::avx512::linear_lut(w, ws.tables, y, bias);
+#elif LOWBIT_HAS_AVX2
   kernels::avx2::build_lut_tables(x, tokens, w.cols(), ws.tables);
   kernels::avx2::linear_lut(w, ws.tables, y, bias);
 #else
@@ -183,7 +190,10 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::ternary_lut
   if (tokens == 0) return;
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
-#if LOWBIT_HAS_AVX2
+#if LOWBIT_HAS_AVX512_BW
+  kernels::avx2::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
+  kernels::avx512::linear_ternary_lut(w, ws.ternary_tables, y, bias);
+#elif LOWBIT_HAS_AVX2
   kernels::avx2::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
   kernels::avx2::linear_ternary_lut(w, ws.ternary_tables, y, bias);
 #else

@@ -1,0 +1,39 @@
+// Small AVX-512 helpers shared by the 512-bit kernels. Each is the plain intrinsic's operation,
+// written through its masked form (all lanes kept, so it compiles to the same instruction): the
+// plain forms of these intrinsics pass GCC 12's self-initialized _mm512_undefined_* as the merge
+// source, which -Werror=uninitialized / maybe-uninitialized rejects once inlined (GCC bug 105593,
+// fixed in GCC 13).
+#pragma once
+
+#include "lowbit/core/config.hpp"
+
+#if LOWBIT_HAS_AVX512_BW
+
+#include <immintrin.h>
+
+namespace lowbit::kernels::avx512 {
+
+// The 32 bytes at p in both halves of a register.
+LOWBIT_ALWAYS_INLINE inline __m512i broadcast_256(const void* p) noexcept {
+  return _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(static_cast<const __m256i*>(p)));
+}
+// The 16 bytes at p (16-byte aligned) in all four lanes.
+LOWBIT_ALWAYS_INLINE inline __m512i broadcast_128(const void* p) noexcept {
+  return _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_load_si128(static_cast<const __m128i*>(p)));
+}
+// The 32 bytes at lo in the low half and those at hi in the high half.
+LOWBIT_ALWAYS_INLINE inline __m512i load_halves(const void* lo, const void* hi) noexcept {
+  return _mm512_mask_broadcast_i64x4(broadcast_256(lo), 0xF0, _mm256_loadu_si256(static_cast<const __m256i*>(hi)));
+}
+// Half h (0 low, 1 high) of v.
+template <int H>
+LOWBIT_ALWAYS_INLINE inline __m256i half_of(__m512i v) noexcept {
+  return _mm512_maskz_extracti64x4_epi64(0xFF, v, H);
+}
+LOWBIT_ALWAYS_INLINE inline __m512 cvt_ps(__m512i v) noexcept { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
+LOWBIT_ALWAYS_INLINE inline __m512 cvtph_ps(__m256i v) noexcept { return _mm512_maskz_cvtph_ps(0xFFFF, v); }
+LOWBIT_ALWAYS_INLINE inline __m512i cvtepu8_epi32(__m128i v) noexcept { return _mm512_maskz_cvtepu8_epi32(0xFFFF, v); }
+
+} // namespace lowbit::kernels::avx512
+
+#endif
