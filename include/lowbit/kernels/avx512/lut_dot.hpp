@@ -5,8 +5,9 @@
 // the group's table (broadcast to the four lanes straight from memory) and one maddubs each; per
 // block and token the AVX2 kernel's madd / convert / two fmas, for 32 rows. Every lane computes
 // what the AVX2 kernel computes for its row, in the same order, so the results are bit-identical
-// to it and to reference::linear_lut. A last odd tile runs the AVX2 kernel. For 32 rows at one
-// token the AVX2 kernel spends 2 x 9 vector operations per group pair and plane pair, this one 10.
+// to it and to reference::linear_lut. A last odd tile, and a call with one token, run the AVX2
+// kernel. For 32 rows and a token the AVX2 kernel spends 2 x 9 vector operations per group pair and
+// plane pair, this one 10 (6 per further token, against 12).
 #pragma once
 
 #include "lowbit/core/config.hpp"
@@ -185,6 +186,10 @@ struct tile_pairs {
 template <lut_scheme S>
 void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
   check_lut_call("avx512::linear_lut", w, a, y.size(), bias.size());
+  // One token runs the AVX2 kernel: from DRAM the pair kernel, which reads two streams of codes per
+  // thread, streamed INT2-g32 at 0.87-0.94x its rate (4096 x 8192, 2 threads, Zen 5; in L3 it
+  // was 1.05x as fast), bench/README.md run 16. From 2 tokens on it is ahead everywhere.
+  if (a.tokens == 1) return avx2::linear_lut(w, a, y, bias);
   const std::size_t tiles = w.tiles();
   avx2::run_lut_tiles<lut_pair_rows, avx2::lut_tokens>(detail::tile_pairs<S>{w}, a.tokens, y, bias,
                                                        [&](auto nt, std::size_t pair, std::size_t t, auto* out) {
