@@ -51,7 +51,7 @@
 // Token counts up to which linear(linear_weights) uses the LUT kernel (see lut_max_tokens). With
 // VNNI the int8 tiles are faster, and the AVX2 2-bit LUT kernels keep N <= 2 (bench/README.md,
 // run 13); the 512-bit LUT kernels (AVX-512 BW) were ahead of the VNNI tiles at every N = 1-8, from
-// DRAM and in L3, for INT2-g32 and ternary (Zen 5, run 16).
+// DRAM and in L3, for INT2-g32 and ternary (Zen 5, run 17).
 #ifndef LOWBIT_LUT_MAX_TOKENS_2BIT
 #if LOWBIT_HAS_AVX512_VNNI && !LOWBIT_HAS_AVX512_BW
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 2
