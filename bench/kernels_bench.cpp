@@ -451,25 +451,15 @@ void plane_lut_avx2(benchmark::State& state) {
                                kernels::avx2::linear_lut(w, work.tables, y, {});
                              });
 }
-#define LOWBIT_BASE3_AVX2(S)                                                                                           \
-  BENCHMARK_TEMPLATE(base3_lut_avx2, S)                                                                                \
-      ->ArgNames({"where", "tokens", "threads"})                                                                       \
-      ->Args({0, 1, 1})                                                                                                \
-      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
-      ->Args({2, 3, 2})                                                                                                \
-      ->UseRealTime()                                                                                                  \
-      ->Unit(benchmark::kMicrosecond)
-#define LOWBIT_PLANE_AVX2(S)                                                                                           \
-  BENCHMARK_TEMPLATE(plane_lut_avx2, S)                                                                                \
-      ->ArgNames({"where", "tokens", "threads"})                                                                       \
-      ->Args({0, 1, 1})                                                                                                \
-      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
-      ->UseRealTime()                                                                                                  \
-      ->Unit(benchmark::kMicrosecond)
-#else
-#define LOWBIT_BASE3_AVX2(S) static_assert(true)
-#define LOWBIT_PLANE_AVX2(S) static_assert(true)
 #endif
+// A LUT benchmark F<S> from DRAM and in L3 at N = 1, 2, 4, 8 (2 threads; N = 1 also on 1 thread).
+#define LOWBIT_LUT_SMALL_N(F, S)                                                                                       \
+  BENCHMARK_TEMPLATE(F, S)                                                                                             \
+      ->ArgNames({"where", "tokens", "threads"})                                                                       \
+      ->Args({0, 1, 1})                                                                                                \
+      ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMicrosecond)
 // The bit-plane LUT kernel through the same bench body, for an A/B within one run.
 template <class S>
 void plane_lut(benchmark::State& state) {
@@ -493,23 +483,15 @@ void plane_lut(benchmark::State& state) {
 
 LOWBIT_TERNARY_LUT(ternary_absmean_base3);
 // 2-bit ternary, which linear_weights runs on the base-3 kernel at small N.
-BENCHMARK_TEMPLATE(base3_lut, ternary_absmean)
-    ->ArgNames({"where", "tokens", "threads"})
-    ->Args({0, 1, 1})
-    ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
-LOWBIT_BASE3_AVX2(ternary_absmean_base3);
-LOWBIT_BASE3_AVX2(ternary_absmean);
+LOWBIT_LUT_SMALL_N(base3_lut, ternary_absmean);
 // INT2-g32, which linear_weights runs on the bit-plane LUT kernel at small N, beside tiled<int2_g32>.
-BENCHMARK_TEMPLATE(plane_lut, int2_g32)
-    ->ArgNames({"where", "tokens", "threads"})
-    ->Args({0, 1, 1})
-    ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
-LOWBIT_PLANE_AVX2(int2_g32);
-LOWBIT_PLANE_AVX2(ternary_absmean_base3);
+LOWBIT_LUT_SMALL_N(plane_lut, int2_g32);
+#if LOWBIT_HAS_AVX512_BW
+LOWBIT_LUT_SMALL_N(base3_lut_avx2, ternary_absmean_base3);
+LOWBIT_LUT_SMALL_N(base3_lut_avx2, ternary_absmean);
+LOWBIT_LUT_SMALL_N(plane_lut_avx2, int2_g32);
+LOWBIT_LUT_SMALL_N(plane_lut_avx2, ternary_absmean_base3);
+#endif
 
 // INT3: the bit-plane LUT kernel, which linear_weights runs up to LOWBIT_LUT_MAX_TOKENS_4BIT tokens,
 // beside tiled<int3_i8>, the tiles of its int8 packing that it runs above.

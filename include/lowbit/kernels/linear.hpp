@@ -80,6 +80,15 @@
 
 namespace lowbit {
 
+namespace detail {
+// The ISA folder whose bit-plane and base-3 LUT kernels linear() runs on tables built with AVX2.
+#if LOWBIT_HAS_AVX512_BW
+namespace lut_kernels = kernels::avx512;
+#elif LOWBIT_HAS_AVX2
+namespace lut_kernels = kernels::avx2;
+#endif
+} // namespace detail
+
 enum class linear_path { automatic, float_weights, int8_dot };
 
 // The path linear_path::automatic resolves to for scheme S: the integer-dot path wherever it
@@ -151,12 +160,9 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<
   if (tokens == 0) return;
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
-#if LOWBIT_HAS_AVX512_BW
+#if LOWBIT_HAS_AVX2
   kernels::avx2::build_lut_tables(x, tokens, w.cols(), ws.tables);
-  kernels::avx512::linear_lut(w, ws.tables, y, bias);
-#elif LOWBIT_HAS_AVX2
-  kernels::avx2::build_lut_tables(x, tokens, w.cols(), ws.tables);
-  kernels::avx2::linear_lut(w, ws.tables, y, bias);
+  detail::lut_kernels::linear_lut(w, ws.tables, y, bias);
 #else
   kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
   kernels::scalar::linear_lut(w, ws.tables, y, bias);
@@ -192,12 +198,9 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::ternary_lut
   if (tokens == 0) return;
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
-#if LOWBIT_HAS_AVX512_BW
+#if LOWBIT_HAS_AVX2
   kernels::avx2::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
-  kernels::avx512::linear_ternary_lut(w, ws.ternary_tables, y, bias);
-#elif LOWBIT_HAS_AVX2
-  kernels::avx2::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
-  kernels::avx2::linear_ternary_lut(w, ws.ternary_tables, y, bias);
+  detail::lut_kernels::linear_ternary_lut(w, ws.ternary_tables, y, bias);
 #else
   kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
   kernels::scalar::linear_ternary_lut(w, ws.ternary_tables, y, bias);
