@@ -123,6 +123,18 @@ void probe_vnni_peak(benchmark::State& state) {
       [](__m256i a, __m256i c) { return _mm256_add_epi32(a, c); });
 }
 BENCHMARK(probe_vnni_peak)->Arg(1)->Arg(2)->UseRealTime();
+#if LOWBIT_HAS_AVX512_BW
+// The same with 512-bit `vpdpbusd`, which the int8 tiles run from 2 tokens where AVX-512 BW is
+// compiled too (kernels/avx512/int8_tiles.hpp): the int8 peak of those builds.
+void probe_vnni512_peak(benchmark::State& state) {
+  const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2);
+  peak_probe<__m512i>(
+      state, "GOP/s", 2.0 * 64, [](int i) { return _mm512_set1_epi32(i); },
+      [&](__m512i v) LOWBIT_ALWAYS_INLINE { return _mm512_dpbusd_epi32(v, u, s); },
+      [](__m512i a, __m512i c) { return _mm512_add_epi32(a, c); });
+}
+BENCHMARK(probe_vnni512_peak)->Arg(1)->Arg(2)->UseRealTime();
+#endif
 #endif
 #endif
 BENCHMARK(probe_read_bandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -375,8 +387,9 @@ void tiled(benchmark::State& state) {
   packed_linear<S, pack_tiles>(state, "tiles_GB/s");
 }
 
-#define LOWBIT_TILED(S)                                                                                                \
-  BENCHMARK_TEMPLATE(tiled, S)                                                                                         \
+// A tiles benchmark F<S>: N = 1-8 from DRAM and in L3, N = 32-512 in L3 (1 and 2 threads).
+#define LOWBIT_TILED_ARGS(F, S)                                                                                        \
+  BENCHMARK_TEMPLATE(F, S)                                                                                             \
       ->ArgNames({"where", "tokens", "threads"})                                                                       \
       ->Args({0, 1, 1})                                                                                                \
       ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})                                                                       \
@@ -385,6 +398,7 @@ void tiled(benchmark::State& state) {
       ->Args({2, 16, 2})                                                                                               \
       ->UseRealTime()                                                                                                  \
       ->Unit(benchmark::kMicrosecond)
+#define LOWBIT_TILED(S) LOWBIT_TILED_ARGS(tiled, S)
 
 LOWBIT_TILED(int4_g32);
 LOWBIT_TILED(int4_g128);
@@ -398,6 +412,29 @@ LOWBIT_TILED(int2_g32);
 LOWBIT_TILED(ternary_absmean);
 LOWBIT_TILED(mxfp8_i8);
 LOWBIT_TILED(int3_i8);
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
+// The AVX2 kernel on the same tiles where linear() runs the 512-bit one: the A/B in one binary.
+template <class S>
+void tiled_avx2(benchmark::State& state) {
+  packed_linear<S, pack_tiles>(
+      state, "tiles_GB/s",
+      [](std::span<const float> x, std::size_t tokens, const kernels::int8_tiled<S>& w, std::span<float> y,
+         linear_workspace& work) {
+        kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), work.activations);
+        kernels::prepare_tile_activations<S>(work.activations, work.tile_segments);
+        work.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_tiles_scratch_size(w));
+        kernels::avx2::linear_int8_tiled(w, work.activations, work.tile_segments, y, {}, work.scratch.data());
+      });
+}
+LOWBIT_TILED_ARGS(tiled_avx2, int4_g32);
+LOWBIT_TILED_ARGS(tiled_avx2, int4_g128);
+LOWBIT_TILED_ARGS(tiled_avx2, uint4_g128);
+LOWBIT_TILED_ARGS(tiled_avx2, mxfp4);
+LOWBIT_TILED_ARGS(tiled_avx2, nvfp4);
+LOWBIT_TILED_ARGS(tiled_avx2, nf4_b64);
+LOWBIT_TILED_ARGS(tiled_avx2, int8_g128);
+LOWBIT_TILED_ARGS(tiled_avx2, int2_g32);
+#endif
 
 // ---- Codebook LUT kernel (direct lookup) beside the tiles -----------------------------------------
 

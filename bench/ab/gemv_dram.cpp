@@ -5,9 +5,10 @@
 // bench/ab/prefetch_sweep.sh, on a copy of the headers whose prefetch constants it turns into
 // variables; the library itself keeps them constexpr.
 //
-// Per round: the 2-thread read probe (1 GiB), then for each setting and scheme, linear() at N = 1
-// over a pool of >= 256 MiB of linear_weights copies of one 4096 x 8192 matrix (3 passes). Printed
-// per setting and scheme: the median GB/s of weights and the median of the per-round shares of the
+// Per round: the 2-thread read probe (1 GiB), then for each setting (each round starting at the next
+// one, so that no setting always runs first) and scheme, linear() at N = 1 (or a tile kernel named
+// in the scheme, see run_tiles) over a pool of >= 256 MiB of linear_weights copies of one 4096 x 8192 matrix (3
+// passes). Printed per setting and scheme: the median GB/s of weights and the median of the per-round shares of the
 // round's probe.
 //   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint (bytes, bytes, 0 = L1 / 1 = L2)
 #include "../read_probe.hpp"
@@ -55,7 +56,28 @@ struct scheme_run {
   std::function<double()> run; // GB/s of weights
 };
 
-template <class S>
+// Which kernel a scheme_run times on the int8 tiles: linear() (0), or where the 512-bit tile kernel
+// is compiled, the AVX2 kernel (1) or the 512-bit pair kernel on single pairs, which linear() does
+// not run at N = 1 (2).
+template <class S, int Kernel = 0>
+void run_tiles(const linear_weights<S>& w, std::span<const float> x, std::span<float> y, linear_workspace& ws) {
+  if constexpr (Kernel == 0) {
+    linear(x, 1, w, y, {}, &ws);
+  } else {
+    const auto& t = w.tiles();
+    kernels::avx2::quantize_activations<S>(x, 1, t.cols(), ws.activations);
+    kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
+    ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_tiles_scratch_size(t) * 4);
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
+    if constexpr (Kernel == 2)
+      kernels::avx512::detail::pair_tiles<S, 1>(t, ws.activations, ws.tile_segments, y, {}, ws.scratch.data());
+    else
+#endif
+      kernels::avx2::linear_int8_tiled(t, ws.activations, ws.tile_segments, y, {}, ws.scratch.data());
+  }
+}
+
+template <class S, int Kernel = 0>
 scheme_run make(const char* name) {
   auto pool = std::make_shared<std::vector<linear_weights<S>>>();
   pool->emplace_back(quantize<S>(gaussian(rows * cols, 1, 0.02f), rows, cols));
@@ -66,8 +88,7 @@ scheme_run make(const char* name) {
   return {name, [=] {
             const std::size_t calls = 3 * pool->size();
             const double t0 = now();
-            for (std::size_t i = 0; i < calls; ++i)
-              linear(std::span<const float>(*x), 1, (*pool)[i % pool->size()], std::span<float>(*y), {}, work.get());
+            for (std::size_t i = 0; i < calls; ++i) run_tiles<S, Kernel>((*pool)[i % pool->size()], *x, *y, *work);
             const double t = now() - t0;
             return static_cast<double>(pool->front().matrix().storage_bytes() * calls) * 1e-9 / t;
           }};
@@ -95,14 +116,23 @@ int main(int argc, char** argv) {
     settings.push_back(s);
   }
   if (settings.empty()) settings = {{0, 2048, 0}, {0, 0, 1}, {4096, 6144, 0}, {4096, 6144, 1}};
-  const std::vector<scheme_run> schemes = {make<int4_group<128>>("INT4-g128"),
-                                           make<nf4_scheme<64>>("NF4-b64"),
-                                           make<mxfp4>("MXFP4"),
-                                           make<nvfp4>("NVFP4"),
-                                           make<int8_group<128>>("INT8-g128"),
-                                           make<int_sym<2, 32>>("INT2-g32"),
-                                           make<ternary_absmean>("ternary"),
-                                           make<ternary_absmean_base3>("ternary-b3")};
+  const std::vector<scheme_run> schemes = {
+    make<int4_group<128>>("INT4-g128"),
+    make<nf4_scheme<64>>("NF4-b64"),
+    make<mxfp4>("MXFP4"),
+    make<nvfp4>("NVFP4"),
+    make<int8_group<128>>("INT8-g128"),
+    make<int_sym<2, 32>>("INT2-g32"),
+    make<ternary_absmean>("ternary"),
+    make<ternary_absmean_base3>("ternary-b3"),
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
+    make<int4_group<128>, 1>("INT4-g128 AVX2"),
+    make<int4_group<128>, 2>("INT4-g128 1 pair"),
+    make<nvfp4, 1>("NVFP4 AVX2"),
+    make<int8_group<128>, 1>("INT8-g128 AVX2"),
+    make<int8_group<128>, 2>("INT8-g128 1 pair"),
+#endif
+  };
   for (const auto& s : schemes) s.run(); // warm up: tables, workspace, page faults
   std::vector<double> probes;
   std::vector<std::vector<std::vector<double>>> gbs(settings.size(), std::vector<std::vector<double>>(schemes.size())),
@@ -110,7 +140,8 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     const double p = probe();
     probes.push_back(p);
-    for (std::size_t v = 0; v < settings.size(); ++v) {
+    for (std::size_t i = 0; i < settings.size(); ++i) {
+      const std::size_t v = (i + static_cast<std::size_t>(r)) % settings.size(); // each setting first in turn
       kernels::avx2::detail::tiled_prefetch = settings[v].tiles;
       kernels::avx2::lut_prefetch = settings[v].lut;
       kernels::avx2::prefetch_hint = settings[v].hint;

@@ -22,5 +22,11 @@ edit "$k/lut_dot.hpp" 's/inline constexpr std::size_t lut_prefetch/inline std::s
 for f in int8_tiles.hpp lut_dot.hpp ternary_lut.hpp codebook_lut.hpp; do
   edit "$k/$f" 's/if constexpr (\(tiled\|lut\)_prefetch != 0)/if (\1_prefetch != 0)/' 'if (\(tiled\|lut\)_prefetch != 0)'
 done
+# The 512-bit kernels read avx2's distances.
+for f in lut_dot.hpp ternary_lut.hpp int8_tiles.hpp; do
+  edit "$work/include/lowbit/kernels/avx512/$f" \
+    's/if constexpr (avx2::\(detail::tiled\|lut\)_prefetch != 0)/if (avx2::\1_prefetch != 0)/' \
+    'if (avx2::\(detail::tiled\|lut\)_prefetch != 0)'
+done
 g++ -std=gnu++20 -O2 -DNDEBUG -march=native -fopenmp -I "$work/include" "$root/bench/ab/gemv_dram.cpp" -o "$work/gemv_dram"
 "$work/gemv_dram" "$@"

@@ -1,5 +1,5 @@
-// The integer-dot kernel on row-interleaved int8 tiles (kernels/int8_tiles.hpp): the AVX2 and
-// scalar kernels bit for bit against reference::linear_int8_tiled (computed from the qmatrix, not
+// The integer-dot kernel on row-interleaved int8 tiles (kernels/int8_tiles.hpp): the AVX-512,
+// AVX2 and scalar kernels bit for bit against reference::linear_int8_tiled (computed from the qmatrix, not
 // from the tiles) on many schemes, shapes, tails, token counts and thread counts; that spec within
 // fp32 reordering of the in-place integer-dot spec (the same int8 products); the layout itself; and
 // bad input.
@@ -31,11 +31,13 @@ using lowbit_test::shape;
 // counts that end in every tail of the kernel's 4-token blocks (runs of 2 and 1), and token counts
 // past its 64-token blocks; one token on several tiles (scales decoded where they are used), also
 // as the last of 65 (a one-token block after a 64-token one); K below a span or group (20 < 32,
-// 32-96 < 128: one padded group).
-const shape shapes[] = {{1, 32, 1},   {5, 64, 2},    {8, 96, 3},     {9, 160, 5},   {16, 200, 4},
-                        {17, 320, 9}, {3, 48, 1},    {25, 256, 7},   {40, 1024, 6}, {7, 4160, 2},
-                        {9, 160, 8},  {17, 640, 11}, {24, 1088, 13}, {3, 2112, 70}, {33, 96, 66},
-                        {1, 32, 10},  {40, 1024, 1}, {17, 640, 1},   {17, 640, 65}, {3, 20, 2}};
+// 32-96 < 128: one padded group). 6-16 tiles (rows 41-121) at 1-3 threads end the 512-bit
+// kernel's blocks of two tile pairs in every remainder: a pair, an odd tile, a pair and an odd tile.
+const shape shapes[] = {{1, 32, 1},     {5, 64, 2},    {8, 96, 3},    {9, 160, 5},  {16, 200, 4},  {17, 320, 9},
+                        {3, 48, 1},     {25, 256, 7},  {40, 1024, 6}, {7, 4160, 2}, {9, 160, 8},   {17, 640, 11},
+                        {24, 1088, 13}, {3, 2112, 70}, {33, 96, 66},  {1, 32, 10},  {40, 1024, 1}, {17, 640, 1},
+                        {17, 640, 65},  {3, 20, 2},    {49, 256, 1},  {56, 320, 5}, {64, 96, 2},   {72, 160, 1},
+                        {88, 256, 3},   {121, 128, 1}, {100, 160, 9}};
 
 template <class S>
 std::string name() {
@@ -69,6 +71,17 @@ void tiles_match_reference() {
     kernels::tile_activations ta;
     kernels::quantize_activations<S>(std::span<const float>(x), s.tokens, s.cols, a);
     kernels::prepare_tile_activations<S>(a, ta);
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
+    // linear() ran the 512-bit kernel (tile pairs); the AVX2 kernel it replaces, on the same input.
+    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+        want,
+        [&](std::span<float> got) {
+          std::vector<float> scratch(static_cast<std::size_t>(max_threads()) *
+                                     kernels::avx2::int8_tiles_scratch_size(tw));
+          kernels::avx2::linear_int8_tiled(tw, a, ta, got, bias, scratch.data());
+        }))
+        << name<S>() << " AVX2 kernel, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+#endif
     std::vector<float> got(want.size(), -1.0f);
     std::vector<float> scratch(static_cast<std::size_t>(max_threads()) * kernels::scalar::int8_tiles_scratch_size(tw));
     kernels::scalar::linear_int8_tiled(tw, a, ta, std::span<float>(got), bias, scratch.data());

@@ -39,6 +39,7 @@
 #include "lowbit/kernels/avx2/ternary_lut.hpp"
 #endif
 #if LOWBIT_HAS_AVX512_BW
+#include "lowbit/kernels/avx512/int8_tiles.hpp"
 #include "lowbit/kernels/avx512/lut_dot.hpp"
 #include "lowbit/kernels/avx512/ternary_lut.hpp"
 #endif
@@ -86,6 +87,12 @@ namespace detail {
 namespace lut_kernels = kernels::avx512;
 #elif LOWBIT_HAS_AVX2
 namespace lut_kernels = kernels::avx2;
+#endif
+// The ISA folder whose integer-dot kernel linear() runs on int8 tiles.
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
+namespace tile_kernels = kernels::avx512;
+#elif LOWBIT_HAS_AVX2
+namespace tile_kernels = kernels::avx2;
 #endif
 } // namespace detail
 
@@ -220,8 +227,8 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 #if LOWBIT_HAS_AVX2
   kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
   kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
-  ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_tiles_scratch_size(w));
-  kernels::avx2::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias, ws.scratch.data());
+  ws.scratch.resize(static_cast<std::size_t>(max_threads()) * detail::tile_kernels::int8_tiles_scratch_size(w));
+  detail::tile_kernels::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias, ws.scratch.data());
 #else
   kernels::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
   kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);

@@ -9,8 +9,8 @@
 // widening: it adds the 4-byte products into int32 with no int16 step, so values need no bound and
 // signed ones are offset by 128 (xor 0x80) instead of `abs` / `sign` per token; 128 x segment sum is
 // subtracted per segment. The int32 sums are the same integers, so results are bit-identical.
-// No software prefetch by default (LOWBIT_TILED_PREFETCH): the hardware prefetchers keep up with
-// the tiles' streams as well as any distance tried.
+// Each tile's code stream is prefetched 2 KiB ahead into L2 on the first token block
+// (LOWBIT_TILED_PREFETCH): on a Zen 5 the hardware prefetchers alone fell well short from DRAM.
 #pragma once
 
 #include "lowbit/core/config.hpp"
@@ -46,11 +46,13 @@
 #define LOWBIT_TILED_TOKENS 4
 #endif
 // Bytes ahead of the current span that each tile's code stream prefetches into L2 on the first token
-// block (0: none, the default). On a Zen 3, 2 and 8 KiB into L1 made no difference from DRAM above
-// the noise (run 5); on a Zen 4, 2-16 KiB into L2 made none either (4-bit and 8-bit GEMV, in-process
-// sweeps of bench/ab/prefetch_sweep.sh; bench/README.md, run 14). Kept for re-tuning on other machines.
+// block (0: none). On a Zen 3, 2 and 8 KiB into L1 made no difference from DRAM above the noise
+// (run 5); on a Zen 4, 2-16 KiB into L2 made none either (run 14). On a Zen 5, 2 KiB into L2 took
+// 4-bit GEMV from DRAM from 63-73 % of the read probe to 82-87 %, and 8-bit from 87 % to 101 %
+// (N = 1, 4096 x 8192, 2 threads; 1-4 KiB and L1 as the target within the noise of 2 KiB;
+// in-process sweeps of bench/ab/prefetch_sweep.sh, bench/README.md run 18).
 #ifndef LOWBIT_TILED_PREFETCH
-#define LOWBIT_TILED_PREFETCH 0
+#define LOWBIT_TILED_PREFETCH 2048
 #endif
 
 namespace lowbit::kernels::avx2 {

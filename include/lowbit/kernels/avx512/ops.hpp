@@ -21,6 +21,10 @@ LOWBIT_ALWAYS_INLINE inline __m512i broadcast_256(const void* p) noexcept {
 LOWBIT_ALWAYS_INLINE inline __m512i broadcast_128(const void* p) noexcept {
   return _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_load_si128(static_cast<const __m128i*>(p)));
 }
+// lo in the low half and hi in the high half.
+LOWBIT_ALWAYS_INLINE inline __m512i join_halves(__m256i lo, __m256i hi) noexcept {
+  return _mm512_mask_broadcast_i64x4(_mm512_maskz_broadcast_i64x4(0xFF, lo), 0xF0, hi);
+}
 // The 32 bytes at lo in the low half and those at hi in the high half.
 LOWBIT_ALWAYS_INLINE inline __m512i load_halves(const void* lo, const void* hi) noexcept {
   return _mm512_mask_broadcast_i64x4(broadcast_256(lo), 0xF0, _mm256_loadu_si256(static_cast<const __m256i*>(hi)));
