@@ -530,6 +530,9 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   EXPECT_EQ((lut_max_tokens<int_asym<4, 128>>()), LOWBIT_HAS_AVX512_VNNI ? 0u : 1u);
   EXPECT_EQ(lut_max_tokens<int2_g32>(), std::size_t{LOWBIT_LUT_MAX_TOKENS_2BIT});
   EXPECT_EQ((lut_max_tokens<int_sym<3, 32>>()), std::size_t{LOWBIT_LUT_MAX_TOKENS_4BIT});
+  EXPECT_EQ(lut_max_tokens<ternary_absmean>(), std::size_t{LOWBIT_LUT_MAX_TOKENS_TERNARY});
+  EXPECT_EQ(lut_max_tokens<ternary_absmean_base3>(), std::size_t{LOWBIT_LUT_MAX_TOKENS_TERNARY});
+  EXPECT_EQ((lut_max_tokens<ternary_scheme<granularity::group, 64>>()), std::size_t{LOWBIT_LUT_MAX_TOKENS_TERNARY});
   EXPECT_EQ(std::string_view(linear_weights<int_asym<4, 128>>::kernel_for(1)),
             LOWBIT_HAS_AVX512_VNNI ? "int8_tiles" : "lut");
 #endif

@@ -51,13 +51,27 @@
 
 // Token counts up to which linear(linear_weights) uses the LUT kernel (see lut_max_tokens). With
 // VNNI the int8 tiles are faster, and the AVX2 2-bit LUT kernels keep N <= 2 (bench/README.md,
-// run 13); the 512-bit LUT kernels (AVX-512 BW) were ahead of the VNNI tiles at every N = 1-8, from
-// DRAM and in L3, for INT2-g32 and ternary (Zen 5, run 17).
+// run 13); the 512-bit LUT kernels (AVX-512 BW) were ahead of the 256-bit VNNI tiles at every
+// N = 1-8, from DRAM and in L3, for INT2-g32 and ternary (Zen 5, run 17). Against the 512-bit tiles
+// (AVX-512 BW and VNNI, from 2 tokens; Zen 5, run 18, two passes), the bit-plane kernel on INT2-g32
+// took 0.75-0.89x their time from DRAM at N = 1-4 and 0.86-0.99x at N = 8, but 1.04-1.35x in L3 at
+// N = 4-8: 4. Ternary (LOWBIT_LUT_MAX_TOKENS_TERNARY; the base-3 kernel, on both layouts) took
+// 0.52-0.71x at N = 1, 0.62-0.93x from DRAM and 0.93-1.21x in L3 at N = 2, and 1.06-1.19x from
+// DRAM at N = 4: 2.
 #ifndef LOWBIT_LUT_MAX_TOKENS_2BIT
-#if LOWBIT_HAS_AVX512_VNNI && !LOWBIT_HAS_AVX512_BW
+#if LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW
+#define LOWBIT_LUT_MAX_TOKENS_2BIT 4
+#elif LOWBIT_HAS_AVX512_VNNI
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 2
 #else
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 8
+#endif
+#endif
+#ifndef LOWBIT_LUT_MAX_TOKENS_TERNARY
+#if LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW
+#define LOWBIT_LUT_MAX_TOKENS_TERNARY 2
+#else
+#define LOWBIT_LUT_MAX_TOKENS_TERNARY LOWBIT_LUT_MAX_TOKENS_2BIT
 #endif
 #endif
 // 3- and 4-bit codes without tiles of their own (INT3; the tiles are of their int8 packing): 8, and
@@ -65,7 +79,9 @@
 // 1.06-1.22x at N = 8 (INT3-g32, 4096 x 8192, 2 threads, bench/README.md, run 13). In L3 the
 // tiles were already as fast at N = 1 and 1.3-1.4x faster at N = 4; small batches of a model's
 // layers stream from DRAM. Without VNNI the LUT kernel took 0.44-0.68x the tiles' time from DRAM
-// and 0.72-0.80x in L3 at N = 1-8 (INT3-g32, AVX2 alone on a Zen 4, run 15).
+// and 0.72-0.80x in L3 at N = 1-8 (INT3-g32, AVX2 alone on a Zen 4, run 15). Against the 512-bit
+// tiles (Zen 5, run 18): 0.58-0.89x at N = 1-2, 0.66-1.00x from DRAM and 1.14-1.19x in L3 at N = 4;
+// 4 stands.
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
 #if LOWBIT_HAS_AVX512_VNNI
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 4
@@ -249,6 +265,8 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 // zero points get 0, the tiles took 0.66-0.99x the LUT kernel's time at N = 1; 2-bit codes get 2
 // (LOWBIT_LUT_MAX_TOKENS_2BIT): the LUT kernels took 0.72-0.90x the tiles' time at N = 1-2 on INT2
 // and ternary (base 3), 0.96-1.05x on INT2 and 1.05-1.25x on ternary at N = 4, 0.94-1.35x at N = 8.
+// With the 512-bit tiles as well (AVX-512 BW and VNNI): INT2 4, ternary 2 (its own macro,
+// LOWBIT_LUT_MAX_TOKENS_TERNARY), INT3 4 (run 18, a Zen 5).
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
@@ -257,7 +275,10 @@ constexpr std::size_t lut_max_tokens() noexcept {
     return S::has_zero_point && !LOWBIT_HAS_AVX512_VNNI ? 1 : 0;
   } else {
     constexpr int bits = kernels::lut_traits<S>::bits;
-    return bits <= 2 ? LOWBIT_LUT_MAX_TOKENS_2BIT : LOWBIT_LUT_MAX_TOKENS_4BIT;
+    if constexpr (std::is_same_v<typename S::element, ternary>)
+      return LOWBIT_LUT_MAX_TOKENS_TERNARY;
+    else
+      return bits <= 2 ? LOWBIT_LUT_MAX_TOKENS_2BIT : LOWBIT_LUT_MAX_TOKENS_4BIT;
   }
 }
 

@@ -23,7 +23,7 @@ LOWBIT_ALWAYS_INLINE inline __m512i broadcast_128(const void* p) noexcept {
 }
 // lo in the low half and hi in the high half.
 LOWBIT_ALWAYS_INLINE inline __m512i join_halves(__m256i lo, __m256i hi) noexcept {
-  return _mm512_mask_broadcast_i64x4(_mm512_maskz_broadcast_i64x4(0xFF, lo), 0xF0, hi);
+  return _mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(lo), hi, 1);
 }
 // The 32 bytes at lo in the low half and those at hi in the high half: two plain loads (the second
 // folded into `vinserti64x4`), not a masked broadcast load. Without software prefetch, the 512-bit
