@@ -17,8 +17,15 @@ TEST(config, isa_matches_the_compiler_flags) {
 #if defined(LOWBIT_NO_SIMD)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::scalar);
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512VNNI__) &&                         \
+    defined(__AVX512VL__) && defined(__AVX512BW__) && !defined(LOWBIT_NO_AVX512)
+  EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx512_vnni);
+  EXPECT_STREQ(lowbit::isa_name(lowbit::compiled_isa), "avx512bw+vnni");
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512VNNI__) &&                         \
     defined(__AVX512VL__) && !defined(LOWBIT_NO_AVX512)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx2_vnni);
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512F__) && defined(__AVX512BW__) &&  \
+    !defined(LOWBIT_NO_AVX512)
+  EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx512bw);
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx2);
 #else

@@ -31,13 +31,15 @@ using lowbit_test::shape;
 // counts that end in every tail of the kernel's 4-token blocks (runs of 2 and 1), and token counts
 // past its 64-token blocks; one token on several tiles (scales decoded where they are used), also
 // as the last of 65 (a one-token block after a 64-token one); K below a span or group (20 < 32,
-// 32-96 < 128: one padded group). 6-16 tiles (rows 41-121) at 1-3 threads end the 512-bit
-// kernel's blocks of two tile pairs in every remainder: a pair, an odd tile, a pair and an odd tile.
+// 32-96 < 128: one padded group). 4-16 tiles (rows 25-121) end the 512-bit pair kernel's blocks of
+// two tile pairs in every remainder (a pair, an odd tile, both; at 1 thread, and at 2-3 where the
+// work is split: rows x cols x tokens >= 65536), at one token (tested on the pair kernel directly)
+// and more; 64 x 128 x 65 ends in a one-token block on blocks of two pairs.
 const shape shapes[] = {{1, 32, 1},     {5, 64, 2},    {8, 96, 3},    {9, 160, 5},  {16, 200, 4},  {17, 320, 9},
                         {3, 48, 1},     {25, 256, 7},  {40, 1024, 6}, {7, 4160, 2}, {9, 160, 8},   {17, 640, 11},
                         {24, 1088, 13}, {3, 2112, 70}, {33, 96, 66},  {1, 32, 10},  {40, 1024, 1}, {17, 640, 1},
                         {17, 640, 65},  {3, 20, 2},    {49, 256, 1},  {56, 320, 5}, {64, 96, 2},   {72, 160, 1},
-                        {88, 256, 3},   {121, 128, 1}, {100, 160, 9}};
+                        {88, 256, 3},   {121, 128, 1}, {100, 160, 9}, {64, 128, 65}};
 
 template <class S>
 std::string name() {
@@ -72,7 +74,9 @@ void tiles_match_reference() {
     kernels::quantize_activations<S>(std::span<const float>(x), s.tokens, s.cols, a);
     kernels::prepare_tile_activations<S>(a, ta);
 #if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
-    // linear() ran the 512-bit kernel (tile pairs); the AVX2 kernel it replaces, on the same input.
+    // linear() ran the 512-bit kernel from 2 tokens (the AVX2 one at 1); the AVX2 kernel on every
+    // shape, and the 512-bit pair kernel itself at every token count, one token included (its
+    // one-token blocks decode scales in place, with blocks of two pairs and of one).
     ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
         want,
         [&](std::span<float> got) {
@@ -81,6 +85,14 @@ void tiles_match_reference() {
           kernels::avx2::linear_int8_tiled(tw, a, ta, got, bias, scratch.data());
         }))
         << name<S>() << " AVX2 kernel, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+        want,
+        [&](std::span<float> got) {
+          std::vector<float> scratch(static_cast<std::size_t>(max_threads()) *
+                                     kernels::avx512::int8_tiles_scratch_size(tw));
+          kernels::avx512::detail::pair_tiles(tw, a, ta, got, bias, scratch.data());
+        }))
+        << name<S>() << " AVX-512 pair kernel, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
 #endif
     std::vector<float> got(want.size(), -1.0f);
     std::vector<float> scratch(static_cast<std::size_t>(max_threads()) * kernels::scalar::int8_tiles_scratch_size(tw));

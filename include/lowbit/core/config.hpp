@@ -62,13 +62,26 @@
 namespace lowbit {
 
 // avx2_vnni: the AVX2 kernels, whose integer dot products use AVX-512 VNNI on 256-bit registers.
-enum class isa { scalar, avx2, avx2_vnni };
+// avx512bw: the AVX2 kernels, and the LUT kernels on 512-bit registers (kernels/avx512/).
+// avx512_vnni: as avx2_vnni, and the LUT kernels and the int8 tiles (from 2 tokens) on 512-bit
+// registers.
+enum class isa { scalar, avx2, avx2_vnni, avx512bw, avx512_vnni };
 
 // The instruction set the library's dispatching entry points use in this translation unit.
-inline constexpr isa compiled_isa = LOWBIT_HAS_AVX512_VNNI ? isa::avx2_vnni : LOWBIT_HAS_AVX2 ? isa::avx2 : isa::scalar;
+inline constexpr isa compiled_isa = LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW ? isa::avx512_vnni
+                                    : LOWBIT_HAS_AVX512_VNNI                      ? isa::avx2_vnni
+                                    : LOWBIT_HAS_AVX512_BW                        ? isa::avx512bw
+                                    : LOWBIT_HAS_AVX2                             ? isa::avx2
+                                                                                  : isa::scalar;
 
 constexpr const char* isa_name(isa i) noexcept {
-  return i == isa::avx2_vnni ? "avx2+vnni" : i == isa::avx2 ? "avx2" : "scalar";
+  switch (i) {
+  case isa::avx512_vnni: return "avx512bw+vnni";
+  case isa::avx512bw: return "avx512bw";
+  case isa::avx2_vnni: return "avx2+vnni";
+  case isa::avx2: return "avx2";
+  default: return "scalar";
+  }
 }
 
 } // namespace lowbit

@@ -9,7 +9,7 @@
 // widening: it adds the 4-byte products into int32 with no int16 step, so values need no bound and
 // signed ones are offset by 128 (xor 0x80) instead of `abs` / `sign` per token; 128 x segment sum is
 // subtracted per segment. The int32 sums are the same integers, so results are bit-identical.
-// Each tile's code stream is prefetched 2 KiB ahead into L2 on the first token block
+// Each tile's code stream is prefetched 2 KiB ahead into L2 by the block of the first tokens
 // (LOWBIT_TILED_PREFETCH): on a Zen 5 the hardware prefetchers alone fell well short from DRAM.
 #pragma once
 
@@ -45,8 +45,8 @@
 #ifndef LOWBIT_TILED_TOKENS
 #define LOWBIT_TILED_TOKENS 4
 #endif
-// Bytes ahead of the current span that each tile's code stream prefetches into L2 on the first token
-// block (0: none). On a Zen 3, 2 and 8 KiB into L1 made no difference from DRAM above the noise
+// Bytes ahead of the current span that each tile's code stream prefetches into L2 in the block of
+// the first tokens (t0 = 0; later blocks find the codes in cache) (0: none). On a Zen 3, 2 and 8 KiB into L1 made no difference from DRAM above the noise
 // (run 5); on a Zen 4, 2-16 KiB into L2 made none either (run 14). On a Zen 5, 2 KiB into L2 took
 // 4-bit GEMV from DRAM from 63-73 % of the read probe to 82-87 %, and 8-bit from 87 % to 101 %
 // (N = 1, 4096 x 8192, 2 threads; 1-4 KiB and L1 as the target within the noise of 2 KiB;

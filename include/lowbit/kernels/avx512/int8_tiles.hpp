@@ -1,7 +1,7 @@
 // AVX-512 VNNI integer-dot GEMM on the row-interleaved tiles of kernels/int8_tiles.hpp: the AVX2
 // VNNI kernel's arithmetic (kernels/avx2/int8_tiles.hpp) on two tiles at once, tile i in the low
 // 256 bits of every register and tile i + 1 in the high 256. Per lane, the two tiles' 32 code bytes
-// are one register (a load and a merging broadcast); each chunk is expanded to int8 values once
+// are one register (a load and a `vinserti64x4` from memory); each chunk is expanded to int8 values once
 // for 16 rows (the same shifts, masks and 16-entry table lookup, the table broadcast to all four
 // 128-bit lanes, with signed tables pre-offset by 128), and one 512-bit `vpdpbusd` per token adds
 // the products of 16 rows. Per segment the two tiles' scales form one register and the epilogue

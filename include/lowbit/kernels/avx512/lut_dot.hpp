@@ -1,7 +1,7 @@
 // AVX-512 BW bit-plane LUT kernel (kernels/lut.hpp has the algorithm and the layout): the AVX2
 // kernel's arithmetic on two tiles at once, tile i in the low 256 bits of every register and tile
 // i + 1 in the high 256. Per block, group pair and plane pair: the two tiles' 32 code bytes in one
-// register (a 256-bit load and a merging broadcast), per token one 512-bit shuffle per nibble of
+// register (a 256-bit load and a `vinserti64x4` from memory), per token one 512-bit shuffle per nibble of
 // the group's table (broadcast to the four lanes straight from memory) and one maddubs each; per
 // block and token the AVX2 kernel's madd / convert / two fmas, for 32 rows. Every lane computes
 // what the AVX2 kernel computes for its row, in the same order, so the results are bit-identical
