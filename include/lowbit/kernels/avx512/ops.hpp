@@ -28,7 +28,7 @@ LOWBIT_ALWAYS_INLINE inline __m512i join_halves(__m256i lo, __m256i hi) noexcept
 // The 32 bytes at lo in the low half and those at hi in the high half: two plain loads (the second
 // folded into `vinserti64x4`), not a masked broadcast load. Without software prefetch, the 512-bit
 // tile kernel streamed INT4 and INT8 from DRAM at 0.56-0.65x the AVX2 kernel's rate with the masked
-// load and 0.87-0.94x with plain loads (N = 1, Zen 5; bench/README.md, run 18): the hardware
+// load and 0.90-0.94x with plain loads (N = 1, Zen 5; bench/README.md, run 18): the hardware
 // prefetchers seem not to follow masked loads.
 LOWBIT_ALWAYS_INLINE inline __m512i load_halves(const void* lo, const void* hi) noexcept {
   return _mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
