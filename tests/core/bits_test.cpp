@@ -23,7 +23,7 @@ TEST(config, isa_matches_the_compiler_flags) {
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512VNNI__) &&                         \
     defined(__AVX512VL__) && !defined(LOWBIT_NO_AVX512)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx2_vnni);
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512F__) && defined(__AVX512BW__) &&  \
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512F__) && defined(__AVX512BW__) &&   \
     !defined(LOWBIT_NO_AVX512)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx512bw);
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

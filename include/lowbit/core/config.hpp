@@ -69,10 +69,10 @@ enum class isa { scalar, avx2, avx2_vnni, avx512bw, avx512_vnni };
 
 // The instruction set the library's dispatching entry points use in this translation unit.
 inline constexpr isa compiled_isa = LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW ? isa::avx512_vnni
-                                    : LOWBIT_HAS_AVX512_VNNI                      ? isa::avx2_vnni
-                                    : LOWBIT_HAS_AVX512_BW                        ? isa::avx512bw
-                                    : LOWBIT_HAS_AVX2                             ? isa::avx2
-                                                                                  : isa::scalar;
+                                    : LOWBIT_HAS_AVX512_VNNI                       ? isa::avx2_vnni
+                                    : LOWBIT_HAS_AVX512_BW                         ? isa::avx512bw
+                                    : LOWBIT_HAS_AVX2                              ? isa::avx2
+                                                                                   : isa::scalar;
 
 constexpr const char* isa_name(isa i) noexcept {
   switch (i) {

@@ -46,11 +46,11 @@
 #define LOWBIT_TILED_TOKENS 4
 #endif
 // Bytes ahead of the current span that each tile's code stream prefetches into L2 in the block of
-// the first tokens (t0 = 0; later blocks find the codes in cache) (0: none). On a Zen 3, 2 and 8 KiB into L1 made no difference from DRAM above the noise
-// (run 5); on a Zen 4, 2-16 KiB into L2 made none either (run 14). On a Zen 5, 2 KiB into L2 took
-// 4-bit GEMV from DRAM from 63-73 % of the read probe to 82-87 %, and 8-bit from 87 % to 101 %
-// (N = 1, 4096 x 8192, 2 threads; 1-4 KiB and L1 as the target within the noise of 2 KiB;
-// in-process sweeps of bench/ab/prefetch_sweep.sh, bench/README.md run 18).
+// the first tokens (t0 = 0; later blocks find the codes in cache) (0: none). On a Zen 3, 2 and 8 KiB into L1 made no
+// difference from DRAM above the noise (run 5); on a Zen 4, 2-16 KiB into L2 made none either (run 14). On a Zen 5, 2
+// KiB into L2 took 4-bit GEMV from DRAM from 63-73 % of the read probe to 82-87 %, and 8-bit from 87 % to 101 % (N = 1,
+// 4096 x 8192, 2 threads; 1-4 KiB and L1 as the target within the noise of 2 KiB; in-process sweeps of
+// bench/ab/prefetch_sweep.sh, bench/README.md run 18).
 #ifndef LOWBIT_TILED_PREFETCH
 #define LOWBIT_TILED_PREFETCH 2048
 #endif
