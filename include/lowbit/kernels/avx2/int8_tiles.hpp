@@ -86,6 +86,26 @@ LOWBIT_ALWAYS_INLINE inline __m256i broadcast4(const std::int8_t* p) noexcept {
   return _mm256_set1_epi32(v);
 }
 
+// Tokens t0 .. t0 + T - 1's rows: int8 activations, and per segment the activation scale, offset
+// and sum (tile_activations); hoisted out of the span loop, where the compiler would reload them.
+template <int T>
+struct tile_token_rows {
+  const std::int8_t* x[T];
+  const float* scale[T];
+  const std::int32_t* offset[T];
+  const std::int32_t* sum[T];
+  tile_token_rows(const int8_activations& a, const tile_activations& ta, std::size_t t0) noexcept {
+    LOWBIT_UNROLL
+    for (int t = 0; t < T; ++t) {
+      const std::size_t tok = t0 + static_cast<std::size_t>(t);
+      x[t] = a.q_row(tok);
+      scale[t] = ta.scale_row(tok);
+      offset[t] = ta.offset_row(tok);
+      sum[t] = ta.sum_row(tok);
+    }
+  }
+};
+
 // The 8 rows' scales of unit u of tile t as floats, bit for bit as int8_tiled::decode_tile_scales
 // gives them (compact scale codes only).
 template <int8_tiles_scheme S>
@@ -117,17 +137,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
   const std::uint8_t* cp[R];
   LOWBIT_UNROLL
   for (int r = 0; r < R; ++r) cp[r] = w.tile_codes(tile0 + static_cast<std::size_t>(r));
-  const std::int8_t* xrow[T];
-  const float* srow[T];
-  [[maybe_unused]] const std::int32_t *orow[T], *sumrow[T];
-  LOWBIT_UNROLL
-  for (int t = 0; t < T; ++t) {
-    const std::size_t tok = t0 + static_cast<std::size_t>(t);
-    xrow[t] = a.q_row(tok);
-    srow[t] = ta.scale_row(tok);
-    orow[t] = ta.offset_row(tok);
-    sumrow[t] = ta.sum_row(tok);
-  }
+  const tile_token_rows<T> tok(a, ta, t0);
   __m256i unused = _mm256_setzero_si256();     // span_decoder's corrupt-byte flag (base 3 only)
   [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tiles' codes in cache
   for (std::size_t sp = 0; sp < spans; ++sp) {
@@ -163,7 +173,7 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
           }
           LOWBIT_UNROLL
           for (int t = 0; t < T; ++t) {
-            const __m256i x = broadcast4(xrow[t] + sp * G::span + h * chunk + 4 * lane);
+            const __m256i x = broadcast4(tok.x[t] + sp * G::span + h * chunk + 4 * lane);
             LOWBIT_UNROLL
             for (int r = 0; r < R; ++r) {
               if constexpr (vnni) {
@@ -201,13 +211,13 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
         for (int t = 0; t < T; ++t) {
           __m256i i = i32[r][t];
           if constexpr (zp)
-            i = _mm256_sub_epi32(i, _mm256_mullo_epi32(zv, _mm256_set1_epi32(sumrow[t][seg])));
+            i = _mm256_sub_epi32(i, _mm256_mullo_epi32(zv, _mm256_set1_epi32(tok.sum[t][seg])));
           else if constexpr (vnni && !uvals)
-            i = _mm256_sub_epi32(i, _mm256_set1_epi32(sumrow[t][seg] * 128));
+            i = _mm256_sub_epi32(i, _mm256_set1_epi32(tok.sum[t][seg] * 128));
           else if constexpr (uvals)
-            i = _mm256_sub_epi32(i, _mm256_set1_epi32(orow[t][seg]));
+            i = _mm256_sub_epi32(i, _mm256_set1_epi32(tok.offset[t][seg]));
           acc[r][t] =
-              _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(wsv, _mm256_set1_ps(srow[t][seg])), acc[r][t]);
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(wsv, _mm256_set1_ps(tok.scale[t][seg])), acc[r][t]);
         }
       }
     }

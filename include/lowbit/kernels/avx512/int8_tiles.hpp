@@ -112,17 +112,7 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
   const std::uint8_t* cp[2 * P];
   LOWBIT_UNROLL
   for (int r = 0; r < 2 * P; ++r) cp[r] = w.tile_codes(tile0 + static_cast<std::size_t>(r));
-  const std::int8_t* xrow[T];
-  const float* srow[T];
-  [[maybe_unused]] const std::int32_t *orow[T], *sumrow[T];
-  LOWBIT_UNROLL
-  for (int t = 0; t < T; ++t) {
-    const std::size_t tok = t0 + static_cast<std::size_t>(t);
-    xrow[t] = a.q_row(tok);
-    srow[t] = ta.scale_row(tok);
-    orow[t] = ta.offset_row(tok);
-    sumrow[t] = ta.sum_row(tok);
-  }
+  const avx2::detail::tile_token_rows<T> tok(a, ta, t0);
   [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tiles' codes in cache
   for (std::size_t sp = 0; sp < spans; ++sp) {
     if constexpr (avx2::detail::tiled_prefetch != 0)
@@ -147,7 +137,7 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
           for (int p = 0; p < P; ++p) wv[p] = dec.values(v[p], h);
           LOWBIT_UNROLL
           for (int t = 0; t < T; ++t) {
-            const __m512i x = broadcast4(xrow[t] + sp * G::span + h * chunk + 4 * lane);
+            const __m512i x = broadcast4(tok.x[t] + sp * G::span + h * chunk + 4 * lane);
             LOWBIT_UNROLL
             for (int p = 0; p < P; ++p)
               i32[p][t] = _mm512_dpbusd_epi32(start ? _mm512_setzero_si512() : i32[p][t], wv[p], x);
@@ -175,12 +165,12 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
         for (int t = 0; t < T; ++t) {
           __m512i i = i32[p][t];
           if constexpr (zp)
-            i = _mm512_sub_epi32(i, _mm512_mullo_epi32(zv, _mm512_set1_epi32(sumrow[t][seg])));
+            i = _mm512_sub_epi32(i, _mm512_mullo_epi32(zv, _mm512_set1_epi32(tok.sum[t][seg])));
           else if constexpr (!uvals)
-            i = _mm512_sub_epi32(i, _mm512_set1_epi32(sumrow[t][seg] * 128));
+            i = _mm512_sub_epi32(i, _mm512_set1_epi32(tok.sum[t][seg] * 128));
           else
-            i = _mm512_sub_epi32(i, _mm512_set1_epi32(orow[t][seg]));
-          acc[p][t] = _mm512_fmadd_ps(cvt_ps(i), _mm512_mul_ps(wsv, _mm512_set1_ps(srow[t][seg])), acc[p][t]);
+            i = _mm512_sub_epi32(i, _mm512_set1_epi32(tok.offset[t][seg]));
+          acc[p][t] = _mm512_fmadd_ps(cvt_ps(i), _mm512_mul_ps(wsv, _mm512_set1_ps(tok.scale[t][seg])), acc[p][t]);
         }
       }
     }
