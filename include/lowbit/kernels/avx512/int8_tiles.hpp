@@ -1,8 +1,8 @@
 // AVX-512 VNNI integer-dot GEMM on the row-interleaved tiles of kernels/int8_tiles.hpp: the AVX2
 // VNNI kernel's arithmetic (kernels/avx2/int8_tiles.hpp) on two tiles at once, tile i in the low
 // 256 bits of every register and tile i + 1 in the high 256. Per lane, the two tiles' 32 code bytes
-// are one register (a load and a `vinserti64x4` from memory); each chunk is expanded to int8 values once
-// for 16 rows (the same shifts, masks and 16-entry table lookup, the table broadcast to all four
+// are one register (a load and a `vinserti64x4` from memory); each chunk is expanded to int8 values
+// once for 16 rows (the same shifts, masks and 16-entry table lookup, the table broadcast to all four
 // 128-bit lanes, with signed tables pre-offset by 128), and one 512-bit `vpdpbusd` per token adds
 // the products of 16 rows. Per segment the two tiles' scales form one register and the epilogue
 // (correction, convert, scale product, fma) runs once for 16 rows. Every lane computes what the
@@ -252,7 +252,8 @@ void pair_tiles(const int8_tiled<S>& w, const int8_activations& a, const tile_ac
 // Y = X * W^T (+ bias), bit-identical to avx2::linear_int8_tiled. One token runs the AVX2 kernel:
 // from DRAM the pair kernel, which reads two tiles' code streams per register, streamed INT4 and
 // INT8 at N = 1 slower than the AVX2 kernel at every prefetch distance tried (4096 x 8192, 2
-// threads, Zen 5, bench/README.md run 18); from 2 tokens on it is ahead. scratch holds
+// threads, Zen 5, bench/README.md run 18); from 2 tokens on it is ahead in L3 (0.53-0.95x the
+// time) and in most cases from DRAM. scratch holds
 // int8_tiles_scratch_size(w) floats per thread.
 template <int8_tiles_scheme S>
 void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
