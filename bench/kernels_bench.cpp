@@ -112,6 +112,20 @@ void probe_maddubs_peak(benchmark::State& state) {
 BENCHMARK(probe_fma_peak)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(probe_maddubs_peak)->Arg(1)->Arg(2)->UseRealTime();
 
+#if LOWBIT_HAS_AVX512_BW
+// The fp32 peak where the float path's panel products run on 512-bit FMAs
+// (kernels/avx512/float_dot.hpp): that of those builds. On cores with full-width 512-bit units
+// (Zen 5) it is twice probe_fma_peak's; on Zen 4, which splits 512-bit operations, the same.
+void probe_fma512_peak(benchmark::State& state) {
+  const __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
+  peak_probe<__m512>(
+      state, "GFLOP/s", 2.0 * 16, [](int i) { return _mm512_set1_ps(static_cast<float>(i)); },
+      [&](__m512 v) LOWBIT_ALWAYS_INLINE { return _mm512_fmadd_ps(v, m, c); },
+      [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+}
+BENCHMARK(probe_fma512_peak)->Arg(1)->Arg(2)->UseRealTime();
+#endif
+
 #if LOWBIT_HAS_AVX512_VNNI
 // The int8 peak where the integer-dot kernels use VNNI: 256-bit `vpdpbusd`, 4 products added into
 // each int32 lane (the instruction the kernels run).
@@ -239,6 +253,34 @@ void gemm(benchmark::State& state) {
   report(state, w, tokens);
 }
 
+#if LOWBIT_HAS_AVX512_BW
+// The AVX2 float kernel on the same matrices as gemm<S, f32>, which runs the 512-bit panel
+// products in these builds. Args: tokens, threads.
+template <class S>
+void gemm_float_avx2(benchmark::State& state) {
+  set_threads(state, 1);
+  const auto tokens = static_cast<std::size_t>(state.range(0));
+  const qmatrix<S>& w = weights<S>::get().cache();
+  const std::size_t kx = (w.cols() + 7) / 8 * 8;
+  const auto x = gaussian(tokens * kx, 5);
+  std::vector<float> y(tokens * w.rows());
+  aligned_vector<float> scratch(kernels::avx2::float_scratch_total(w));
+  for (auto _ : state) {
+    kernels::avx2::linear_float(w, x.data(), tokens, kx, std::span<float>(y), {}, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state, w, tokens);
+}
+#define LOWBIT_GEMM_FLOAT_AVX2(S)                                                                                      \
+  BENCHMARK_TEMPLATE(gemm_float_avx2, S)                                                                               \
+      ->ArgNames({"tokens", "threads"})                                                                                \
+      ->ArgsProduct({{8, 32, 128, 512}, {2}})                                                                          \
+      ->UseRealTime()                                                                                                  \
+      ->Unit(benchmark::kMillisecond)
+#else
+#define LOWBIT_GEMM_FLOAT_AVX2(S)
+#endif
+
 #define LOWBIT_GEMV(S, P)                                                                                              \
   BENCHMARK_TEMPLATE(gemv, S, P)                                                                                       \
       ->ArgNames({"where", "threads"})                                                                                 \
@@ -286,6 +328,12 @@ LOWBIT_GEMV(nf4_b64, f32);
 LOWBIT_GEMV(mxfp8_e4m3, f32);
 LOWBIT_GEMV(ternary_absmean, f32);
 LOWBIT_GEMV(ternary_absmean_base3, f32);
+LOWBIT_GEMM_FLOAT_AVX2(int4_g128);
+LOWBIT_GEMM_FLOAT_AVX2(mxfp4);
+LOWBIT_GEMM_FLOAT_AVX2(nvfp4);
+LOWBIT_GEMM_FLOAT_AVX2(nf4_b64);
+LOWBIT_GEMM_FLOAT_AVX2(mxfp8_e4m3);
+LOWBIT_GEMM_FLOAT_AVX2(ternary_absmean);
 
 // ---- integer-dot kernel on row-interleaved int8 tiles -------------------------------------------
 

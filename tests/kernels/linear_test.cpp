@@ -120,8 +120,9 @@ void int8_within_activation_rounding() {
 }
 
 // Float path only: rows past a 16-row panel with a tail, K past its 1024-column blocks, tokens
-// past 6-token steps with tails of 1 and 4, and 2 tokens on rows split across threads.
-const shape float_shapes[] = {{35, 1100, 13}, {17, 2080, 10}, {37, 2080, 2}};
+// past 6-token steps with tails of 1 and 4, 2 tokens on rows split across threads, and 29 tokens:
+// two token blocks of the 512-bit kernel (15 and 14).
+const shape float_shapes[] = {{35, 1100, 13}, {17, 2080, 10}, {37, 2080, 2}, {19, 300, 29}};
 
 template <class S>
 void float_matches_reference(std::span<const shape> list = {}) {
@@ -286,6 +287,66 @@ TEST(linear_float, groups_and_column_zero_points_not_aligned_to_eight) {
   float_matches_reference<int_asym<4, 12>>();
   float_matches_reference<int_asym<8, 0, fp32_scale, granularity::column>>();
 }
+
+#if LOWBIT_HAS_AVX512_BW
+// Token blocks of the 512-bit float kernel: consecutive, covering every token once, at most
+// float_token_block tokens each, sizes within one of each other.
+TEST(linear_float, avx512_token_blocks_partition_the_tokens) {
+  constexpr std::size_t max_block = kernels::avx512::float_token_block;
+  for (std::size_t tokens = 1; tokens <= 10 * max_block + 3; ++tokens) {
+    const kernels::avx512::detail::token_blocks blocks(tokens);
+    ASSERT_EQ(blocks.count, (tokens + max_block - 1) / max_block) << tokens;
+    std::size_t next = 0, smallest = tokens, largest = 0;
+    for (std::size_t b = 0; b < blocks.count; ++b) {
+      ASSERT_EQ(blocks.begin(b), next) << tokens << " block " << b;
+      next += blocks.size(b);
+      smallest = std::min(smallest, blocks.size(b));
+      largest = std::max(largest, blocks.size(b));
+    }
+    EXPECT_EQ(next, tokens);
+    EXPECT_LE(largest, max_block) << tokens;
+    EXPECT_LE(largest - smallest, 1u) << tokens;
+  }
+}
+
+// The 512-bit float kernel and the AVX2 one it falls back to, called directly at every token count
+// from 1 to past two blocks (its row path up to 3, then one to three token blocks), on row tiles
+// with a tail of 5 rows and K past a 1024-column block: within the fp32 bound of the dequantized
+// product, with and without bias, y pre-filled with garbage; the same results at every thread count.
+TEST(linear_float, avx512_panel_products_at_every_token_count) {
+  using S = int4_group<32>;
+  constexpr std::size_t rows = 37, cols = 1100, kx = (cols + 7) / 8 * 8;
+  const auto w = random_weights<S>(rows, cols, 41);
+  const auto dq = dequantize(w);
+  const auto bias = lowbit_test::uniform(rows, 43);
+  for (std::size_t tokens = 1; tokens <= 2 * kernels::avx512::float_token_block + 3; ++tokens) {
+    const auto x = lowbit_test::gaussian(tokens * cols, 42 + static_cast<unsigned>(tokens));
+    std::vector<float> xk(tokens * kx, 0.0f); // rows padded to kx, as linear() passes them
+    for (std::size_t t = 0; t < tokens; ++t) std::copy_n(x.begin() + t * cols, cols, xk.begin() + t * kx);
+    const auto mag = magnitude(x, tokens, dq, rows, cols);
+    for (const bool with_bias : {false, true}) {
+      const std::span<const float> b = with_bias ? std::span<const float>(bias) : std::span<const float>();
+      std::vector<float> want(tokens * rows);
+      reference::linear_dequantized<S>(std::span<const float>(x), tokens, w, want, b);
+      std::vector<float> first;
+      for (int threads : lowbit_test::thread_counts()) {
+        set_threads(threads);
+        aligned_vector<float> scratch(kernels::avx512::float_scratch_total(w, tokens, kx));
+        std::vector<float> got(want.size(), std::numeric_limits<float>::quiet_NaN());
+        kernels::avx512::linear_float(w, xk.data(), tokens, kx, std::span<float>(got), b, scratch.data());
+        for (std::size_t i = 0; i < got.size(); ++i)
+          ASSERT_NEAR(got[i], want[i], 2e-6 * cols / 32 * (mag[i] + (with_bias ? std::fabs(bias[i % rows]) : 0.0)))
+              << "tokens " << tokens << " bias " << with_bias << " at " << i;
+        if (first.empty())
+          first = got;
+        else
+          EXPECT_EQ(got, first) << "tokens " << tokens << " threads " << threads;
+      }
+      set_threads(2);
+    }
+  }
+}
+#endif
 
 // pack_for_int8: schemes whose codes the integer-dot kernels cannot read in place.
 using fp8_g16 = block_scheme<fp8_e4m3, fp16, granularity::group, 16, absmax_scale<>>;

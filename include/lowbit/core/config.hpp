@@ -23,7 +23,8 @@
 #endif
 
 // Where AVX-512 BW is compiled too (-mavx512bw, or -march=native on Skylake-X, Zen 4 and later),
-// the LUT kernels of kernels/avx512/ run on 512-bit registers; LOWBIT_NO_AVX512 keeps them on AVX2.
+// the LUT kernels of kernels/avx512/ and the float path's panel products run on 512-bit registers;
+// LOWBIT_NO_AVX512 keeps them on AVX2.
 #if LOWBIT_HAS_AVX2 && !defined(LOWBIT_NO_AVX512) && defined(__AVX512F__) && defined(__AVX512BW__)
 #define LOWBIT_HAS_AVX512_BW 1
 #else
@@ -62,9 +63,10 @@
 namespace lowbit {
 
 // avx2_vnni: the AVX2 kernels, whose integer dot products use AVX-512 VNNI on 256-bit registers.
-// avx512bw: the AVX2 kernels, and the LUT kernels on 512-bit registers (kernels/avx512/).
-// avx512_vnni: as avx2_vnni, and the LUT kernels and the int8 tiles (from 2 tokens) on 512-bit
-// registers.
+// avx512bw: the AVX2 kernels, and the LUT kernels and the float path's panel products (from 4
+// tokens) on 512-bit registers (kernels/avx512/).
+// avx512_vnni: as avx2_vnni, and the LUT kernels, the int8 tiles (from 2 tokens) and the float
+// path's panel products on 512-bit registers.
 enum class isa { scalar, avx2, avx2_vnni, avx512bw, avx512_vnni };
 
 // The instruction set the library's dispatching entry points use in this translation unit.

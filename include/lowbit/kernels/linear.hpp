@@ -39,6 +39,7 @@
 #include "lowbit/kernels/avx2/ternary_lut.hpp"
 #endif
 #if LOWBIT_HAS_AVX512_BW
+#include "lowbit/kernels/avx512/float_dot.hpp"
 #include "lowbit/kernels/avx512/int8_tiles.hpp"
 #include "lowbit/kernels/avx512/lut_dot.hpp"
 #include "lowbit/kernels/avx512/ternary_lut.hpp"
@@ -163,7 +164,10 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
       for (std::size_t k = 0; k < cols; ++k) ws.x[t * kx + k] = lowbit::detail::widen(x[t * cols + k]);
       for (std::size_t k = cols; k < kx; ++k) ws.x[t * kx + k] = 0.0f;
     }
-#if LOWBIT_HAS_AVX2
+#if LOWBIT_HAS_AVX512_BW
+    ws.scratch.resize(kernels::avx512::float_scratch_total(w, tokens, kx));
+    kernels::avx512::linear_float(w, ws.x.data(), tokens, kx, y, bias, ws.scratch.data());
+#elif LOWBIT_HAS_AVX2
     ws.scratch.resize(kernels::avx2::float_scratch_total(w));
     kernels::avx2::linear_float(w, ws.x.data(), tokens, kx, y, bias, ws.scratch.data());
 #else

@@ -299,58 +299,83 @@ std::size_t float_scratch_total(const qmatrix<S>& w) noexcept {
   return detail::float_columns_size(w) + static_cast<std::size_t>(max_threads()) * float_scratch_size(w);
 }
 
+namespace detail {
+// The panel path's loop, shared with the 512-bit kernel (kernels/avx512/float_dot.hpp): row tiles of
+// panel_rows rows split across threads; per tile the rows' codes unpacked once (into the thread's
+// scratch, float_scratch_size(w) floats from scratch), then per K block a panel decoded (transposed,
+// 8 x 8 at a time) and mul(panel, k0, k1, r0, nr, first) called on it (first: the first K block).
+template <scheme S, class Mul>
+void for_each_panel(const qmatrix<S>& w, const float_rows<S>& decode, std::size_t kx, std::size_t work, float* scratch,
+                    Mul&& mul) {
+  constexpr std::size_t R = panel_rows;
+  const std::size_t rows = w.rows(), width = decode.width();
+  parallel_rows((rows + R - 1) / R, work, [&](std::size_t tile0, std::size_t tile1) {
+    float* panel = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w);
+    auto* codes = reinterpret_cast<std::uint8_t*>(panel + R * k_block);
+    for (std::size_t tile = tile0; tile < tile1; ++tile) {
+      const std::size_t r0 = tile * R, nr = std::min(R, rows - r0);
+      for (std::size_t i = 0; i < nr; ++i) decode.unpack(r0 + i, codes + i * width);
+      for (std::size_t k0 = 0; k0 < kx; k0 += k_block) {
+        const std::size_t k1 = std::min(kx, k0 + k_block);
+        decode_panel(decode, r0, nr, codes, k0, k1, panel);
+        mul(static_cast<const float*>(panel), k0, k1, r0, nr, k0 == 0);
+      }
+    }
+  });
+}
+
+// Up to row_max_tokens tokens: rows split across threads one by one, each decoded in registers and
+// multiplied by every token at once.
+template <scheme S>
+void rows_times_tokens(const qmatrix<S>& w, const float_rows<S>& decode, const float* x, std::size_t tokens,
+                       std::size_t kx, std::span<float> y, std::span<const float> bias, float* scratch) {
+  const std::size_t rows = w.rows();
+  parallel_rows(rows, rows * w.cols() * tokens, [&](std::size_t r0, std::size_t r1) {
+    auto* codes =
+        reinterpret_cast<std::uint8_t*>(scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w));
+    for (std::size_t r = r0; r < r1; ++r) {
+      decode.unpack(r, codes);
+      switch (tokens) {
+      case 1: row_tokens<S, 1>(decode, r, codes, x, kx, rows, bias, y.data()); break;
+      case 2: row_tokens<S, 2>(decode, r, codes, x, kx, rows, bias, y.data()); break;
+      default: row_tokens<S, 3>(decode, r, codes, x, kx, rows, bias, y.data()); break;
+      }
+    }
+  });
+}
+} // namespace detail
+
 // Y = X * dequantize(W)^T (+ bias); x is tokens x kx floats (kx = round_up(K, 8), zero padded);
-// scratch holds float_scratch_total(w) floats (no allocation here). Per tile of panel_rows rows: codes
-// unpacked once, then per K block a panel decoded (transposed, 8 x 8 at a time) and multiplied by
-// every token, 6 at a time. A base-3 byte >= 243 throws lowbit::error (y is then unspecified).
+// scratch holds float_scratch_total(w) floats (no allocation here). Up to row_max_tokens tokens,
+// rows decoded in registers; more, per tile of panel_rows rows and K block a panel
+// (detail::for_each_panel) multiplied by every token, 6 at a time. A base-3 byte >= 243 throws
+// lowbit::error (y is then unspecified).
 template <scheme S>
 void linear_float(const qmatrix<S>& w, const float* x, std::size_t tokens, std::size_t kx, std::span<float> y,
                   std::span<const float> bias, float* scratch) {
-  constexpr std::size_t R = detail::panel_rows, kb = detail::k_block;
   const std::size_t rows = w.rows();
   if (tokens == 0) return;
   const detail::float_rows<S> decode(w, scratch);
   scratch += detail::float_columns_size(w);
-  const std::size_t width = decode.width();
-  if (tokens <= detail::row_max_tokens) { // rows split across threads one by one
-    parallel_rows(rows, rows * w.cols() * tokens, [&](std::size_t r0, std::size_t r1) {
-      auto* codes =
-          reinterpret_cast<std::uint8_t*>(scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w));
-      for (std::size_t r = r0; r < r1; ++r) {
-        decode.unpack(r, codes);
-        switch (tokens) {
-        case 1: detail::row_tokens<S, 1>(decode, r, codes, x, kx, rows, bias, y.data()); break;
-        case 2: detail::row_tokens<S, 2>(decode, r, codes, x, kx, rows, bias, y.data()); break;
-        default: detail::row_tokens<S, 3>(decode, r, codes, x, kx, rows, bias, y.data()); break;
-        }
-      }
-    });
-  } else {
-    parallel_rows((rows + R - 1) / R, rows * w.cols() * tokens, [&](std::size_t tile0, std::size_t tile1) {
-      float* panel = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w);
-      auto* codes = reinterpret_cast<std::uint8_t*>(panel + R * kb);
-      for (std::size_t tile = tile0; tile < tile1; ++tile) {
-        const std::size_t r0 = tile * R, nr = std::min(R, rows - r0);
-        for (std::size_t i = 0; i < nr; ++i) decode.unpack(r0 + i, codes + i * width);
-        for (std::size_t k0 = 0; k0 < kx; k0 += kb) {
-          const std::size_t k1 = std::min(kx, k0 + kb);
-          detail::decode_panel(decode, r0, nr, codes, k0, k1, panel);
-          const bool first = k0 == 0;
-          std::size_t t = 0;
-          for (; t + 6 <= tokens; t += 6)
-            detail::panel_tokens<6>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data());
-          switch (tokens - t) {
-          case 5: detail::panel_tokens<5>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-          case 4: detail::panel_tokens<4>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-          case 3: detail::panel_tokens<3>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-          case 2: detail::panel_tokens<2>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-          case 1: detail::panel_tokens<1>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
-          default: break;
-          }
-        }
-      }
-    });
+  if (tokens <= detail::row_max_tokens) {
+    detail::rows_times_tokens(w, decode, x, tokens, kx, y, bias, scratch);
+    return;
   }
+  detail::for_each_panel(
+      w, decode, kx, rows * w.cols() * tokens, scratch,
+      [&](const float* panel, std::size_t k0, std::size_t k1, std::size_t r0, std::size_t nr, bool first) {
+        std::size_t t = 0;
+        for (; t + 6 <= tokens; t += 6)
+          detail::panel_tokens<6>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data());
+        switch (tokens - t) {
+        case 5: detail::panel_tokens<5>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        case 4: detail::panel_tokens<4>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        case 3: detail::panel_tokens<3>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        case 2: detail::panel_tokens<2>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        case 1: detail::panel_tokens<1>(panel, x, kx, t, k0, k1, r0, nr, rows, first, bias, y.data()); break;
+        default: break;
+        }
+      });
 }
 
 } // namespace lowbit::kernels::avx2
