@@ -138,7 +138,7 @@ void probe_vnni_peak(benchmark::State& state) {
 }
 BENCHMARK(probe_vnni_peak)->Arg(1)->Arg(2)->UseRealTime();
 #if LOWBIT_HAS_AVX512_BW
-// The same with 512-bit `vpdpbusd`, which the int8 tiles run from 2 tokens where AVX-512 BW is
+// The same with 512-bit `vpdpbusd`, which the int8 tiles run at every token count where AVX-512 BW is
 // compiled too (kernels/avx512/int8_tiles.hpp): the int8 peak of those builds.
 void probe_vnni512_peak(benchmark::State& state) {
   const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2);

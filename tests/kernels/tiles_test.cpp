@@ -74,9 +74,9 @@ void tiles_match_reference() {
     kernels::quantize_activations<S>(std::span<const float>(x), s.tokens, s.cols, a);
     kernels::prepare_tile_activations<S>(a, ta);
 #if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
-    // linear() ran the 512-bit kernel from 2 tokens (the AVX2 one at 1); the AVX2 kernel on every
-    // shape, and the 512-bit pair kernel itself at every token count, one token included (its
-    // one-token blocks decode scales in place, with blocks of two pairs and of one).
+    // linear() ran the 512-bit kernel; the AVX2 kernel on every shape, and the 512-bit pair kernel
+    // called directly at every token count, one token included (its one-token blocks decode scales
+    // in place, with blocks of two pairs and of one).
     ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
         want,
         [&](std::span<float> got) {

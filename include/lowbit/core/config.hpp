@@ -65,7 +65,7 @@ namespace lowbit {
 // avx2_vnni: the AVX2 kernels, whose integer dot products use AVX-512 VNNI on 256-bit registers.
 // avx512bw: the AVX2 kernels, and the LUT kernels and the float path's panel products (from 4
 // tokens) on 512-bit registers (kernels/avx512/).
-// avx512_vnni: as avx2_vnni, and the LUT kernels, the int8 tiles (from 2 tokens) and the float
+// avx512_vnni: as avx2_vnni, and the LUT kernels, the int8 tiles and the float
 // path's panel products on 512-bit registers.
 enum class isa { scalar, avx2, avx2_vnni, avx512bw, avx512_vnni };
 

@@ -54,7 +54,7 @@
 // VNNI the int8 tiles are faster, and the AVX2 2-bit LUT kernels keep N <= 2 (bench/README.md,
 // run 13); the 512-bit LUT kernels (AVX-512 BW) were ahead of the 256-bit VNNI tiles at every
 // N = 1-8, from DRAM and in L3, for INT2-g32 and ternary (Zen 5, run 17). Against the 512-bit tiles
-// (AVX-512 BW and VNNI, from 2 tokens; Zen 5, run 18, two passes), the bit-plane kernel on INT2-g32
+// (AVX-512 BW and VNNI, then from 2 tokens; Zen 5, run 18, two passes), the bit-plane kernel on INT2-g32
 // took 0.75-0.89x their time from DRAM at N = 1-4 and 0.86-0.99x at N = 8, but 1.04-1.35x in L3 at
 // N = 4-8: 4. Ternary (LOWBIT_LUT_MAX_TOKENS_TERNARY; the base-3 kernel, on both layouts) took
 // 0.52-0.71x at N = 1, 0.62-0.93x from DRAM and 0.93-1.21x in L3 at N = 2, and 1.06-1.19x from

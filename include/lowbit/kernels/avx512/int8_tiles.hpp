@@ -249,16 +249,16 @@ void pair_tiles(const int8_tiled<S>& w, const int8_activations& a, const tile_ac
 }
 } // namespace detail
 
-// Y = X * W^T (+ bias), bit-identical to avx2::linear_int8_tiled. One token runs the AVX2 kernel:
-// from DRAM the pair kernel, which reads two tiles' code streams per register, streamed INT4 and
-// INT8 at N = 1 slower than the AVX2 kernel at every prefetch distance tried (4096 x 8192, 2
-// threads, Zen 5, bench/README.md run 18); from 2 tokens on it is ahead in L3 (0.53-0.95x the
-// time) and in most cases from DRAM. scratch holds
-// int8_tiles_scratch_size(w) floats per thread.
+// Y = X * W^T (+ bias), bit-identical to avx2::linear_int8_tiled, at every token count. At one
+// token, blocks of 2 pairs (4 tiles) against the AVX2 kernel's blocks of 3 tiles streamed 4-bit and
+// 8-bit weights from DRAM at about the same share of the read probe (within this Zen 5's noise;
+// run 18 had compared single pairs, 2 tiles, which fell behind) and read them from L3 at 1.02-1.41x
+// its rate (4096 x 4096, 2 threads; bench/README.md run 19); from 2 tokens on it is ahead in L3
+// (0.53-0.95x the time) and in most cases from DRAM. scratch holds int8_tiles_scratch_size(w)
+// floats per thread.
 template <int8_tiles_scheme S>
 void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
                        std::span<float> y, std::span<const float> bias, float* scratch) {
-  if (a.tokens == 1) return avx2::linear_int8_tiled(w, a, ta, y, bias, scratch);
   detail::pair_tiles(w, a, ta, y, bias, scratch);
 }
 
