@@ -56,9 +56,9 @@ struct scheme_run {
   std::function<double()> run; // GB/s of weights
 };
 
-// Which kernel a scheme_run times on the int8 tiles: linear() (0), or where the 512-bit tile kernel
-// is compiled, the AVX2 kernel (1) or the 512-bit pair kernel on single pairs, which linear() does
-// not run at N = 1 (2).
+// Which kernel a scheme_run times on the int8 tiles: linear() (0; where the 512-bit tile kernel is
+// compiled, its blocks of two pairs), or there the AVX2 kernel (1) or the 512-bit pair kernel on
+// single pairs (2).
 template <class S, int Kernel = 0>
 void run_tiles(const linear_weights<S>& w, std::span<const float> x, std::span<float> y, linear_workspace& ws) {
   if constexpr (Kernel == 0) {
