@@ -284,6 +284,22 @@ void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activa
   tiled_run<S, R, 1>(w, scales, a, ta, tile0, t, te, y, bias);
 }
 
+// The tile kernels' outer loop (this one's and the 512-bit one's): tiles split across threads,
+// tokens in blocks of 64, which keep the activations a tile streams through in L2 (a tile's scales
+// are decoded once per token block, in the kernel for one-token blocks, see inline_scales); per
+// thread and token block, run(scales, begin, end, tb, te) on the thread's tiles begin .. end - 1
+// and tokens tb .. te - 1, scales being the thread's scratch (scratch_per_thread floats).
+template <int8_tiles_scheme S, class Run>
+void split_tiles(const int8_tiled<S>& w, std::size_t tokens, float* scratch, std::size_t scratch_per_thread,
+                 Run&& run) {
+  constexpr std::size_t token_block = 64;
+  parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
+    float* scales = scratch + static_cast<std::size_t>(thread_index()) * scratch_per_thread;
+    for (std::size_t tb = 0; tb < tokens; tb += token_block)
+      run(scales, begin, end, tb, std::min(tokens, tb + token_block));
+  });
+}
+
 } // namespace detail
 
 // Floats of per-thread scratch linear_int8_tiled needs.
@@ -298,20 +314,14 @@ std::size_t int8_tiles_scratch_size(const int8_tiled<S>& w) noexcept {
 template <int8_tiles_scheme S>
 void linear_int8_tiled(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta,
                        std::span<float> y, std::span<const float> bias, float* scratch) {
-  const std::size_t tokens = a.tokens;
-  // Token blocks keep the activations a tile streams through in L2; a tile's scales are decoded
-  // once per token block (in the kernel for one-token blocks, see inline_scales).
-  constexpr std::size_t token_block = 64;
-  parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
-    float* scales = scratch + static_cast<std::size_t>(thread_index()) * int8_tiles_scratch_size(w);
-    for (std::size_t tb = 0; tb < tokens; tb += token_block) {
-      const std::size_t te = std::min(tokens, tb + token_block);
-      std::size_t tile = begin;
-      for (; tile + detail::tiled_rows <= end; tile += detail::tiled_rows)
-        detail::tiled_token_blocks<S, detail::tiled_rows>(w, scales, a, ta, tile, tb, te, y, bias);
-      for (; tile < end; ++tile) detail::tiled_token_blocks<S, 1>(w, scales, a, ta, tile, tb, te, y, bias);
-    }
-  });
+  detail::split_tiles(w, a.tokens, scratch, int8_tiles_scratch_size(w),
+                      [&](float* scales, std::size_t begin, std::size_t end, std::size_t tb, std::size_t te) {
+                        std::size_t tile = begin;
+                        for (; tile + detail::tiled_rows <= end; tile += detail::tiled_rows)
+                          detail::tiled_token_blocks<S, detail::tiled_rows>(w, scales, a, ta, tile, tb, te, y, bias);
+                        for (; tile < end; ++tile)
+                          detail::tiled_token_blocks<S, 1>(w, scales, a, ta, tile, tb, te, y, bias);
+                      });
 }
 
 } // namespace lowbit::kernels::avx2

@@ -233,19 +233,17 @@ template <int8_tiles_scheme S, int P = tiled_pairs>
 void pair_tiles(const int8_tiled<S>& w, const int8_activations& a, const tile_activations& ta, std::span<float> y,
                 std::span<const float> bias, float* scratch) {
   static_assert(P >= 1 && P <= tiled_pairs, "no more pairs than tiled_pairs, which sizes the scratch");
-  const std::size_t tokens = a.tokens;
-  constexpr std::size_t token_block = 64;
-  parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
-    float* scales = scratch + static_cast<std::size_t>(thread_index()) * int8_tiles_scratch_size(w);
-    for (std::size_t tb = 0; tb < tokens; tb += token_block) {
-      const std::size_t te = std::min(tokens, tb + token_block);
-      std::size_t tile = begin;
-      for (; tile + 2 * P <= end; tile += 2 * P) pair_token_blocks<S, P>(w, scales, a, ta, tile, tb, te, y, bias);
-      if constexpr (P > 1)
-        for (; tile + 2 <= end; tile += 2) pair_token_blocks<S, 1>(w, scales, a, ta, tile, tb, te, y, bias);
-      for (; tile < end; ++tile) avx2::detail::tiled_token_blocks<S, 1>(w, scales, a, ta, tile, tb, te, y, bias);
-    }
-  });
+  avx2::detail::split_tiles(w, a.tokens, scratch, int8_tiles_scratch_size(w),
+                            [&](float* scales, std::size_t begin, std::size_t end, std::size_t tb, std::size_t te) {
+                              std::size_t tile = begin;
+                              for (; tile + 2 * P <= end; tile += 2 * P)
+                                pair_token_blocks<S, P>(w, scales, a, ta, tile, tb, te, y, bias);
+                              if constexpr (P > 1)
+                                for (; tile + 2 <= end; tile += 2)
+                                  pair_token_blocks<S, 1>(w, scales, a, ta, tile, tb, te, y, bias);
+                              for (; tile < end; ++tile)
+                                avx2::detail::tiled_token_blocks<S, 1>(w, scales, a, ta, tile, tb, te, y, bias);
+                            });
 }
 } // namespace detail
 
