@@ -310,12 +310,15 @@ TEST(linear_float, avx512_token_blocks_partition_the_tokens) {
 }
 
 // The 512-bit float kernel and the AVX2 one it falls back to, called directly at every token count
-// from 1 to past two blocks (its row path up to 3, then one to three token blocks), on row tiles
-// with a tail of 5 rows and K past a 1024-column block: within the fp32 bound of the dequantized
-// product, with and without bias, y pre-filled with garbage; the same results at every thread count.
-TEST(linear_float, avx512_panel_products_at_every_token_count) {
+// from 1 to past two blocks (its row path up to 3, then one to three token blocks), on row tiles of
+// 32 rows with a last tile of 5 rows (one panel) and of 21 (two, the second partial), and K past a
+// 1024-column block: within the fp32 bound of the dequantized product, with and without bias, y
+// pre-filled with garbage; the same results at every thread count.
+class avx512_float_rows : public ::testing::TestWithParam<std::size_t> {};
+TEST_P(avx512_float_rows, panel_products_at_every_token_count) {
   using S = int4_group<32>;
-  constexpr std::size_t rows = 37, cols = 1100, kx = (cols + 7) / 8 * 8;
+  const std::size_t rows = GetParam();
+  constexpr std::size_t cols = 1100, kx = (cols + 7) / 8 * 8;
   const auto w = random_weights<S>(rows, cols, 41);
   const auto dq = dequantize(w);
   const auto bias = lowbit_test::uniform(rows, 43);
@@ -346,6 +349,7 @@ TEST(linear_float, avx512_panel_products_at_every_token_count) {
     }
   }
 }
+INSTANTIATE_TEST_SUITE_P(linear_float, avx512_float_rows, ::testing::Values(37, 53));
 #endif
 
 // pack_for_int8: schemes whose codes the integer-dot kernels cannot read in place.

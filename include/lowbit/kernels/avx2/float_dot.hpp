@@ -286,38 +286,44 @@ void panel_tokens(const float* panel, const float* x, std::size_t kx, std::size_
 
 } // namespace detail
 
-// Floats of per-thread scratch linear_float needs for W: a panel and a row tile's codes.
-template <scheme S>
+// Floats of per-thread scratch linear_float needs for W: a panel and a row tile's codes (for
+// detail::for_each_panel<Panels>: Panels panels, and the codes of a tile of Panels x panel_rows rows).
+template <std::size_t Panels = 1, scheme S>
 std::size_t float_scratch_size(const qmatrix<S>& w) noexcept {
-  return detail::panel_rows * detail::k_block + detail::panel_rows * detail::round_up(w.padded_cols(), chunk) / 4;
+  return Panels *
+         (detail::panel_rows * detail::k_block + detail::panel_rows * detail::round_up(w.padded_cols(), chunk) / 4);
 }
 
 // Floats of scratch linear_float needs for W: the decoder's shared columns, then per thread a panel
-// and a row tile's codes.
-template <scheme S>
+// and a row tile's codes (Panels of each for detail::for_each_panel<Panels>).
+template <std::size_t Panels = 1, scheme S>
 std::size_t float_scratch_total(const qmatrix<S>& w) noexcept {
-  return detail::float_columns_size(w) + static_cast<std::size_t>(max_threads()) * float_scratch_size(w);
+  return detail::float_columns_size(w) + static_cast<std::size_t>(max_threads()) * float_scratch_size<Panels>(w);
 }
 
 namespace detail {
 // The panel path's loop, shared with the 512-bit kernel (kernels/avx512/float_dot.hpp): row tiles of
-// panel_rows rows split across threads; per tile the rows' codes unpacked once (into the thread's
-// scratch, float_scratch_size(w) floats from scratch), then per K block a panel decoded (transposed,
-// 8 x 8 at a time) and mul(panel, k0, k1, r0, nr, first) called on it (first: the first K block).
-template <scheme S, class Mul>
+// Panels x panel_rows rows split across threads; per tile the rows' codes unpacked once (into the
+// thread's scratch, float_scratch_size<Panels>(w) floats from scratch), then per K block the panels
+// that hold any of its nr rows decoded (transposed, 8 x 8 at a time; panel p, rows 16p .. 16p + 15
+// of the tile, at panel + p x panel_rows x k_block, zeros in the rows past nr) and mul(panel, k0, k1,
+// r0, nr, first) called on them (first: the first K block).
+template <std::size_t Panels = 1, scheme S, class Mul>
 void for_each_panel(const qmatrix<S>& w, const float_rows<S>& decode, std::size_t kx, std::size_t work, float* scratch,
                     Mul&& mul) {
-  constexpr std::size_t R = panel_rows;
+  constexpr std::size_t R = panel_rows, TR = Panels * R;
   const std::size_t rows = w.rows(), width = decode.width();
-  parallel_rows((rows + R - 1) / R, work, [&](std::size_t tile0, std::size_t tile1) {
-    float* panel = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size(w);
-    auto* codes = reinterpret_cast<std::uint8_t*>(panel + R * k_block);
+  parallel_rows((rows + TR - 1) / TR, work, [&](std::size_t tile0, std::size_t tile1) {
+    float* panel = scratch + static_cast<std::size_t>(thread_index()) * float_scratch_size<Panels>(w);
+    auto* codes = reinterpret_cast<std::uint8_t*>(panel + Panels * R * k_block);
     for (std::size_t tile = tile0; tile < tile1; ++tile) {
-      const std::size_t r0 = tile * R, nr = std::min(R, rows - r0);
+      const std::size_t r0 = tile * TR, nr = std::min(TR, rows - r0);
       for (std::size_t i = 0; i < nr; ++i) decode.unpack(r0 + i, codes + i * width);
       for (std::size_t k0 = 0; k0 < kx; k0 += k_block) {
         const std::size_t k1 = std::min(kx, k0 + k_block);
-        decode_panel(decode, r0, nr, codes, k0, k1, panel);
+        for (std::size_t p = 0; p * R < nr; ++p)
+          decode_panel(decode, r0 + p * R, std::min(R, nr - p * R), codes + p * R * width, k0, k1,
+                       panel + p * R * k_block);
         mul(static_cast<const float*>(panel), k0, k1, r0, nr, k0 == 0);
       }
     }
