@@ -33,10 +33,10 @@ static void ab_cases(benchmark::internal::Benchmark* b) {
 BENCHMARK_TEMPLATE(ab, false)->Name("old_float")->Apply(ab_cases);
 BENCHMARK_TEMPLATE(ab, true)->Name("new_float")->Apply(ab_cases);
 #else
+#include "ab_common.hpp"
 #include "lowbit/lowbit.hpp"
 
 #include <cstddef>
-#include <random>
 #include <span>
 #include <vector>
 
@@ -44,13 +44,7 @@ namespace {
 constexpr std::size_t n = 4096, max_tokens = 512;
 using namespace lowbit;
 
-std::vector<float> gaussian(std::size_t count, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(count);
-  for (auto& e : v) e = d(g);
-  return v;
-}
+using lowbit_ab::gaussian;
 
 // One matrix, the activations and a workspace per scheme, made on first use.
 template <class S>

@@ -43,10 +43,10 @@ BENCHMARK_TEMPLATE(ab, 0)->Name("old_lut")->Apply(ab_cases);
 BENCHMARK_TEMPLATE(ab, 1)->Name("new_lut")->Apply(ab_cases);
 BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply(ab_cases);
 #else
+#include "ab_common.hpp"
 #include "lowbit/lowbit.hpp"
 
 #include <cstddef>
-#include <random>
 #include <span>
 #include <vector>
 
@@ -54,13 +54,7 @@ namespace {
 constexpr std::size_t n = 4096, max_tokens = 8;
 using namespace lowbit;
 
-std::vector<float> gaussian(std::size_t count, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(count);
-  for (auto& e : v) e = d(g);
-  return v;
-}
+using lowbit_ab::gaussian;
 
 // One packed matrix, its activations and workspace, made on first use.
 template <class Packed>
