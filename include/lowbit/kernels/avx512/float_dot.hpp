@@ -32,9 +32,10 @@ namespace lowbit::kernels::avx512 {
 inline constexpr std::size_t float_token_block = 12;
 // Panels (of 16 rows) per row tile: each k step loads one column of each and multiplies it with
 // every token's broadcast activation, 2 loads and 12 broadcasts per 24 FMAs. One panel by 24 tokens
-// (1 + 24 loads per 24 FMAs) reached 88 % of this Zen 5's 512-bit FMA peak in L2, two by 12 99 %
-// (bench/README.md, run 20).
+// (1 + 24 loads per 24 FMAs) reached 88 % of this Zen 5's 512-bit FMA peak in L2, two by 11-14
+// 96-99 % (bench/README.md, run 20).
 inline constexpr std::size_t float_tile_panels = 2;
+static_assert(float_tile_panels == 1 || float_tile_panels == 2, "panel_kernels holds tiles of 1 or 2 panels");
 
 namespace detail {
 
