@@ -726,18 +726,24 @@ LOWBIT_LAYER(iq4_nl);
 
 // ---- Activation preparation, per call of linear() ------------------------------------------
 // One token of K = 8192 columns: the integer-dot path's int8 quantizer and the LUT path's table
-// builder, scalar spec (impl 0) against AVX2 (impl 1). Counter: activations per second.
+// builder, scalar spec (impl 0) against AVX2 (impl 1) and, for the tables, AVX-512 (impl 2; what
+// linear() runs where AVX-512 BW is compiled). Counter: activations per second.
 template <class S, bool Lut>
 void activation_prep(benchmark::State& state) {
-  const bool simd = state.range(0) == 1;
+  const auto impl = state.range(0);
   const std::size_t cols = 8192;
   const auto x = gaussian(cols, 7);
   kernels::int8_activations a;
   kernels::lut_activations t;
   for (auto _ : state) {
     if constexpr (Lut) {
+#if LOWBIT_HAS_AVX512_BW
+      if (impl == 2)
+        kernels::avx512::build_lut_tables(std::span<const float>(x), 1, cols, t);
+      else
+#endif
 #if LOWBIT_HAS_AVX2
-      if (simd)
+          if (impl == 1)
         kernels::avx2::build_lut_tables(std::span<const float>(x), 1, cols, t);
       else
 #endif
@@ -745,7 +751,7 @@ void activation_prep(benchmark::State& state) {
       benchmark::DoNotOptimize(t.q.data());
     } else {
 #if LOWBIT_HAS_AVX2
-      if (simd)
+      if (impl == 1)
         kernels::avx2::quantize_activations<S>(std::span<const float>(x), 1, cols, a);
       else
 #endif
@@ -757,7 +763,10 @@ void activation_prep(benchmark::State& state) {
       static_cast<double>(cols) * 1e-6 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 #define LOWBIT_ACTIVATION_PREP(S, Lut)                                                                                 \
-  BENCHMARK_TEMPLATE(activation_prep, S, Lut)->ArgNames({"impl"})->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)
+  BENCHMARK_TEMPLATE(activation_prep, S, Lut)                                                                          \
+      ->ArgNames({"impl"})                                                                                             \
+      ->DenseRange(0, Lut&& LOWBIT_HAS_AVX512_BW ? 2 : 1)                                                              \
+      ->Unit(benchmark::kMicrosecond)
 LOWBIT_ACTIVATION_PREP(int4_g32, false);
 LOWBIT_ACTIVATION_PREP(int2_g32, false);
 LOWBIT_ACTIVATION_PREP(nvfp4, false);
@@ -765,16 +774,22 @@ LOWBIT_ACTIVATION_PREP(ternary_absmean_base3, false);
 LOWBIT_ACTIVATION_PREP(int4_g32, true);
 
 // The base-3 LUT kernel's tables (kernels/ternary_lut.hpp) for one token of K = 8192 columns, scalar
-// spec (impl 0) against AVX2 (impl 1), at 1 and 2 threads (a token's blocks split into tasks).
+// spec (impl 0) against AVX2 (impl 1) and AVX-512 (impl 2, where compiled), at 1 and 2 threads (a
+// token's blocks split into tasks).
 void ternary_tables(benchmark::State& state) {
-  const bool simd = state.range(0) == 1;
+  const auto impl = state.range(0);
   set_threads(state, 1);
   const std::size_t cols = 8192;
   const auto x = gaussian(cols, 7);
   kernels::ternary_activations t;
   for (auto _ : state) {
+#if LOWBIT_HAS_AVX512_BW
+    if (impl == 2)
+      kernels::avx512::build_ternary_tables(std::span<const float>(x), 1, cols, t);
+    else
+#endif
 #if LOWBIT_HAS_AVX2
-    if (simd)
+        if (impl == 1)
       kernels::avx2::build_ternary_tables(std::span<const float>(x), 1, cols, t);
     else
 #endif
@@ -786,7 +801,7 @@ void ternary_tables(benchmark::State& state) {
 }
 BENCHMARK(ternary_tables)
     ->ArgNames({"impl", "threads"})
-    ->ArgsProduct({{0, 1}, {1, 2}})
+    ->ArgsProduct({LOWBIT_HAS_AVX512_BW ? std::vector<std::int64_t>{0, 1, 2} : std::vector<std::int64_t>{0, 1}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -162,8 +162,8 @@ TEST(lut_tables, overflowing_sums_give_a_nan_scale_and_subnormal_blocks_zero) {
 // and sums) equal one pass of the row builder over each whole token, with a NaN block first in a
 // task and a partial last block.
 TEST(lut_tables, tables_split_into_tasks_match_one_pass) {
-  const std::size_t cols = 2100, tokens = 2; // 66 blocks: 3 tasks per token, the last one partial
-  static_assert(cols * tokens * 16 >= (std::size_t{1} << 16));
+  const std::size_t cols = 2100, tokens = 8;                  // 66 blocks: 3 tasks per token, the last one partial
+  static_assert(cols * tokens * 4 >= (std::size_t{1} << 16)); // enough for the AVX-512 builder to split
   auto x = lowbit_test::gaussian(tokens * cols, 8);
   x[cols + 1030] = std::numeric_limits<float>::quiet_NaN(); // token 1, block 32: the second task's first
   kernels::lut_activations one;
@@ -185,14 +185,18 @@ TEST(lut_tables, tables_split_into_tasks_match_one_pass) {
     kernels::avx2::build_lut_tables(std::span<const float>(x), tokens, cols, a);
   })) << "AVX2";
 #endif
+#if LOWBIT_HAS_AVX512_BW
+  EXPECT_TRUE(lowbit_test::tables_equal_at_thread_counts(one, [&](kernels::lut_activations& a) {
+    kernels::avx512::build_lut_tables(std::span<const float>(x), tokens, cols, a);
+  })) << "AVX-512";
+#endif
 }
 
-// The AVX2 table builder against the scalar spec, byte for byte and bit for bit: fp32, fp16 and
-// bf16 input, K with and without partial 32-column blocks, tokens with zero, NaN, inf, overflowing,
-// subnormal and tied (x.5 after scaling) blocks.
-template <class T>
-void avx2_tables_match_scalar() {
-#if LOWBIT_HAS_AVX2
+// The AVX2 and AVX-512 table builders against the scalar spec, byte for byte and bit for bit: fp32,
+// fp16 and bf16 input, K with and without partial 32-column blocks, tokens with zero, NaN, inf,
+// overflowing, subnormal and tied (x.5 after scaling) blocks.
+template <class T, class Builder>
+void simd_tables_match_scalar(Builder&& build, const char* isa) {
   for (std::size_t cols : {32, 64, 96, 100, 129, 255, 256, 4096 + 7}) {
     const std::size_t tokens = 6;
     const auto g = lowbit_test::gaussian(tokens * cols, 91);
@@ -209,23 +213,39 @@ void avx2_tables_match_scalar() {
     for (std::size_t c = 0; c < cols; ++c) x[5 * cols + c] = T(c % 3 == 0 ? 1e-40f : static_cast<float>(c % 7) - 3.0f);
     kernels::lut_activations want, got;
     kernels::build_lut_tables(std::span<const T>(x), tokens, cols, want);
-    kernels::avx2::build_lut_tables(std::span<const T>(x), tokens, cols, got);
+    build(std::span<const T>(x), tokens, cols, got);
     ASSERT_EQ(got.q.size(), want.q.size());
-    for (std::size_t i = 0; i < want.q.size(); ++i) ASSERT_EQ(got.q[i], want.q[i]) << "cols " << cols << " at " << i;
+    for (std::size_t i = 0; i < want.q.size(); ++i)
+      ASSERT_EQ(got.q[i], want.q[i]) << isa << " cols " << cols << " at " << i;
     ASSERT_EQ(got.scale.size(), want.scale.size());
-    ASSERT_EQ(first_bit_difference(got.scale, want.scale), want.scale.size()) << "cols " << cols;
+    ASSERT_EQ(first_bit_difference(got.scale, want.scale), want.scale.size()) << isa << " cols " << cols;
     ASSERT_EQ(got.xsum.size(), want.xsum.size());
-    ASSERT_EQ(first_bit_difference(got.xsum, want.xsum), want.xsum.size()) << "cols " << cols;
+    ASSERT_EQ(first_bit_difference(got.xsum, want.xsum), want.xsum.size()) << isa << " cols " << cols;
   }
+}
+
+template <class T>
+void simd_tables_match_scalar() {
+#if LOWBIT_HAS_AVX2
+  simd_tables_match_scalar<T>([](std::span<const T> x, std::size_t tokens, std::size_t cols,
+                                 kernels::lut_activations& a) { kernels::avx2::build_lut_tables(x, tokens, cols, a); },
+                              "AVX2");
 #else
   GTEST_SKIP() << "built without AVX2";
 #endif
+#if LOWBIT_HAS_AVX512_BW
+  simd_tables_match_scalar<T>(
+      [](std::span<const T> x, std::size_t tokens, std::size_t cols, kernels::lut_activations& a) {
+        kernels::avx512::build_lut_tables(x, tokens, cols, a);
+      },
+      "AVX-512");
+#endif
 }
 
-TEST(lut_tables, avx2_builder_bit_exact_against_the_scalar_spec) {
-  avx2_tables_match_scalar<float>();
-  avx2_tables_match_scalar<half>();
-  avx2_tables_match_scalar<bfloat16>();
+TEST(lut_tables, simd_builders_bit_exact_against_the_scalar_spec) {
+  simd_tables_match_scalar<float>();
+  simd_tables_match_scalar<half>();
+  simd_tables_match_scalar<bfloat16>();
 }
 
 template <class S>

@@ -137,6 +137,12 @@ TEST(ternary_lut, tables_match_their_definition) {
   ASSERT_TRUE(a.q == b.q);
   ASSERT_EQ(first_bit_difference(a.scale, b.scale), a.scale.size());
 #endif
+#if LOWBIT_HAS_AVX512_BW
+  kernels::ternary_activations c;
+  kernels::avx512::build_ternary_tables(std::span<const float>(x), tokens, cols, c);
+  ASSERT_TRUE(a.q == c.q);
+  ASSERT_EQ(first_bit_difference(a.scale, c.scale), a.scale.size());
+#endif
   for (std::size_t t = 0; t < tokens; ++t)
     for (std::size_t bl = 0; bl < a.blocks; ++bl) {
       const float s = a.scale_row(t)[bl];
@@ -179,7 +185,8 @@ TEST(ternary_lut, tables_match_their_definition) {
 // every thread count equal one pass of the row builder over the whole token, with a bad block (NaN)
 // and a partial last block inside the split.
 TEST(ternary_lut, tables_split_into_tasks_match_one_pass) {
-  const std::size_t cols = 60 * kernels::ternary_block_cols + 50, tokens = 2, blocks = 61; // enough to split
+  const std::size_t cols = 60 * kernels::ternary_block_cols + 50, tokens = 3, blocks = 61; // enough to split
+  static_assert(cols * tokens * 4 >= (std::size_t{1} << 16)); // also for the AVX-512 builder
   auto x = lowbit_test::gaussian(tokens * cols, 147);
   x[cols + 17 * kernels::ternary_block_cols + 4] = std::numeric_limits<float>::quiet_NaN(); // token 1, block 17
   kernels::ternary_activations one; // one pass per token, no tasks
@@ -200,6 +207,11 @@ TEST(ternary_lut, tables_split_into_tasks_match_one_pass) {
   EXPECT_TRUE(lowbit_test::tables_equal_at_thread_counts(one, [&](kernels::ternary_activations& a) {
     kernels::avx2::build_ternary_tables(std::span<const float>(x), tokens, cols, a);
   })) << "AVX2";
+#endif
+#if LOWBIT_HAS_AVX512_BW
+  EXPECT_TRUE(lowbit_test::tables_equal_at_thread_counts(one, [&](kernels::ternary_activations& a) {
+    kernels::avx512::build_ternary_tables(std::span<const float>(x), tokens, cols, a);
+  })) << "AVX-512";
 #endif
 }
 
@@ -223,6 +235,13 @@ TEST(ternary_lut, row_builders_zero_the_blocks_past_cols) {
   kernels::avx2::build_ternary_table_row(x.data(), cols, blocks, qa, sa.data());
   EXPECT_TRUE(std::equal(q.begin(), q.end(), qa));
   EXPECT_EQ(first_bit_difference(sa, s), sa.size());
+#endif
+#if LOWBIT_HAS_AVX512_BW
+  std::vector<std::int8_t> q5(blocks * E, 1);
+  std::vector<float> s5(blocks, 1.0f);
+  kernels::avx512::build_ternary_table_row(x.data(), cols, blocks, q5.data(), s5.data());
+  EXPECT_TRUE(q5 == q);
+  EXPECT_EQ(first_bit_difference(s5, s), s5.size());
 #endif
 }
 

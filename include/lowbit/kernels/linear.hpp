@@ -39,6 +39,7 @@
 #include "lowbit/kernels/avx2/ternary_lut.hpp"
 #endif
 #if LOWBIT_HAS_AVX512_BW
+#include "lowbit/kernels/avx512/activations.hpp"
 #include "lowbit/kernels/avx512/float_dot.hpp"
 #include "lowbit/kernels/avx512/int8_tiles.hpp"
 #include "lowbit/kernels/avx512/lut_dot.hpp"
@@ -99,11 +100,14 @@
 namespace lowbit {
 
 namespace detail {
-// The ISA folder whose bit-plane and base-3 LUT kernels linear() runs on tables built with AVX2.
+// The ISA folders whose bit-plane and base-3 LUT kernels linear() runs, and whose builders make
+// their tables.
 #if LOWBIT_HAS_AVX512_BW
 namespace lut_kernels = kernels::avx512;
+namespace lut_tables = kernels::avx512;
 #elif LOWBIT_HAS_AVX2
 namespace lut_kernels = kernels::avx2;
+namespace lut_tables = kernels::avx2;
 #endif
 // The ISA folder whose integer-dot kernel linear() runs on int8 tiles.
 #if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
@@ -188,7 +192,7 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
-  kernels::avx2::build_lut_tables(x, tokens, w.cols(), ws.tables);
+  detail::lut_tables::build_lut_tables(x, tokens, w.cols(), ws.tables);
   detail::lut_kernels::linear_lut(w, ws.tables, y, bias);
 #else
   kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
@@ -226,7 +230,7 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::ternary_lut
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
-  kernels::avx2::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
+  detail::lut_tables::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
   detail::lut_kernels::linear_ternary_lut(w, ws.ternary_tables, y, bias);
 #else
   kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);

@@ -378,10 +378,12 @@ void build_lut_table_row(const T* x, std::size_t cols, std::size_t blocks, std::
 }
 
 // Sizes `out` for `tokens` rows of `cols` and fills it token by token with `row`, a function with
-// build_lut_table_row's parameters (the scalar spec here, its AVX2 twin elsewhere).
+// build_lut_table_row's parameters (the scalar spec here, its SIMD twins elsewhere). `cost` is what
+// an activation costs that builder, in parallel_rows' units of work (about 16 for the scalar and
+// AVX2 builders; less for a faster builder, which then stays on one thread for longer rows).
 template <activation_type T, class Row>
 void build_lut_tables_by_row(std::span<const T> x, std::size_t tokens, std::size_t cols, lut_activations& out,
-                             Row&& row) {
+                             Row&& row, std::size_t cost = 16) {
   out.tokens = tokens;
   out.cols = cols;
   out.blocks = (cols + lut_block - 1) / lut_block;
@@ -389,13 +391,15 @@ void build_lut_tables_by_row(std::span<const T> x, std::size_t tokens, std::size
   out.scale.resize(tokens * out.blocks);
   out.xsum.resize(tokens * out.blocks);
   // Tokens and their blocks are independent: tasks of up to 32 blocks (1024 columns) of one token,
-  // split across threads once there is enough work (an activation costs about as much as 16
-  // touched elements elsewhere), so that one token's tables also take every thread.
-  parallel_token_blocks(tokens, out.blocks, 32, tokens * cols * 16, [&](std::size_t t, std::size_t b0, std::size_t nb) {
-    const std::size_t c0 = b0 * lut_block;
-    row(x.data() + t * cols + c0, cols - c0, nb, out.q.data() + t * out.row_entries() + b0 * lut_tables_per_block * 16,
-        out.scale.data() + t * out.blocks + b0, out.xsum.data() + t * out.blocks + b0);
-  });
+  // split across threads once there is enough work (with the AVX2 builder an activation costs about
+  // as much as 16 touched elements elsewhere), so that one token's tables also take every thread.
+  parallel_token_blocks(tokens, out.blocks, 32, tokens * cols * cost,
+                        [&](std::size_t t, std::size_t b0, std::size_t nb) {
+                          const std::size_t c0 = b0 * lut_block;
+                          row(x.data() + t * cols + c0, cols - c0, nb,
+                              out.q.data() + t * out.row_entries() + b0 * lut_tables_per_block * 16,
+                              out.scale.data() + t * out.blocks + b0, out.xsum.data() + t * out.blocks + b0);
+                        });
 }
 
 template <activation_type T>

@@ -216,11 +216,12 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
 }
 
 // Sizes `out` for `tokens` rows of `cols` and fills it with `row`, a function with
-// build_ternary_table_row's parameters (the scalar spec here, its AVX2 twin elsewhere), called on
-// runs of whole blocks.
+// build_ternary_table_row's parameters (the scalar spec here, its SIMD twins elsewhere), called on
+// runs of whole blocks; `cost` is an activation's work for parallel_rows, as in
+// build_lut_tables_by_row (8 for the scalar and AVX2 builders).
 template <activation_type T, class Row>
 void build_ternary_tables_by_row(std::span<const T> x, std::size_t tokens, std::size_t cols, ternary_activations& out,
-                                 Row&& row) {
+                                 Row&& row, std::size_t cost = 8) {
   out.tokens = tokens;
   out.cols = cols;
   out.blocks = (cols + ternary_block_cols - 1) / ternary_block_cols;
@@ -228,11 +229,13 @@ void build_ternary_tables_by_row(std::span<const T> x, std::size_t tokens, std::
   out.scale.resize(tokens * out.blocks);
   // Tokens and their blocks are independent: tasks of up to 16 blocks (1536 columns) of one token,
   // so that one token's tables also take every thread (as build_lut_tables_by_row).
-  parallel_token_blocks(tokens, out.blocks, 16, tokens * cols * 8, [&](std::size_t t, std::size_t b0, std::size_t nb) {
-    const std::size_t c0 = b0 * ternary_block_cols;
-    row(x.data() + t * cols + c0, cols - c0, nb, out.q.data() + t * out.row_entries() + b0 * ternary_block_triads * 16,
-        out.scale.data() + t * out.blocks + b0);
-  });
+  parallel_token_blocks(tokens, out.blocks, 16, tokens * cols * cost,
+                        [&](std::size_t t, std::size_t b0, std::size_t nb) {
+                          const std::size_t c0 = b0 * ternary_block_cols;
+                          row(x.data() + t * cols + c0, cols - c0, nb,
+                              out.q.data() + t * out.row_entries() + b0 * ternary_block_triads * 16,
+                              out.scale.data() + t * out.blocks + b0);
+                        });
 }
 
 template <activation_type T>
