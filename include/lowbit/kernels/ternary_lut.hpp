@@ -85,6 +85,31 @@ constexpr int ternary_entry_weight(unsigned i, unsigned l) noexcept {
   return static_cast<int>(l == 0 ? i / 9 : l == 1 ? i / 3 % 3 : i % 3) - 1;
 }
 
+// The same weights as three rows of 16 floats (row l: activation l's weight in entries 0-13, 0 in
+// 14 and 15), 64-byte aligned, for the SIMD table builders.
+struct alignas(64) ternary_weight_rows {
+  float v[3][16];
+};
+inline constexpr ternary_weight_rows ternary_entry_weights = [] {
+  ternary_weight_rows w{};
+  for (unsigned l = 0; l < 3; ++l)
+    for (unsigned i = 0; i < 14; ++i) w.v[l][i] = static_cast<float>(ternary_entry_weight(i, l));
+  return w;
+}();
+
+// The ternary_block_cols activations of the block starting at column c0 of a row of `cols`, as
+// fp32 into xs, zeros past cols (the SIMD table builders' input).
+template <activation_type T>
+void load_ternary_block(const T* x, std::size_t cols, std::size_t c0, float* xs) noexcept {
+  const std::size_t n = c0 < cols ? std::min(ternary_block_cols, cols - c0) : 0;
+  if constexpr (std::is_same_v<T, float>) {
+    std::copy_n(x + c0, n, xs);
+  } else {
+    for (std::size_t c = 0; c < n; ++c) xs[c] = lowbit::detail::widen(x[c0 + c]);
+  }
+  std::fill(xs + n, xs + ternary_block_cols, 0.0f);
+}
+
 // W packed for the base-3 LUT kernels (see the header comment); made by pack_for_ternary_lut.
 template <ternary_lut_scheme S>
 class ternary_lut_matrix {

@@ -18,12 +18,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
-#include <type_traits>
 
 #ifndef LOWBIT_TERNARY_TOKENS
 #define LOWBIT_TERNARY_TOKENS 2
@@ -42,27 +40,15 @@ static_assert(ternary_tokens >= 1 && ternary_tokens <= 4, "LOWBIT_TERNARY_TOKENS
 // detail::store_rounded_i8.
 template <activation_type T>
 void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale) noexcept {
-  alignas(32) static constexpr auto wv = [] {
-    std::array<std::array<float, 16>, 3> v{};
-    for (unsigned l = 0; l < 3; ++l)
-      for (unsigned i = 0; i < 14; ++i) v[l][i] = static_cast<float>(ternary_entry_weight(i, l));
-    return v;
-  }();
   __m256 w[3][2];
   for (std::size_t l = 0; l < 3; ++l)
-    for (std::size_t h = 0; h < 2; ++h) w[l][h] = _mm256_loadu_ps(wv[l].data() + 8 * h);
+    for (std::size_t h = 0; h < 2; ++h) w[l][h] = _mm256_load_ps(ternary_entry_weights.v[l] + 8 * h);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
   alignas(32) float xs[ternary_block_cols];
   alignas(32) float t[ternary_block_triads][16];
   for (std::size_t b = 0; b < blocks; ++b) {
-    const std::size_t c0 = b * ternary_block_cols, n = c0 < cols ? std::min(ternary_block_cols, cols - c0) : 0;
-    if constexpr (std::is_same_v<T, float>) {
-      std::copy_n(x + c0, n, xs);
-    } else {
-      for (std::size_t c = 0; c < n; ++c) xs[c] = lowbit::detail::widen(x[c0 + c]);
-    }
-    std::fill(xs + n, xs + ternary_block_cols, 0.0f);
+    load_ternary_block(x, cols, b * ternary_block_cols, xs);
     __m256 nonfinite = _mm256_setzero_ps(); // !(|x| < inf): NaN and inf both set it
     for (std::size_t c = 0; c < ternary_block_cols; c += 8)
       nonfinite =

@@ -21,13 +21,11 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
-#include <type_traits>
 
 namespace lowbit::kernels::avx512 {
 
@@ -114,24 +112,13 @@ void build_lut_tables(std::span<const T> x, std::size_t tokens, std::size_t cols
 // products by -1, 0, 1 are exact, so the fma rounds the spec's sums), then quantized as above.
 template <activation_type T>
 void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale) noexcept {
-  alignas(64) static constexpr auto wv = [] {
-    std::array<std::array<float, 16>, 3> v{};
-    for (unsigned l = 0; l < 3; ++l)
-      for (unsigned i = 0; i < 14; ++i) v[l][i] = static_cast<float>(ternary_entry_weight(i, l));
-    return v;
-  }();
-  const __m512 w0 = _mm512_load_ps(wv[0].data()), w1 = _mm512_load_ps(wv[1].data()), w2 = _mm512_load_ps(wv[2].data());
+  const auto& wv = ternary_entry_weights.v;
+  const __m512 w0 = _mm512_load_ps(wv[0]), w1 = _mm512_load_ps(wv[1]), w2 = _mm512_load_ps(wv[2]);
   const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
   alignas(64) float xs[ternary_block_cols];
   __m512 t[ternary_block_triads];
   for (std::size_t b = 0; b < blocks; ++b) {
-    const std::size_t c0 = b * ternary_block_cols, n = c0 < cols ? std::min(ternary_block_cols, cols - c0) : 0;
-    if constexpr (std::is_same_v<T, float>) {
-      std::copy_n(x + c0, n, xs);
-    } else {
-      for (std::size_t c = 0; c < n; ++c) xs[c] = lowbit::detail::widen(x[c0 + c]);
-    }
-    std::fill(xs + n, xs + ternary_block_cols, 0.0f);
+    load_ternary_block(x, cols, b * ternary_block_cols, xs);
     __mmask16 nonfinite = 0; // !(|x| < inf): NaN and inf both set it
     for (std::size_t c = 0; c < ternary_block_cols; c += 16)
       nonfinite |= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_load_ps(xs + c)), inf, _CMP_NLT_UQ);
