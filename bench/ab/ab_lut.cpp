@@ -6,18 +6,23 @@
 //   -DAB_SIDE=new with the working tree's headers,
 //   -DAB_MAIN for the benchmarks, which call both sides through plain functions.
 // Cases: 4096 x 4096 weights (L3-resident), tokens 1, 2 and 8; run.sh sets 2 threads by default.
+// old_tiles / new_tiles on schemes 3, 6 and 7 compare the int8 tile kernels alone.
 // The LUT side of the base-3 schemes (4, 5) is the base-3 kernel (pack_for_ternary_lut).
 #if defined(AB_MAIN)
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 float ab_old_lut(int scheme, std::size_t tokens);
 float ab_new_lut(int scheme, std::size_t tokens);
+float ab_old_tiles(int scheme, std::size_t tokens);
 float ab_new_tiles(int scheme, std::size_t tokens);
 
 namespace {
-// Which: 0 the old LUT kernel, 1 the new one, 2 the new int8 tiles (the baseline of issue 7).
+// Which: 0 the old LUT kernel, 1 the new one, 2 the new int8 tiles (the baseline of issue 7), 3 the
+// old int8 tiles.
 template <int Which>
 void ab(benchmark::State& state) {
   const int scheme = static_cast<int>(state.range(0));
@@ -25,7 +30,8 @@ void ab(benchmark::State& state) {
   for (auto _ : state) {
     const float v = Which == 0   ? ab_old_lut(scheme, tokens)
                     : Which == 1 ? ab_new_lut(scheme, tokens)
-                                 : ab_new_tiles(scheme, tokens);
+                    : Which == 2 ? ab_new_tiles(scheme, tokens)
+                                 : ab_old_tiles(scheme, tokens);
     benchmark::DoNotOptimize(v);
   }
 }
@@ -42,6 +48,13 @@ static void ab_cases(benchmark::internal::Benchmark* b) {
 BENCHMARK_TEMPLATE(ab, 0)->Name("old_lut")->Apply(ab_cases);
 BENCHMARK_TEMPLATE(ab, 1)->Name("new_lut")->Apply(ab_cases);
 BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply(ab_cases);
+// The int8 tiles alone, old against new: INT4-g32 (scheme 3, whose new side ab_cases has), NVFP4 (6)
+// and MXFP4 (7), which have no LUT.
+static void tile_cases(benchmark::internal::Benchmark* b, std::vector<std::int64_t> schemes) {
+  b->ArgNames({"scheme", "tokens"})->ArgsProduct({schemes, {1, 2, 8}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK_TEMPLATE(ab, 3)->Name("old_tiles")->Apply([](auto* b) { tile_cases(b, {3, 6, 7}); });
+BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply([](auto* b) { tile_cases(b, {6, 7}); });
 #else
 #include "ab_common.hpp"
 #include "lowbit/lowbit.hpp"
@@ -95,6 +108,8 @@ float pick(int scheme, std::size_t tokens) {
   case 2: return run<int_asym<4, 128>, lut>(tokens);
   case 4: return run<ternary_absmean, lut3>(tokens);
   case 5: return Lut ? run<ternary_absmean_base3, 2>(tokens) : run<ternary_absmean, 1>(tokens); // no base-3 tiles
+  case 6: return run<nvfp4, 1>(tokens);                                                         // tiles only
+  case 7: return run<mxfp4, 1>(tokens);                                                         // tiles only
   default: return run<int4_group<32>, lut>(tokens);
   }
 }

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <type_traits>
 
 // Pairs of tiles per block (1-2); tokens per block are avx2's LOWBIT_TILED_TOKENS.
 #ifndef LOWBIT_TILED_PAIRS
@@ -85,6 +86,28 @@ struct span_decoder {
       return c;
   }
 };
+
+// The 16 scales of unit u of tiles t (low half) and t + 1 (high half), as avx2::detail::tile_scales8
+// gives each 8: where both tiles hold plain UE4M3 or E8M0 codes, scales8_plain's field move on 16
+// lanes at once (6 vector operations for both tiles instead of 11 and a join); else the two halves
+// apart. Bit-identical either way: every lane takes the same fp32 operations.
+template <int8_tiles_scheme S>
+LOWBIT_ALWAYS_INLINE inline __m512 pair_scales16(const int8_tiled<S>& w, std::size_t t, std::size_t u) noexcept {
+  using F = typename S::scale_format;
+  if constexpr (std::is_same_v<F, ue4m3> || std::is_same_v<F, e8m0>) {
+    if (w.tile_plain(t) && w.tile_plain(t + 1)) {
+      const auto c8 = [](const void* q) { return _mm_loadl_epi64(static_cast<const __m128i*>(q)); };
+      const __m512i c = cvtepu8_epi32(_mm_unpacklo_epi64(c8(w.tile_scales(t, u)), c8(w.tile_scales(t + 1, u))));
+      const __m512i bits = std::is_same_v<F, e8m0>
+                               ? _mm512_maskz_slli_epi32(0xFFFF, c, 23)
+                               : _mm512_add_epi32(_mm512_maskz_slli_epi32(0xFFFF, c, 20), _mm512_set1_epi32(120 << 23));
+      return _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(w.decoder().tensor_scale())),
+                           _mm512_set1_ps(w.decoder().mult()));
+    }
+  }
+  return _mm512_castsi512_ps(join_halves(_mm256_castps_si256(avx2::detail::tile_scales8(w, t, u)),
+                                         _mm256_castps_si256(avx2::detail::tile_scales8(w, t + 1, u))));
+}
 
 LOWBIT_ALWAYS_INLINE inline __m512i broadcast4(const std::int8_t* p) noexcept {
   std::int32_t v;
@@ -150,8 +173,7 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
         const std::size_t ta0 = tile0 + static_cast<std::size_t>(2 * p);
         __m512 wsv;
         if constexpr (Inline)
-          wsv = _mm512_castsi512_ps(join_halves(_mm256_castps_si256(avx2::detail::tile_scales8(w, ta0, u)),
-                                                _mm256_castps_si256(avx2::detail::tile_scales8(w, ta0 + 1, u))));
+          wsv = pair_scales16(w, ta0, u);
         else
           wsv =
               _mm512_castsi512_ps(load_halves(scales + (static_cast<std::size_t>(2 * p) * units + u) * tile_rows,
