@@ -100,14 +100,12 @@
 namespace lowbit {
 
 namespace detail {
-// The ISA folders whose bit-plane and base-3 LUT kernels linear() runs, and whose builders make
+// The ISA folder whose bit-plane and base-3 LUT kernels linear() runs, and whose builders make
 // their tables.
 #if LOWBIT_HAS_AVX512_BW
 namespace lut_kernels = kernels::avx512;
-namespace lut_tables = kernels::avx512;
 #elif LOWBIT_HAS_AVX2
 namespace lut_kernels = kernels::avx2;
-namespace lut_tables = kernels::avx2;
 #endif
 // The ISA folder whose integer-dot kernel linear() runs on int8 tiles.
 #if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
@@ -192,7 +190,7 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
-  detail::lut_tables::build_lut_tables(x, tokens, w.cols(), ws.tables);
+  detail::lut_kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
   detail::lut_kernels::linear_lut(w, ws.tables, y, bias);
 #else
   kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
@@ -230,7 +228,7 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::ternary_lut
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
-  detail::lut_tables::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
+  detail::lut_kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
   detail::lut_kernels::linear_ternary_lut(w, ws.ternary_tables, y, bias);
 #else
   kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);

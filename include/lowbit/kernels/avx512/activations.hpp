@@ -1,6 +1,6 @@
-// AVX-512 activation tables of the LUT paths. The bit-plane tables: build_lut_table_row (kernels/lut.hpp) bit
-// for bit, one 16-entry table per 512-bit register. The AVX2 builder needs two registers per table
-// and xor/add chains; here entry m of table j is lane m of
+// AVX-512 activation tables of the LUT paths. The bit-plane tables: build_lut_table_row
+// (kernels/lut.hpp) bit for bit, one 16-entry table per 512-bit register. The AVX2 builder needs two
+// registers per table and xor/add chains; here entry m of table j is lane m of
 //   fma(x3, s3, fma(x2, s2, fma(x1, s1, x0 * s0))),   s_l[m] = bit l of m ? +1 : -1,
 // each x_l broadcast from memory. x0 * s0 is exact and fma(x, +-1, e) rounds e +- x once, so every
 // lane is the spec's ((+-x0 +- x1) +- x2) +- x3 in the same order. Quantized by one multiply, a
