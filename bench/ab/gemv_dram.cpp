@@ -5,12 +5,15 @@
 // bench/ab/prefetch_sweep.sh, on a copy of the headers whose prefetch constants it turns into
 // variables; the library itself keeps them constexpr.
 //
-// Per round: the 2-thread read probe (1 GiB), then for each setting (each round starting at the next
-// one, so that no setting always runs first) and scheme, linear() at N = 1 (or a tile kernel named
-// in the scheme, see run_tiles) over a pool of >= 256 MiB of linear_weights copies of one 4096 x 8192 matrix (3
-// passes). Printed per setting and scheme: the median GB/s of weights and the median of the per-round shares of the
-// round's probe.
-//   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint (bytes, bytes, 0 = L1 / 1 = L2)
+// Per round: the 2-thread read probe (1 GiB), then per scheme linear() at N = 1 (or a tile kernel
+// named in the scheme, see run_tiles) over a pool of >= 256 MiB of linear_weights copies of one
+// 4096 x 8192 matrix (3 passes per setting), the settings taking turns CALL BY CALL (each first in
+// turn), so that they meet the same memory state, which on these shared machines moves within a
+// second. Printed per setting and scheme: the median GB/s of weights, the median of the per-round
+// shares of the round's probe, and (settings after the first) the median of the per-round speed
+// against the first setting.
+//   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint[:side] (bytes, bytes, 0 = L1 / 1 = L2,
+//   side streams prefetched 1 (default) / 0)
 #include "../read_probe.hpp"
 #include "lowbit/kernels/avx2/prefetch.hpp"
 #include "lowbit/lowbit.hpp"
@@ -51,9 +54,21 @@ double probe() {
   return static_cast<double>(buf.size() * sizeof(float)) * 1e-9 / t;
 }
 
+struct setting {
+  std::size_t tiles, lut;
+  int hint, side;
+};
+
+void apply(const setting& s) {
+  kernels::avx2::detail::tiled_prefetch = s.tiles;
+  kernels::avx2::lut_prefetch = s.lut;
+  kernels::avx2::prefetch_hint = s.hint;
+  kernels::avx2::side_prefetch = s.side != 0;
+}
+
 struct scheme_run {
   const char* name;
-  std::function<double()> run; // GB/s of weights
+  std::function<std::vector<double>(const std::vector<setting>&)> run; // GB/s of weights per setting
 };
 
 // Which kernel a scheme_run times on the int8 tiles: linear() (0; where the 512-bit tile kernel is
@@ -85,12 +100,19 @@ scheme_run make(const char* name) {
   auto x = std::make_shared<std::vector<float>>(gaussian(cols, 8, 1.0f));
   auto y = std::make_shared<std::vector<float>>(rows);
   auto work = std::make_shared<linear_workspace>();
-  return {name, [=] {
-            const std::size_t calls = 3 * pool->size();
-            const double t0 = now();
-            for (std::size_t i = 0; i < calls; ++i) run_tiles<S, Kernel>((*pool)[i % pool->size()], *x, *y, *work);
-            const double t = now() - t0;
-            return static_cast<double>(pool->front().matrix().storage_bytes() * calls) * 1e-9 / t;
+  return {name, [=](const std::vector<setting>& settings) {
+            const std::size_t calls = 3 * pool->size(), n = settings.size();
+            std::vector<double> t(n, 0.0);
+            for (std::size_t i = 0; i < calls; ++i)
+              for (std::size_t j = 0; j < n; ++j) {
+                const std::size_t k = (i + j) % n;
+                apply(settings[k]);
+                const double t0 = now();
+                run_tiles<S, Kernel>((*pool)[(i * n + j) % pool->size()], *x, *y, *work);
+                t[k] += now() - t0;
+              }
+            for (auto& v : t) v = static_cast<double>(pool->front().matrix().storage_bytes() * calls) * 1e-9 / v;
+            return t;
           }};
 }
 
@@ -98,11 +120,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
-
-struct setting {
-  std::size_t tiles, lut;
-  int hint;
-};
 } // namespace
 
 int main(int argc, char** argv) {
@@ -110,12 +127,12 @@ int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 9;
   std::vector<setting> settings;
   for (int i = 2; i < argc; ++i) {
-    setting s{};
-    if (std::sscanf(argv[i], "%zu:%zu:%d", &s.tiles, &s.lut, &s.hint) != 3)
+    setting s{0, 0, 0, 1};
+    if (std::sscanf(argv[i], "%zu:%zu:%d:%d", &s.tiles, &s.lut, &s.hint, &s.side) < 3)
       return std::fprintf(stderr, "bad %s\n", argv[i]), 2;
     settings.push_back(s);
   }
-  if (settings.empty()) settings = {{0, 2048, 0}, {0, 0, 1}, {4096, 6144, 0}, {4096, 6144, 1}};
+  if (settings.empty()) settings = {{0, 2048, 0, 1}, {0, 0, 1, 1}, {4096, 6144, 0, 1}, {4096, 6144, 1, 1}};
   const std::vector<scheme_run> schemes = {
     make<int4_group<128>>("INT4-g128"),
     make<nf4_scheme<64>>("NF4-b64"),
@@ -133,36 +150,37 @@ int main(int argc, char** argv) {
     make<int8_group<128>, 2>("INT8-g128 1 pair"),
 #endif
   };
-  for (const auto& s : schemes) s.run(); // warm up: tables, workspace, page faults
+  for (const auto& s : schemes) s.run({settings[0]}); // warm up: tables, workspace, page faults
   std::vector<double> probes;
   std::vector<std::vector<std::vector<double>>> gbs(settings.size(), std::vector<std::vector<double>>(schemes.size())),
-      shares = gbs;
+      shares = gbs, speed = gbs;
   for (int r = 0; r < rounds; ++r) {
     const double p = probe();
     probes.push_back(p);
-    for (std::size_t i = 0; i < settings.size(); ++i) {
-      const std::size_t v = (i + static_cast<std::size_t>(r)) % settings.size(); // each setting first in turn
-      kernels::avx2::detail::tiled_prefetch = settings[v].tiles;
-      kernels::avx2::lut_prefetch = settings[v].lut;
-      kernels::avx2::prefetch_hint = settings[v].hint;
-      for (std::size_t j = 0; j < schemes.size(); ++j) {
-        const double g = schemes[j].run();
-        gbs[v][j].push_back(g);
-        shares[v][j].push_back(g / p);
+    for (std::size_t j = 0; j < schemes.size(); ++j) {
+      const std::vector<double> g = schemes[j].run(settings);
+      for (std::size_t v = 0; v < settings.size(); ++v) {
+        gbs[v][j].push_back(g[v]);
+        shares[v][j].push_back(g[v] / p);
+        speed[v][j].push_back(g[v] / g[0]);
       }
     }
   }
   std::printf("read probe, 2 threads: median %.1f GB/s, min %.1f, max %.1f (%d rounds)\n", median(probes),
               *std::min_element(probes.begin(), probes.end()), *std::max_element(probes.begin(), probes.end()), rounds);
-  std::printf("| tiles : LUT : hint |");
+  std::printf("| tiles : LUT : hint : side |");
   for (const auto& s : schemes) std::printf(" %s |", s.name);
   std::printf("\n|---|");
   for (std::size_t j = 0; j < schemes.size(); ++j) std::printf("---|");
   std::printf("\n");
   for (std::size_t v = 0; v < settings.size(); ++v) {
-    std::printf("| %zu : %zu : %s |", settings[v].tiles, settings[v].lut, settings[v].hint == 0 ? "L1" : "L2");
+    std::printf("| %zu : %zu : %s : %s |", settings[v].tiles, settings[v].lut, settings[v].hint == 0 ? "L1" : "L2",
+                settings[v].side != 0 ? "on" : "off");
     for (std::size_t j = 0; j < schemes.size(); ++j)
-      std::printf(" %.1f (%.0f %%) |", median(gbs[v][j]), 100.0 * median(shares[v][j]));
+      if (v == 0)
+        std::printf(" %.1f (%.0f %%) |", median(gbs[v][j]), 100.0 * median(shares[v][j]));
+      else
+        std::printf(" %.1f (%.0f %%) %.3fx |", median(gbs[v][j]), 100.0 * median(shares[v][j]), median(speed[v][j]));
     std::printf("\n");
   }
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Software-prefetch sweep of the GEMV kernels from DRAM (see gemv_dram.cpp): copies the working
-# tree's headers, turns the prefetch distances (LOWBIT_TILED_PREFETCH, LOWBIT_LUT_PREFETCH) and
-# prefetch_l2's hint into variables in the copy, and times every setting in one process.
-#   bash bench/ab/prefetch_sweep.sh 11 0:2048:0 4096:6144:1
-# Arguments: rounds (default 9), then settings tiles:lut:hint (bytes ahead; hint 0 = L1, 1 = L2).
+# tree's headers, turns the prefetch distances (LOWBIT_TILED_PREFETCH, LOWBIT_LUT_PREFETCH),
+# prefetch_l2's hint and the side streams' prefetch (LOWBIT_SIDE_PREFETCH) into variables in the
+# copy, and times every setting in one process.
+#   bash bench/ab/prefetch_sweep.sh 11 0:2048:0 4096:6144:1 2048:6144:1:0
+# Arguments: rounds (default 9), then settings tiles:lut:hint[:side] (bytes ahead; hint 0 = L1,
+# 1 = L2; side 1 = scales and zero points prefetched too, the default, 0 = codes only).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -17,16 +19,20 @@ edit() { # file, sed expression, pattern that must then be present
 }
 edit "$k/prefetch.hpp" 's/^namespace lowbit::kernels::avx2 {$/&\ninline int prefetch_hint = 1;/' 'inline int prefetch_hint'
 edit "$k/prefetch.hpp" 's/_mm_prefetch(reinterpret_cast<const char\*>(a + l), _MM_HINT_T1);/{ if (prefetch_hint == 0) _mm_prefetch(reinterpret_cast<const char*>(a + l), _MM_HINT_T0); else _mm_prefetch(reinterpret_cast<const char*>(a + l), _MM_HINT_T1); }/' 'prefetch_hint == 0'
+edit "$k/prefetch.hpp" 's/inline constexpr bool side_prefetch/inline bool side_prefetch/' 'inline bool side_prefetch'
 edit "$k/int8_tiles.hpp" 's/inline constexpr std::size_t tiled_prefetch/inline std::size_t tiled_prefetch/' 'inline std::size_t tiled_prefetch'
 edit "$k/lut_dot.hpp" 's/inline constexpr std::size_t lut_prefetch/inline std::size_t lut_prefetch/' 'inline std::size_t lut_prefetch'
 for f in int8_tiles.hpp lut_dot.hpp ternary_lut.hpp codebook_lut.hpp; do
   edit "$k/$f" 's/if constexpr (\(tiled\|lut\)_prefetch != 0)/if (\1_prefetch != 0)/' 'if (\(tiled\|lut\)_prefetch != 0)'
+  edit "$k/$f" 's/if constexpr (side_prefetch)/if (side_prefetch)/' 'if (side_prefetch)'
 done
 # The 512-bit kernels read avx2's distances.
 for f in lut_dot.hpp ternary_lut.hpp int8_tiles.hpp; do
   edit "$work/include/lowbit/kernels/avx512/$f" \
     's/if constexpr (avx2::\(detail::tiled\|lut\)_prefetch != 0)/if (avx2::\1_prefetch != 0)/' \
     'if (avx2::\(detail::tiled\|lut\)_prefetch != 0)'
+  edit "$work/include/lowbit/kernels/avx512/$f" 's/if constexpr (avx2::side_prefetch)/if (avx2::side_prefetch)/' \
+    'if (avx2::side_prefetch)'
 done
 g++ -std=gnu++20 -O2 -DNDEBUG -march=native -fopenmp -I "$work/include" "$root/bench/ab/gemv_dram.cpp" -o "$work/gemv_dram"
 "$work/gemv_dram" "$@"

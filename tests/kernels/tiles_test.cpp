@@ -419,6 +419,25 @@ TEST(int8_tiles, bad_input) {
 }
 
 #if LOWBIT_HAS_AVX2
+// The side streams' prefetch distance keeps the code stream's lead in blocks: a stream a quarter as
+// thick gets a quarter of the distance, never less than one line (so that it reaches the next).
+TEST(int8_tiles, side_prefetch_keeps_the_codes_lead) {
+  using kernels::avx2::side_ahead;
+  EXPECT_EQ(side_ahead(6144, 32 * 256, 128 * 256), 1536u);   // INT2-g32 LUT tiles: fp16 scales
+  EXPECT_EQ(side_ahead(2048, 8 * 4 * 128, 256 * 128), 256u); // NVFP4 tiles: 4 UE4M3 units a span
+  EXPECT_EQ(side_ahead(2048, 16, 256 * 128), 64u);           // row scales: the next line
+  EXPECT_EQ(side_ahead(2048, 16, 0), 64u);
+  for (std::size_t ahead : {64u, 2048u, 6144u})
+    for (std::size_t code = 256; code <= 1u << 20; code *= 4)
+      for (std::size_t side = 1; side <= code; side *= 2) {
+        const std::size_t d = side_ahead(ahead, side, code);
+        EXPECT_GE(d, 64u);
+        if (d > 64) {
+          EXPECT_EQ(d, ahead * side / code); // the codes' ratio of distance to bytes, rounded down
+        }
+      }
+}
+
 // kernels::avx2::dpbusd (vpdpbusd, or its AVX2 sequence without VNNI) against int arithmetic: every
 // (u, s) byte pair once, in every byte position of some vector, with accumulators up to +-2^30.
 TEST(int8_tiles, dpbusd_adds_every_byte_pair_exactly) {

@@ -156,6 +156,11 @@ void codebook_tile(const codebook_lut_matrix<S>& w, const codebook_activations& 
   const std::uint8_t* cp = w.tile_codes(tile);
   [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
   std::size_t unit = ~std::size_t{0};
+  // A unit's 32 scales, in whole lines, and their lead in the scale array (side_prefetch).
+  constexpr std::size_t SB = (codebook_tile_rows * sizeof(typename M::scale_type) + 63) / 64 * 64;
+  [[maybe_unused]] const std::size_t s_ahead =
+      side_ahead(lut_prefetch, w.units() * codebook_tile_rows * sizeof(typename M::scale_type),
+                 w.blocks() * tr::quads * M::quad_bytes);
   __m256 ws[4] = {};
   for (std::size_t b = 0; b < w.blocks(); ++b) {
     __m256i isum[NT][4]; // per half: rows 0-7 and 8-15, lanes = columns c0 + 0/2 and c0 + 1/3
@@ -191,6 +196,8 @@ void codebook_tile(const codebook_lut_matrix<S>& w, const codebook_activations& 
     const std::size_t u = tr::unit_of_block(b);
     if (u != unit) {
       unit = u;
+      if constexpr (side_prefetch)
+        if (first && lut_prefetch != 0) prefetch_l2<SB>(w.tile_scales(tile, u), s_ahead);
       codebook_tile_scales(w, tile, u, ws);
     }
     float ts[NT];

@@ -11,6 +11,7 @@
 // subtracted per segment. The int32 sums are the same integers, so results are bit-identical.
 // Each tile's code stream is prefetched 2 KiB ahead into L2 by the block of the first tokens
 // (LOWBIT_TILED_PREFETCH): on a Zen 5 the hardware prefetchers alone fell well short from DRAM.
+// Its scales and zero points follow on the same lead (tile_side_prefetch, LOWBIT_SIDE_PREFETCH).
 #pragma once
 
 #include "lowbit/core/config.hpp"
@@ -113,6 +114,39 @@ LOWBIT_ALWAYS_INLINE inline __m256 tile_scales8(const int8_tiled<S>& w, std::siz
   return w.tile_plain(t) ? scales8_plain(w.decoder(), w.tile_scales(t, u)) : scales8(w.decoder(), w.tile_scales(t, u));
 }
 
+// The side streams of R tiles from tile0 (their scales and zero points, in arrays of their own),
+// prefetched into L2 on the codes' lead (side_ahead) by the first pass over the tiles, one call
+// per span: with Inline the scales of the span's units, otherwise the next R tiles' scales, which
+// tiled_token_blocks decodes before that block's first span; the zero points, read in the kernel
+// either way, of the span's unit.
+template <int8_tiles_scheme S, int R, bool Inline>
+class tile_side_prefetch {
+public:
+  explicit tile_side_prefetch(const int8_tiled<S>& w) noexcept
+      : w_(w), units_(w.units()), tile_scale_bytes_(units_ * tile_rows * sizeof(typename int8_tiled<S>::scale_type)),
+        s_ahead_(side_ahead(tiled_prefetch, tile_scale_bytes_, w.spans() * 256)),
+        z_ahead_(side_ahead(tiled_prefetch, units_ * tile_rows, w.spans() * 256)) {}
+
+  LOWBIT_ALWAYS_INLINE void operator()(std::size_t tile0, std::size_t sp) const noexcept {
+    const std::size_t u = tile_geometry<S>::unit(sp, 0, units_);
+    LOWBIT_UNROLL
+    for (int r = 0; r < R; ++r) {
+      const std::size_t t = tile0 + static_cast<std::size_t>(r);
+      if constexpr (Inline) prefetch_l2<64>(w_.tile_scales(t, u), s_ahead_);
+      if constexpr (S::has_zero_point) prefetch_l2<64>(w_.tile_zeros(t, u), z_ahead_);
+    }
+    if constexpr (!Inline) {
+      // Line sp of the next block's scales, which start where tile tile0 + R - 1's end.
+      if (sp * 64 < R * tile_scale_bytes_)
+        prefetch_l2<64>(w_.tile_scales(tile0 + R - 1, 0), tile_scale_bytes_ + sp * 64);
+    }
+  }
+
+private:
+  const int8_tiled<S>& w_;
+  std::size_t units_, tile_scale_bytes_, s_ahead_, z_ahead_;
+};
+
 // Tiles tile0 .. tile0 + R - 1 x tokens t0 .. t0 + T - 1; out[r][t] receives the 8 rows' sums.
 // scales: the R tiles' decoded scales, units x 8 floats each (int8_tiled::decode_tile_scales), or
 // with Inline the scales are decoded where they are used (tile_scales8; one-token calls on
@@ -140,12 +174,15 @@ void tiled_block(const int8_tiled<S>& w, const float* scales, const int8_activat
   const tile_token_rows<T> tok(a, ta, t0);
   __m256i unused = _mm256_setzero_si256();     // span_decoder's corrupt-byte flag (base 3 only)
   [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tiles' codes in cache
+  const tile_side_prefetch<S, R, Inline> side(w);
   for (std::size_t sp = 0; sp < spans; ++sp) {
     if constexpr (tiled_prefetch != 0)
       if (first) {
         LOWBIT_UNROLL
         for (int r = 0; r < R; ++r) prefetch_l2<256>(cp[r] + sp * 256, tiled_prefetch);
       }
+    if constexpr (side_prefetch)
+      if (first && tiled_prefetch != 0) side(tile0, sp);
     LOWBIT_UNROLL
     for (std::size_t g = 0; g < NS; ++g) {
       __m256i i16[R][T], i32[R][T];

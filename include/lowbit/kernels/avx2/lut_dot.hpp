@@ -76,6 +76,13 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
   const std::size_t blocks = w.blocks();
   std::size_t unit = ~std::size_t{0};
   [[maybe_unused]] const float g = w.scale_multiplier(), kg = tr::k * g;
+  // The scales' (and zero points') lead in their own arrays: the codes' lut_prefetch bytes.
+  constexpr std::size_t TB = lut_matrix<S>::tile_block_bytes;
+  [[maybe_unused]] const std::size_t side_bytes = w.units() * lut_tile_rows,
+                                     s_ahead = side_ahead(lut_prefetch,
+                                                          side_bytes * sizeof(typename lut_matrix<S>::scale_type),
+                                                          blocks * TB),
+                                     z_ahead = side_ahead(lut_prefetch, side_bytes, blocks * TB);
   __m256 ws_lo = _mm256_setzero_ps(), ws_hi = _mm256_setzero_ps();
   __m256 kz_lo = _mm256_setzero_ps(), kz_hi = kz_lo; // (k - zero point) * g per row
   const __m256i even = _mm256_set1_epi32(1), odd = _mm256_set1_epi32(0x10000);
@@ -84,7 +91,7 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
     if constexpr (lut_prefetch != 0)
-      if (first) prefetch_l2<lut_matrix<S>::tile_block_bytes>(cp, lut_prefetch);
+      if (first) prefetch_l2<TB>(cp, lut_prefetch);
     LOWBIT_UNROLL
     for (std::size_t gp = 0; gp < 4; ++gp) {
       __m256i tl[NT], th[NT];
@@ -106,10 +113,15 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
         }
       }
     }
-    cp += lut_matrix<S>::tile_block_bytes;
+    cp += TB;
     const std::size_t u = tr::unit_of_block(b);
     if (u != unit) {
       unit = u;
+      if constexpr (side_prefetch)
+        if (first && lut_prefetch != 0) {
+          prefetch_l2<64>(w.tile_scales(tile, u), s_ahead);
+          if constexpr (S::has_zero_point) prefetch_l2<64>(w.tile_zeros(tile, u), z_ahead);
+        }
       lut_tile_scales(w, tile, u, ws_lo, ws_hi);
       if constexpr (S::has_zero_point) {
         const std::uint8_t* z = w.tile_zeros(tile, u);

@@ -105,6 +105,8 @@ void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, 
   const std::uint8_t* cp = w.tile_codes(tile);
   [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
   std::size_t unit = ~std::size_t{0};
+  [[maybe_unused]] const std::size_t s_ahead =
+      side_ahead(lut_prefetch, w.units() * ternary_tile_rows * sizeof(float), w.blocks() * ternary_block_bytes);
   __m256 ws[4] = {};
   for (std::size_t b = 0; b < w.blocks(); ++b) {
     __m256i isum[NT][4]; // per half: rows 0-7 and 8-15, lanes = triads c0 + 0/2 and c0 + 1/3
@@ -144,6 +146,8 @@ void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, 
     const std::size_t u = w.unit_of_block(b);
     if (u != unit) {
       unit = u;
+      if constexpr (side_prefetch)
+        if (first && lut_prefetch != 0) prefetch_l2<ternary_tile_rows * sizeof(float)>(w.tile_scales(tile, u), s_ahead);
       LOWBIT_UNROLL
       for (std::size_t i = 0; i < 4; ++i) ws[i] = _mm256_loadu_ps(w.tile_scales(tile, u) + 8 * i);
     }

@@ -137,12 +137,15 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
   for (int r = 0; r < 2 * P; ++r) cp[r] = w.tile_codes(tile0 + static_cast<std::size_t>(r));
   const avx2::detail::tile_token_rows<T> tok(a, ta, t0);
   [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tiles' codes in cache
+  const avx2::detail::tile_side_prefetch<S, 2 * P, Inline> side(w);
   for (std::size_t sp = 0; sp < spans; ++sp) {
     if constexpr (avx2::detail::tiled_prefetch != 0)
       if (first) {
         LOWBIT_UNROLL
         for (int r = 0; r < 2 * P; ++r) avx2::prefetch_l2<256>(cp[r] + sp * 256, avx2::detail::tiled_prefetch);
       }
+    if constexpr (avx2::side_prefetch)
+      if (first && avx2::detail::tiled_prefetch != 0) side(tile0, sp);
     LOWBIT_UNROLL
     for (std::size_t g = 0; g < NS; ++g) {
       __m512i i32[P][T];

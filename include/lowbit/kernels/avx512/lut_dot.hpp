@@ -85,6 +85,11 @@ void lut_tile_pair(const lut_matrix<S>& w, const lut_activations& a, std::size_t
   const std::size_t blocks = w.blocks();
   std::size_t unit = ~std::size_t{0};
   [[maybe_unused]] const float g = w.scale_multiplier(), kg = tr::k * g;
+  [[maybe_unused]] const std::size_t side_bytes = w.units() * lut_tile_rows,
+                                     s_ahead = avx2::side_ahead(avx2::lut_prefetch,
+                                                                side_bytes * sizeof(typename lut_matrix<S>::scale_type),
+                                                                blocks * TB),
+                                     z_ahead = avx2::side_ahead(avx2::lut_prefetch, side_bytes, blocks * TB);
   __m512 ws_lo = _mm512_setzero_ps(), ws_hi = ws_lo;
   [[maybe_unused]] __m512 kz_lo = ws_lo, kz_hi = ws_lo;
   const __m512i even = _mm512_set1_epi32(1), odd = _mm512_set1_epi32(0x10000);
@@ -122,6 +127,12 @@ void lut_tile_pair(const lut_matrix<S>& w, const lut_activations& a, std::size_t
     const std::size_t u = tr::unit_of_block(b);
     if (u != unit) {
       unit = u;
+      if constexpr (avx2::side_prefetch)
+        if (first && avx2::lut_prefetch != 0)
+          for (std::size_t i = tile; i < tile + 2; ++i) {
+            avx2::prefetch_l2<64>(w.tile_scales(i, u), s_ahead);
+            if constexpr (S::has_zero_point) avx2::prefetch_l2<64>(w.tile_zeros(i, u), z_ahead);
+          }
       pair_scales(w, tile, u, ws_lo, ws_hi);
       if constexpr (S::has_zero_point) pair_zero_terms(w, tile, u, g, kz_lo, kz_hi);
     }

@@ -51,6 +51,8 @@ void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, 
   const std::uint8_t* cp = w.tile_codes(tile);
   [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
   std::size_t unit = ~std::size_t{0};
+  [[maybe_unused]] const std::size_t s_ahead = avx2::side_ahead(
+      avx2::lut_prefetch, w.units() * ternary_tile_rows * sizeof(float), w.blocks() * ternary_block_bytes);
   __m256 ws[4] = {};
   for (std::size_t b = 0; b < w.blocks(); ++b) {
     __m512i isum[NT][2]; // [unpacklo | unpackhi] sums: low 256 bits half 0, high 256 half 1
@@ -84,6 +86,9 @@ void ternary_tile(const ternary_lut_matrix<S>& w, const ternary_activations& a, 
     const std::size_t u = w.unit_of_block(b);
     if (u != unit) {
       unit = u;
+      if constexpr (avx2::side_prefetch)
+        if (first && avx2::lut_prefetch != 0)
+          avx2::prefetch_l2<ternary_tile_rows * sizeof(float)>(w.tile_scales(tile, u), s_ahead);
       LOWBIT_UNROLL
       for (std::size_t i = 0; i < 4; ++i) ws[i] = _mm256_loadu_ps(w.tile_scales(tile, u) + 8 * i);
     }
