@@ -50,6 +50,7 @@
 #include <span>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 // Token counts up to which linear(linear_weights) uses the LUT kernel (see lut_max_tokens). With
 // VNNI the int8 tiles are faster, and the AVX2 2-bit LUT kernels keep N <= 2 (bench/README.md,
@@ -132,6 +133,9 @@ public:
   kernels::lut_activations tables;
   kernels::codebook_activations codebook_tables;
   kernels::ternary_activations ternary_tables;
+  // One token on the LUT paths: a copy of the tables per thread (run_lut_token).
+  std::vector<kernels::lut_activations> token_tables;
+  std::vector<kernels::ternary_activations> token_ternary_tables;
   kernels::tile_activations tile_segments;
   aligned_vector<float> x;
   aligned_vector<float> scratch;
@@ -190,6 +194,7 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
+  if (tokens == 1) return detail::lut_kernels::linear_lut_token(w, x, y, bias, ws.token_tables);
   detail::lut_kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
   detail::lut_kernels::linear_lut(w, ws.tables, y, bias);
 #else
@@ -228,6 +233,7 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::ternary_lut
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
+  if (tokens == 1) return detail::lut_kernels::linear_ternary_lut_token(w, x, y, bias, ws.token_ternary_tables);
   detail::lut_kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
   detail::lut_kernels::linear_ternary_lut(w, ws.ternary_tables, y, bias);
 #else

@@ -8,6 +8,7 @@
 
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/avx2/activations.hpp"
 #include "lowbit/kernels/avx2/prefetch.hpp"
 #include "lowbit/kernels/lut.hpp"
 
@@ -18,6 +19,8 @@
 #include <cstdint>
 #include <span>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #ifndef LOWBIT_LUT_TOKENS
 #define LOWBIT_LUT_TOKENS 2
@@ -188,6 +191,29 @@ void run_lut_tiles(const Packed& w, std::size_t tokens, std::span<float> y, std:
   });
 }
 
+// One token's run_lut_tiles, each thread building its own copy of the token's tables first, in the
+// kernel's parallel region: build(tables) fills tables[thread], then tile(tables, tile, out) writes
+// a tile's 1 x Rows sums. No thread waits for a build on another, and none reads tables that
+// another core wrote: with the tables built once before the region, the base-3 kernel on 4096 x 4096
+// (22 KiB of tables) took 6 us more than the kernel alone, against the build's 2 us (Zen 5, 2
+// threads, bench/README.md run 22). The copies are the same bytes (the builders are deterministic),
+// so the results are those of the shared tables. `tables` (one per thread) is kept by the caller.
+template <std::size_t Rows, class Packed, class Tables, class Build, class Tile>
+void run_lut_token(const Packed& w, std::span<float> y, std::span<const float> bias, std::vector<Tables>& tables,
+                   Build&& build, Tile&& tile) {
+  const auto threads = static_cast<std::size_t>(max_threads());
+  if (tables.size() < threads) tables.resize(threads);
+  parallel_rows(w.tiles(), w.rows() * w.cols(), [&](std::size_t begin, std::size_t end) {
+    Tables& a = tables[static_cast<std::size_t>(thread_index())];
+    build(a);
+    float out[1][Rows];
+    for (std::size_t i = begin; i < end; ++i) {
+      tile(std::as_const(a), i, out);
+      store_tile_outputs<Rows, 1>(w.rows(), i, 0, out, y, bias);
+    }
+  });
+}
+
 // Y = X * W^T (+ bias) on tables built by build_lut_tables; tiles split across threads.
 template <lut_scheme S>
 void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
@@ -196,6 +222,28 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
                                            [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
                                              detail::lut_tile<S, decltype(nt)::value>(w, a, tile, t, out);
                                            });
+}
+
+namespace detail {
+// linear_lut_token with the table builder `builder` (a build_lut_table_row).
+template <lut_scheme S, activation_type T, class Builder>
+void lut_token(const lut_matrix<S>& w, std::span<const T> x, std::span<float> y, std::span<const float> bias,
+               std::vector<lut_activations>& tables, Builder builder) {
+  check_linear_lut("linear_lut_token", w, x.size(), 1, y.size(), bias.size());
+  // cost 0: each copy is built on its own thread, not split.
+  run_lut_token<lut_tile_rows>(
+      w, y, bias, tables, [&](lut_activations& a) { build_lut_tables_by_row(x, 1, w.cols(), a, builder, 0); },
+      [&](const lut_activations& a, std::size_t tile, auto* out) { lut_tile<S, 1>(w, a, tile, 0, out); });
+}
+} // namespace detail
+
+// y = W * x (+ bias) for one token x (K values), bit-identical to build_lut_tables and linear_lut,
+// each thread building its own copy of the tables (run_lut_token). tables: one per thread, kept
+// across calls (sized on first use).
+template <lut_scheme S, activation_type T>
+void linear_lut_token(const lut_matrix<S>& w, std::span<const T> x, std::span<float> y, std::span<const float> bias,
+                      std::vector<lut_activations>& tables) {
+  detail::lut_token(w, x, y, bias, tables, build_lut_table_row<T>);
 }
 
 } // namespace lowbit::kernels::avx2

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <vector>
 
 #ifndef LOWBIT_TERNARY_TOKENS
 #define LOWBIT_TERNARY_TOKENS 2
@@ -172,6 +173,32 @@ void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activation
                                                    [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
                                                      detail::ternary_tile<S, decltype(nt)::value>(w, a, tile, t, out);
                                                    });
+}
+
+namespace detail {
+// linear_ternary_lut_token with the table builder `builder` (a build_ternary_table_row) and the
+// tile kernel `Tile` (ternary_tile of this ISA).
+template <ternary_lut_scheme S, activation_type T, class Builder, class Tile>
+void ternary_token(const ternary_lut_matrix<S>& w, std::span<const T> x, std::span<float> y,
+                   std::span<const float> bias, std::vector<ternary_activations>& tables, Builder builder,
+                   Tile&& tile) {
+  check_linear_shape("linear_ternary_lut_token", w.rows(), w.cols(), x.size(), 1, y.size(), bias.size());
+  run_lut_token<ternary_tile_rows>(
+      w, y, bias, tables, [&](ternary_activations& a) { build_ternary_tables_by_row(x, 1, w.cols(), a, builder, 0); },
+      tile);
+}
+} // namespace detail
+
+// y = W * x (+ bias) for one token x, bit-identical to build_ternary_tables and
+// linear_ternary_lut, each thread building its own copy of the tables (run_lut_token). tables: one
+// per thread, kept across calls (sized on first use).
+template <ternary_lut_scheme S, activation_type T>
+void linear_ternary_lut_token(const ternary_lut_matrix<S>& w, std::span<const T> x, std::span<float> y,
+                              std::span<const float> bias, std::vector<ternary_activations>& tables) {
+  detail::ternary_token(w, x, y, bias, tables, build_ternary_table_row<T>,
+                        [&](const ternary_activations& a, std::size_t tile, auto* out) {
+                          detail::ternary_tile<S, 1>(w, a, tile, 0, out);
+                        });
 }
 
 } // namespace lowbit::kernels::avx2

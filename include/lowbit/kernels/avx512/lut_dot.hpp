@@ -15,6 +15,7 @@
 #if LOWBIT_HAS_AVX512_BW
 
 #include "lowbit/kernels/avx2/lut_dot.hpp"
+#include "lowbit/kernels/avx512/activations.hpp"
 #include "lowbit/kernels/avx512/ops.hpp"
 
 #include <immintrin.h>
@@ -23,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace lowbit::kernels::avx512 {
 
@@ -210,6 +212,14 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
                                                          else
                                                            detail::lut_last_tile<S, NT>(w, a, 2 * pair, t, out);
                                                        });
+}
+
+// One token: the AVX2 kernel (as linear_lut) on tables built by the AVX-512 builder, a copy per
+// thread (avx2::run_lut_token).
+template <lut_scheme S, activation_type T>
+void linear_lut_token(const lut_matrix<S>& w, std::span<const T> x, std::span<float> y, std::span<const float> bias,
+                      std::vector<lut_activations>& tables) {
+  avx2::detail::lut_token(w, x, y, bias, tables, build_lut_table_row<T>);
 }
 
 } // namespace lowbit::kernels::avx512

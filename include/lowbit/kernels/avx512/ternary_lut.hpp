@@ -14,6 +14,7 @@
 #if LOWBIT_HAS_AVX512_BW
 
 #include "lowbit/kernels/avx2/ternary_lut.hpp"
+#include "lowbit/kernels/avx512/activations.hpp"
 #include "lowbit/kernels/avx512/ops.hpp"
 
 #include <immintrin.h>
@@ -21,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace lowbit::kernels::avx512 {
 
@@ -121,6 +123,16 @@ void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activation
       w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
         detail::ternary_tile<S, decltype(nt)::value>(w, a, tile, t, out);
       });
+}
+
+// avx2::linear_ternary_lut_token on this kernel and the AVX-512 table builder.
+template <ternary_lut_scheme S, activation_type T>
+void linear_ternary_lut_token(const ternary_lut_matrix<S>& w, std::span<const T> x, std::span<float> y,
+                              std::span<const float> bias, std::vector<ternary_activations>& tables) {
+  avx2::detail::ternary_token(w, x, y, bias, tables, build_ternary_table_row<T>,
+                              [&](const ternary_activations& a, std::size_t tile, auto* out) {
+                                detail::ternary_tile<S, 1>(w, a, tile, 0, out);
+                              });
 }
 
 } // namespace lowbit::kernels::avx512
