@@ -122,6 +122,42 @@ void run_linear(std::span<const T> x, std::size_t tokens, const Packed& w, std::
 
 // linear() (along P, run_linear) on a packed matrix with fp16 and bf16 activations gives bit for
 // bit its result on the activations widened to fp32.
+// One token on a LUT layout, whose linear() builds a copy of the tables on every thread inside the
+// kernel's parallel region (kernels::avx2::run_lut_token): shapes large enough for that region
+// (rows x cols >= 65536) with row and column tails, one workspace reused from a longer K to shorter
+// ones, and a token with a NaN in its last block. pack(w) makes the layout, reference(x, w, y, bias)
+// writes the spec's result, token(packed, x, y, bias, tables) runs the AVX2 token kernel (called
+// where AVX2 is compiled); both linear() and it must match the reference bit for bit at 1-3
+// threads. A K that is not W's throws.
+template <class S, class Tables, class Pack, class Reference, class Token>
+void expect_one_token_bit_exact(std::uint32_t seed, Pack&& pack, Reference&& reference,
+                                [[maybe_unused]] Token&& token) {
+  lowbit::linear_workspace ws;
+  const shape shapes[] = {{517, 4096, 1}, {300, 1000, 1}, {1000, 100, 1}, {65, 1057, 1}, {129, 700, 1}};
+  for (const shape& s : shapes) {
+    const auto w = random_weights<S>(s.rows, s.cols, seed);
+    const auto packed = pack(w);
+    auto x = gaussian(s.cols, seed + 1);
+    if (s.rows == 129) x[s.cols - 3] = std::numeric_limits<float>::quiet_NaN();
+    const auto bias = uniform(s.rows, seed + 2);
+    std::vector<float> want(s.rows);
+    reference(std::span<const float>(x), w, std::span<float>(want), std::span<const float>(bias));
+    ASSERT_TRUE(bit_exact_at_thread_counts(
+        want, [&](std::span<float> got) { lowbit::linear(std::span<const float>(x), 1, packed, got, bias, &ws); }))
+        << lowbit::scheme_name<S>() << " rows " << s.rows << " cols " << s.cols;
+#if LOWBIT_HAS_AVX2
+    std::vector<Tables> tables;
+    ASSERT_TRUE(bit_exact_at_thread_counts(
+        want, [&](std::span<float> got) { token(packed, std::span<const float>(x), got, bias, tables); }))
+        << lowbit::scheme_name<S>() << " avx2, rows " << s.rows << " cols " << s.cols;
+#endif
+  }
+  std::vector<float> y(10);
+  EXPECT_THROW(lowbit::linear(std::span<const float>(gaussian(99, seed + 3)), 1, pack(random_weights<S>(10, 100, seed)),
+                              std::span<float>(y), {}, &ws),
+               lowbit::invalid_argument);
+}
+
 template <lowbit::linear_path P = lowbit::linear_path::automatic, class Packed>
 void expect_half_and_bf16_match_their_widening(const Packed& w, std::size_t tokens, std::uint32_t seed) {
   using lowbit::bfloat16;

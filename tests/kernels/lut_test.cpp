@@ -275,40 +275,21 @@ void lut_matches_reference() {
   }
 }
 
-// One token: linear() builds a copy of the tables on every thread, in the kernel's parallel region
-// (run_lut_token). Shapes large enough for that region (rows x cols >= 65536) with row and column
-// tails, one workspace reused from a longer K to shorter ones, and a token with a NaN block: bit
-// for bit the reference at 1-3 threads, on linear() and on the AVX2 token kernel where AVX-512 is
-// compiled.
+// One token: each thread builds its own tables (lowbit_test::expect_one_token_bit_exact).
 template <class S>
 void one_token_matches_reference() {
-  linear_workspace ws;
-  const shape token_shapes[] = {{517, 4096, 1}, {300, 1000, 1}, {1000, 100, 1}, {65, 1056, 1}, {129, 640, 1}};
-  for (const shape& s : token_shapes) {
-    const auto w = random_weights<S>(s.rows, s.cols, 24);
-    const auto packed = kernels::pack_for_lut(w);
-    auto x = lowbit_test::gaussian(s.cols, 25);
-    if (s.rows == 129) x[s.cols - 3] = std::numeric_limits<float>::quiet_NaN();
-    const auto bias = lowbit_test::uniform(s.rows, 26);
-    std::vector<float> want(s.rows);
-    reference::linear_lut<S>(std::span<const float>(x), 1, w, want, bias);
-    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
-        want, [&](std::span<float> got) { linear(std::span<const float>(x), 1, packed, got, bias, &ws); }))
-        << scheme_name<S>() << " rows " << s.rows << " cols " << s.cols;
+  lowbit_test::expect_one_token_bit_exact<S, kernels::lut_activations>(
+      24, [](const qmatrix<S>& w) { return kernels::pack_for_lut(w); },
+      [](std::span<const float> x, const qmatrix<S>& w, std::span<float> y, std::span<const float> bias) {
+        reference::linear_lut<S>(x, 1, w, y, bias);
+      },
+      [](const auto& packed, std::span<const float> x, std::span<float> y, std::span<const float> bias, auto& tables) {
 #if LOWBIT_HAS_AVX2
-    std::vector<kernels::lut_activations> tables;
-    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(want,
-                                                        [&](std::span<float> got) {
-                                                          kernels::avx2::linear_lut_token(
-                                                              packed, std::span<const float>(x), got, bias, tables);
-                                                        }))
-        << scheme_name<S>() << " avx2, rows " << s.rows << " cols " << s.cols;
+        kernels::avx2::linear_lut_token(packed, x, y, bias, tables);
+#else
+        (void)packed, (void)x, (void)y, (void)bias, (void)tables;
 #endif
-  }
-  std::vector<float> y(10);
-  EXPECT_THROW(linear(std::span<const float>(lowbit_test::gaussian(99, 27)), 1,
-                      kernels::pack_for_lut(random_weights<S>(10, 100, 28)), std::span<float>(y), {}, &ws),
-               invalid_argument);
+      });
 }
 
 TEST(linear_lut, one_token_tables_per_thread_bit_exact) {

@@ -76,40 +76,21 @@ void kernels_match_reference() {
   }
 }
 
-// One token: linear() builds a copy of the tables on every thread, in the kernel's parallel region
-// (run_lut_token). Shapes large enough for that region (rows x cols >= 65536) with row tails and
-// partial triads and blocks, one workspace reused from a longer K to shorter ones, a token with a
-// NaN block: bit for bit the reference at 1-3 threads, on linear() and on the AVX2 token kernel
-// where AVX-512 is compiled.
+// One token: each thread builds its own tables (lowbit_test::expect_one_token_bit_exact).
 template <class S>
 void one_token_matches_reference() {
-  linear_workspace ws;
-  const shape token_shapes[] = {{517, 4096, 1}, {300, 1000, 1}, {1000, 100, 1}, {65, 1057, 1}, {129, 700, 1}};
-  for (const shape& s : token_shapes) {
-    const auto w = random_weights<S>(s.rows, s.cols, 144);
-    const auto tw = kernels::pack_for_ternary_lut(w);
-    auto x = lowbit_test::gaussian(s.cols, 145);
-    if (s.rows == 129) x[s.cols - 3] = std::numeric_limits<float>::quiet_NaN();
-    const auto bias = lowbit_test::uniform(s.rows, 146);
-    std::vector<float> want(s.rows);
-    reference::linear_ternary_lut(std::span<const float>(x), 1, w, std::span<float>(want), bias);
-    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
-        want, [&](std::span<float> got) { linear(std::span<const float>(x), 1, tw, got, bias, &ws); }))
-        << name<S>() << " rows " << s.rows << " cols " << s.cols;
+  lowbit_test::expect_one_token_bit_exact<S, kernels::ternary_activations>(
+      144, [](const qmatrix<S>& w) { return kernels::pack_for_ternary_lut(w); },
+      [](std::span<const float> x, const qmatrix<S>& w, std::span<float> y, std::span<const float> bias) {
+        reference::linear_ternary_lut(x, 1, w, y, bias);
+      },
+      [](const auto& packed, std::span<const float> x, std::span<float> y, std::span<const float> bias, auto& tables) {
 #if LOWBIT_HAS_AVX2
-    std::vector<kernels::ternary_activations> tables;
-    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(want,
-                                                        [&](std::span<float> got) {
-                                                          kernels::avx2::linear_ternary_lut_token(
-                                                              tw, std::span<const float>(x), got, bias, tables);
-                                                        }))
-        << name<S>() << " avx2, rows " << s.rows << " cols " << s.cols;
+        kernels::avx2::linear_ternary_lut_token(packed, x, y, bias, tables);
+#else
+        (void)packed, (void)x, (void)y, (void)bias, (void)tables;
 #endif
-  }
-  std::vector<float> y(10);
-  EXPECT_THROW(linear(std::span<const float>(lowbit_test::gaussian(99, 147)), 1,
-                      kernels::pack_for_ternary_lut(random_weights<S>(10, 100, 148)), std::span<float>(y), {}, &ws),
-               invalid_argument);
+      });
 }
 
 TEST(ternary_lut, one_token_tables_per_thread_bit_exact) {
