@@ -201,7 +201,8 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
   check_lut_call("avx512::linear_lut", w, a, y.size(), bias.size());
   // One token runs the AVX2 kernel: from DRAM the pair kernel, which reads two streams of codes per
   // thread, streamed INT2-g32 at 0.87-0.94x its rate (4096 x 8192, 2 threads, Zen 5; in L3 it
-  // was 1.05x as fast), bench/README.md run 17. From 2 tokens on it is ahead everywhere.
+  // was 1.05x as fast), bench/README.md run 17; 0.92-0.95x alternated call by call (run 21), and
+  // 0.94x with both prefetching their scales too (run 22). From 2 tokens on it is ahead everywhere.
   if (a.tokens == 1) return avx2::linear_lut(w, a, y, bias);
   const std::size_t tiles = w.tiles();
   avx2::run_lut_tiles<lut_pair_rows, avx2::lut_tokens>(detail::tile_pairs<S>{w}, a.tokens, y, bias,
