@@ -5,9 +5,11 @@
 //   -DAB_SIDE=old with the old headers and -Dlowbit=lowbit_old (its own namespace, no ODR clash),
 //   -DAB_SIDE=new with the working tree's headers,
 //   -DAB_MAIN for the benchmarks, which call both sides through plain functions.
-// Cases: 4096 x 4096 weights (L3-resident), tokens 1, 2 and 8; run.sh sets 2 threads by default.
-// old_tiles / new_tiles on schemes 3, 6 and 7 compare the int8 tile kernels alone.
-// The LUT side of the base-3 schemes (4, 5) is the base-3 kernel (pack_for_ternary_lut).
+// Cases: 4096 x 4096 weights (L3-resident), tokens 1-32 (1, 2 and 8 for the tile A/B); run.sh sets 2 threads by
+// default. old_tiles / new_tiles on schemes 3, 6 and 7 compare the int8 tile kernels alone. The LUT side of the base-3
+// schemes (4, 5) is the base-3 kernel (pack_for_ternary_lut); that of schemes 8 and 9 (the same matrices) the base-3
+// kernel on the permute layout where the headers have it (LOWBIT_HAS_AVX512_VBMI defined), else on the shuffle layout:
+// old_lut against new_lut on 8 and 9 compares the two layouts when OLD predates the permute layout.
 #if defined(AB_MAIN)
 #include <benchmark/benchmark.h>
 
@@ -38,10 +40,11 @@ void ab(benchmark::State& state) {
 } // namespace
 
 // scheme: 0 INT2-g32, 1 ternary (2-bit planes), 2 INT4-g128 with zero points, 3 INT4-g32, 4 ternary
-// (2-bit codes, base-3 LUT), 5 ternary in base-3 codes (base-3 LUT).
+// (2-bit codes, base-3 LUT), 5 ternary in base-3 codes (base-3 LUT), 8 and 9 as 4 and 5 on the
+// permute layout.
 static void ab_cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"scheme", "tokens"})
-      ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 2, 8}})
+      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9}, {1, 2, 4, 8, 16, 32}})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -64,7 +67,7 @@ BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply([](auto* b) { tile_cases(b, 
 #include <vector>
 
 namespace {
-constexpr std::size_t n = 4096, max_tokens = 8;
+constexpr std::size_t n = 4096, max_tokens = 32;
 using namespace lowbit;
 
 using lowbit_ab::gaussian;
@@ -83,7 +86,8 @@ struct bench_case {
   }
 };
 
-// Kernel: 0 the bit-plane LUT (pack_for_lut), 1 the int8 tiles, 2 the base-3 LUT (pack_for_ternary_lut).
+// Kernel: 0 the bit-plane LUT (pack_for_lut), 1 the int8 tiles, 2 the base-3 LUT (pack_for_ternary_lut),
+// 3 the base-3 LUT on the permute layout where these headers have it (else as 2).
 template <class S, int Kernel>
 float run(std::size_t tokens) {
   static auto c = [] {
@@ -92,8 +96,15 @@ float run(std::size_t tokens) {
       return bench_case<kernels::lut_matrix<S>>([&] { return kernels::pack_for_lut(q); });
     else if constexpr (Kernel == 1)
       return bench_case<kernels::int8_tiled<S>>([&] { return kernels::pack_for_int8_tiles(q); });
-    else
+    else if constexpr (Kernel == 2)
       return bench_case<kernels::ternary_lut_matrix<S>>([&] { return kernels::pack_for_ternary_lut(q); });
+    else
+#if defined(LOWBIT_HAS_AVX512_VBMI)
+      return bench_case<kernels::ternary_lut_matrix<S, kernels::ternary_lut_layout::permute>>(
+          [&] { return kernels::pack_for_ternary_lut<kernels::ternary_lut_layout::permute>(q); });
+#else
+      return bench_case<kernels::ternary_lut_matrix<S>>([&] { return kernels::pack_for_ternary_lut(q); });
+#endif
   }();
   return c.run(tokens);
 }
@@ -101,15 +112,17 @@ float run(std::size_t tokens) {
 // Schemes 4 and 5 (ternary in 2-bit and base-3 codes) run the base-3 LUT kernel as their LUT.
 template <bool Lut>
 float pick(int scheme, std::size_t tokens) {
-  constexpr int lut = Lut ? 0 : 1, lut3 = Lut ? 2 : 1;
+  constexpr int lut = Lut ? 0 : 1, lut3 = Lut ? 2 : 1, perm = Lut ? 3 : 1;
   switch (scheme) {
   case 0: return run<int_sym<2, 32>, lut>(tokens);
   case 1: return run<ternary_absmean, lut>(tokens);
   case 2: return run<int_asym<4, 128>, lut>(tokens);
   case 4: return run<ternary_absmean, lut3>(tokens);
   case 5: return Lut ? run<ternary_absmean_base3, 2>(tokens) : run<ternary_absmean, 1>(tokens); // no base-3 tiles
-  case 6: return run<nvfp4, 1>(tokens);                                                         // tiles only
-  case 7: return run<mxfp4, 1>(tokens);                                                         // tiles only
+  case 8: return run<ternary_absmean, perm>(tokens);
+  case 9: return Lut ? run<ternary_absmean_base3, 3>(tokens) : run<ternary_absmean, 1>(tokens);
+  case 6: return run<nvfp4, 1>(tokens); // tiles only
+  case 7: return run<mxfp4, 1>(tokens); // tiles only
   default: return run<int4_group<32>, lut>(tokens);
   }
 }

@@ -1,8 +1,8 @@
-// The base-3 LUT kernels for ternary weights (kernels/ternary_lut.hpp): the AVX-512, AVX2 and
-// scalar kernels bit for bit against reference::linear_ternary_lut (computed from the qmatrix, not from
-// the packed layout) on 2-bit and base-3 ternary with tensor, row and group scales, shapes, tails,
-// token and thread counts; all 27 triads; the table builders against their definition and each
-// other; the documented error bound against the exact product; the layout; and bad input.
+// The base-3 LUT kernels for ternary weights (kernels/ternary_lut.hpp), on both layouts (shuffle
+// and permute): the AVX-512, AVX2 and scalar kernels bit for bit against reference::linear_ternary_lut (computed from
+// the qmatrix, not from the packed layout) on 2-bit and base-3 ternary with tensor, row and group scales, shapes,
+// tails, token and thread counts; all 27 triads; the table builders against their definition and each other; the
+// documented error bound against the exact product; the layout; and bad input.
 #include "lowbit/kernels/linear.hpp"
 #include "lowbit/schemes/all.hpp"
 
@@ -17,6 +17,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -42,68 +43,88 @@ static_assert(!kernels::ternary_lut_scheme<ternary_scheme<granularity::group, 64
 const shape shapes[] = {{1, 3, 1},    {5, 64, 2}, {32, 96, 3},  {33, 160, 5},  {64, 200, 4},
                         {70, 385, 9}, {3, 1, 1},  {31, 256, 7}, {40, 1024, 6}, {7, 4160, 2}};
 
-template <class S>
+using kernels::ternary_lut_layout;
+
+template <class S, ternary_lut_layout L = ternary_lut_layout::shuffle>
 std::string name() {
-  return std::string(scheme_name<S>());
+  return std::string(scheme_name<S>()) + (L == ternary_lut_layout::permute ? " (permute layout)" : "");
 }
 
-template <class S>
+template <class S, ternary_lut_layout L = ternary_lut_layout::shuffle>
 void kernels_match_reference() {
   for (const shape& s : shapes) {
     const auto w = random_weights<S>(s.rows, s.cols, 141); // groups: K below the group is one padded group
-    const auto tw = kernels::pack_for_ternary_lut(w);
+    const auto tw = kernels::pack_for_ternary_lut<L>(w);
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 142);
     const auto bias = lowbit_test::uniform(s.rows, 143);
     std::vector<float> want(s.tokens * s.rows);
     reference::linear_ternary_lut(std::span<const float>(x), s.tokens, w, std::span<float>(want), bias);
     ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
         want, [&](std::span<float> got) { linear(std::span<const float>(x), s.tokens, tw, got, bias); }))
-        << name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+        << name<S, L>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
     // The scalar kernel on the packed layout (the path without AVX2), on the scalar tables.
     kernels::ternary_activations a;
     kernels::build_ternary_tables(std::span<const float>(x), s.tokens, s.cols, a);
     std::vector<float> got(want.size(), -1.0f);
     kernels::scalar::linear_ternary_lut(tw, a, std::span<float>(got), bias);
-    ASSERT_EQ(first_bit_difference(got, want), got.size()) << name<S>() << " scalar, rows " << s.rows;
+    ASSERT_EQ(first_bit_difference(got, want), got.size()) << name<S, L>() << " scalar, rows " << s.rows;
 #if LOWBIT_HAS_AVX512_BW
     // linear() runs the AVX-512 kernel here; the AVX2 one (on the AVX2 tables) must match as well.
-    kernels::ternary_activations a2;
-    kernels::avx2::build_ternary_tables(std::span<const float>(x), s.tokens, s.cols, a2);
-    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
-        want, [&](std::span<float> y2) { kernels::avx2::linear_ternary_lut(tw, a2, y2, bias); }))
-        << name<S>() << " avx2, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+    if constexpr (L == ternary_lut_layout::shuffle) {
+      kernels::ternary_activations a2;
+      kernels::avx2::build_ternary_tables(std::span<const float>(x), s.tokens, s.cols, a2);
+      ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+          want, [&](std::span<float> y2) { kernels::avx2::linear_ternary_lut(tw, a2, y2, bias); }))
+          << name<S>() << " avx2, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+    }
 #endif
   }
 }
 
 // One token: each thread builds its own tables (lowbit_test::expect_one_token_bit_exact).
-template <class S>
+template <class S, ternary_lut_layout L = ternary_lut_layout::shuffle>
 void one_token_matches_reference() {
   lowbit_test::expect_one_token_bit_exact<S, kernels::ternary_activations>(
-      144, [](const qmatrix<S>& w) { return kernels::pack_for_ternary_lut(w); },
+      144, [](const qmatrix<S>& w) { return kernels::pack_for_ternary_lut<L>(w); },
       [](std::span<const float> x, const qmatrix<S>& w, std::span<float> y, std::span<const float> bias) {
         reference::linear_ternary_lut(x, 1, w, y, bias);
       },
       [](const auto& packed, std::span<const float> x, std::span<float> y, std::span<const float> bias, auto& tables) {
-#if LOWBIT_HAS_AVX2
-        kernels::avx2::linear_ternary_lut_token(packed, x, y, bias, tables);
-#else
-        (void)packed, (void)x, (void)y, (void)bias, (void)tables;
+#if LOWBIT_HAS_AVX512_VBMI
+        if constexpr (L == ternary_lut_layout::permute)
+          return kernels::avx512::linear_ternary_lut_token(packed, x, y, bias, tables);
 #endif
+#if LOWBIT_HAS_AVX2
+        if constexpr (L == ternary_lut_layout::shuffle)
+          return kernels::avx2::linear_ternary_lut_token(packed, x, y, bias, tables);
+#endif
+        (void)tables; // the permute layout without VBMI: its scalar kernel, through linear()
+        linear(x, 1, packed, y, bias);
       });
 }
 
 TEST(ternary_lut, one_token_tables_per_thread_bit_exact) {
   one_token_matches_reference<ternary_absmean_base3>();
   one_token_matches_reference<ternary_g192>();
+  one_token_matches_reference<ternary_absmean_base3, ternary_lut_layout::permute>();
+  one_token_matches_reference<ternary_g192, ternary_lut_layout::permute>();
+}
+
+template <ternary_lut_layout L>
+void all_schemes_match_reference() {
+  kernels_match_reference<ternary_absmean, L>();
+  kernels_match_reference<ternary_absmean_base3, L>();
+  kernels_match_reference<ternary_row, L>();
+  kernels_match_reference<ternary_g192, L>();
+  kernels_match_reference<ternary_b3_g96, L>();
 }
 
 TEST(ternary_lut, kernels_match_the_reference_bit_for_bit) {
-  kernels_match_reference<ternary_absmean>();
-  kernels_match_reference<ternary_absmean_base3>();
-  kernels_match_reference<ternary_row>();
-  kernels_match_reference<ternary_g192>();
-  kernels_match_reference<ternary_b3_g96>();
+  all_schemes_match_reference<ternary_lut_layout::shuffle>();
+}
+
+TEST(ternary_lut, permute_layout_kernels_match_the_reference_bit_for_bit) {
+  all_schemes_match_reference<ternary_lut_layout::permute>();
 }
 
 // All 27 triads: the stored index and sign select the entry whose weights are the triad's, or
@@ -345,13 +366,30 @@ TEST(ternary_lut, error_beside_the_bit_plane_lut) {
   EXPECT_LT(r_planes, 2e-2);
 }
 
-// The layout: per tile of 32 rows, block and pair of quads, 32 sign bytes and two quads' index
-// bytes; every row's triads read back as its codes; rows and triads past the matrix all zero.
-TEST(ternary_lut, layout_reads_back_as_the_codes) {
+// Row r (0-31) of a tile's index and sign of triad j (of the whole row), read from the bytes as
+// the header comment describes each layout.
+template <ternary_lut_layout L>
+std::pair<unsigned, unsigned> stored_triad(const std::uint8_t* tile, std::size_t r, std::size_t j) {
+  const std::size_t h = r / 16, d = r % 16;
+  if constexpr (L == ternary_lut_layout::shuffle) {
+    const std::size_t quad = j / 4, k = j % 4, pair = quad / 2, qq = quad % 2, i = 16 * (k % 2) + d;
+    const std::uint8_t* p = tile + pair * kernels::ternary_pair_bytes;
+    return {(p[32 + 64 * qq + 32 * h + i] >> (4 * (k / 2))) & 15u, p[i] >> (7 - (4 * qq + 2 * h + k / 2)) & 1u};
+  } else {
+    const std::uint8_t* blk = tile + j / 32 * kernels::ternary_block_bytes;
+    const std::size_t quad = j % 32 / 4, i = 4 * d + j % 4;
+    return {(blk[64 * quad + i] >> (4 * h)) & 15u, blk[512 + 16 * quad + 8 * h + i / 8] >> (i % 8) & 1u};
+  }
+}
+
+// The layouts (the header comment): every row's triads read back as its codes; rows and triads past
+// the matrix all zero; the scales per tile and unit.
+template <ternary_lut_layout L>
+void layout_reads_back() {
   using S = ternary_absmean_base3;
   const std::size_t rows = 35, cols = 200; // 2 tiles (the second one partial), 3 blocks, a partial triad
   const auto w = random_weights<S>(rows, cols, 149);
-  const auto tw = kernels::pack_for_ternary_lut(w);
+  const auto tw = kernels::pack_for_ternary_lut<L>(w);
   ASSERT_EQ(tw.rows(), rows);
   ASSERT_EQ(tw.cols(), cols);
   ASSERT_EQ(tw.tiles(), 2u);
@@ -361,12 +399,9 @@ TEST(ternary_lut, layout_reads_back_as_the_codes) {
   const kernels::scale_reader<S> sr(w);
   for (std::size_t row = 0; row < 64; ++row) {
     if (row < rows) unpack_codes(S::layout, S::code_bits, w.row_codes(row), codes);
-    const std::size_t t = row / 32, h = row % 32 / 16, r = row % 16;
+    const std::size_t t = row / 32;
     for (std::size_t j = 0; j < tw.blocks() * kernels::ternary_block_triads; ++j) {
-      const std::size_t quad = j / 4, k = j % 4, pair = quad / 2, qq = quad % 2, i = 16 * (k % 2) + r;
-      const std::uint8_t* p = tw.tile_codes(t) + pair * kernels::ternary_pair_bytes;
-      const unsigned idx = (p[32 + 64 * qq + 32 * h + i] >> (4 * (k / 2))) & 15u;
-      const unsigned sign = p[i] >> (7 - (4 * qq + 2 * h + k / 2)) & 1u;
+      const auto [idx, sign] = stored_triad<L>(tw.tile_codes(t), row % 32, j);
       for (std::size_t l = 0; l < 3; ++l) {
         const std::size_t c = 3 * j + l;
         const int want = row < rows && c < cols ? static_cast<int>(codes[c]) - 1 : 0;
@@ -381,17 +416,26 @@ TEST(ternary_lut, layout_reads_back_as_the_codes) {
   EXPECT_EQ(kernels::ternary_block_bytes * 8, 32 * kernels::ternary_block_cols * 5 / 3); // 5 bits per triad
 }
 
+TEST(ternary_lut, layout_reads_back_as_the_codes) { layout_reads_back<ternary_lut_layout::shuffle>(); }
+TEST(ternary_lut, permute_layout_reads_back_as_the_codes) { layout_reads_back<ternary_lut_layout::permute>(); }
+
 TEST(ternary_lut, half_and_bfloat16_activations_match_their_float_widening) {
-  lowbit_test::expect_half_and_bf16_match_their_widening(
-      kernels::pack_for_ternary_lut(random_weights<ternary_absmean>(13, 130, 150)), 3, 151);
+  const auto w = random_weights<ternary_absmean>(13, 130, 150);
+  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_ternary_lut(w), 3, 151);
+  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_ternary_lut<ternary_lut_layout::permute>(w),
+                                                         3, 151);
 }
 
 // A matrix quantized from zeros gives exactly the bias, with tensor, row and group scales.
 template <class S>
 void zero_weights() {
   const std::size_t rows = 33, cols = 200;
-  const auto tw = kernels::pack_for_ternary_lut(quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols));
-  for (std::size_t tokens : {1, 3}) lowbit_test::expect_zero_weights_give_the_bias(tw, tokens, 155);
+  const auto w = quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols);
+  for (std::size_t tokens : {1, 3}) {
+    lowbit_test::expect_zero_weights_give_the_bias(kernels::pack_for_ternary_lut(w), tokens, 155);
+    lowbit_test::expect_zero_weights_give_the_bias(kernels::pack_for_ternary_lut<ternary_lut_layout::permute>(w),
+                                                   tokens, 155);
+  }
 }
 
 TEST(ternary_lut, zero_weights_give_exactly_the_bias) {
@@ -402,28 +446,37 @@ TEST(ternary_lut, zero_weights_give_exactly_the_bias) {
 }
 
 // The codebook tables are another type: they do not bind to the base-3 kernels (nor the other way).
-static_assert(!std::is_invocable_v<decltype(&kernels::scalar::linear_ternary_lut<ternary_absmean>),
-                                   const kernels::ternary_lut_matrix<ternary_absmean>&,
-                                   const kernels::codebook_activations&, std::span<float>, std::span<const float>>);
+template <class W, class A>
+concept scalar_kernel_takes = requires(const W& w, const A& a, std::span<float> y) {
+  kernels::scalar::linear_ternary_lut(w, a, y, std::span<const float>());
+};
+static_assert(scalar_kernel_takes<kernels::ternary_lut_matrix<ternary_absmean>, kernels::ternary_activations> &&
+              scalar_kernel_takes<kernels::ternary_lut_matrix<ternary_absmean, ternary_lut_layout::permute>,
+                                  kernels::ternary_activations>);
+static_assert(!scalar_kernel_takes<kernels::ternary_lut_matrix<ternary_absmean>, kernels::codebook_activations> &&
+              !scalar_kernel_takes<kernels::ternary_lut_matrix<ternary_absmean, ternary_lut_layout::permute>,
+                                   kernels::codebook_activations>);
 static_assert(!std::is_convertible_v<const kernels::ternary_activations&, const kernels::codebook_activations&> &&
               !std::is_convertible_v<const kernels::codebook_activations&, const kernels::ternary_activations&>);
 
 TEST(ternary_lut, bad_input) {
   using S = ternary_absmean;
   EXPECT_THROW(kernels::pack_for_ternary_lut(qmatrix<S>{}), invalid_argument);
+  EXPECT_THROW(kernels::pack_for_ternary_lut<ternary_lut_layout::permute>(qmatrix<S>{}), invalid_argument);
   const std::size_t rows = 9, cols = 128;
   const auto w = random_weights<S>(rows, cols, 152);
   const auto tw = kernels::pack_for_ternary_lut(w);
-  lowbit_test::expect_bad_input_handled(
-      tw,
-      [&](std::span<const float> xs, std::size_t tokens, std::span<float> y) {
-        reference::linear_ternary_lut(xs, tokens, w, y);
-      },
-      153);
+  const auto tp = kernels::pack_for_ternary_lut<ternary_lut_layout::permute>(w);
+  auto reference = [&](std::span<const float> xs, std::size_t tokens, std::span<float> y) {
+    reference::linear_ternary_lut(xs, tokens, w, y);
+  };
+  lowbit_test::expect_bad_input_handled(tw, reference, 153);
+  lowbit_test::expect_bad_input_handled(tp, reference, 153);
   // Undefined codes: 2-bit code 3 and base-3 bytes >= 243.
   auto w3 = w;
   w3.codes()[5] = 0xFF;
   EXPECT_THROW(kernels::pack_for_ternary_lut(w3), lowbit::error);
+  EXPECT_THROW(kernels::pack_for_ternary_lut<ternary_lut_layout::permute>(w3), lowbit::error);
   std::vector<float> x(cols, 0.5f), y(rows);
   EXPECT_THROW(reference::linear_ternary_lut(std::span<const float>(x), 1, w3, std::span<float>(y)), lowbit::error);
   auto b3 = random_weights<ternary_absmean_base3>(2, 80, 154);
@@ -441,21 +494,26 @@ TEST(ternary_lut, bad_input) {
   kernels::ternary_activations one;
   kernels::build_ternary_tables(std::span<const float>(x), 1, cols, one);
   std::vector<float> long_bias(rows + 1);
-  auto run_all = [&](auto&& kernel) {
-    EXPECT_THROW(kernel(tw, small, std::span<float>(y), std::span<const float>()), invalid_argument);
-    EXPECT_THROW(kernel(tw, same_blocks, std::span<float>(y), std::span<const float>()), invalid_argument);
-    EXPECT_THROW(kernel(tw, truncated, std::span<float>(y), std::span<const float>()), invalid_argument);
-    EXPECT_THROW(kernel(tw, one, std::span<float>(y).first(rows - 1), std::span<const float>()), invalid_argument);
-    EXPECT_THROW(kernel(tw, one, std::span<float>(y), std::span<const float>(long_bias)), invalid_argument);
-    EXPECT_THROW(kernel(kernels::ternary_lut_matrix<S>{}, one, std::span<float>(y), std::span<const float>()),
-                 invalid_argument);
+  auto run_all = [&](const auto& packed, auto&& kernel) {
+    using W = std::remove_cvref_t<decltype(packed)>;
+    EXPECT_THROW(kernel(packed, small, std::span<float>(y), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(packed, same_blocks, std::span<float>(y), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(packed, truncated, std::span<float>(y), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(packed, one, std::span<float>(y).first(rows - 1), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(packed, one, std::span<float>(y), std::span<const float>(long_bias)), invalid_argument);
+    EXPECT_THROW(kernel(W{}, one, std::span<float>(y), std::span<const float>()), invalid_argument);
   };
-  run_all([](auto&&... args) { kernels::scalar::linear_ternary_lut<S>(args...); });
+  auto scalar_kernel = [](auto&&... args) { kernels::scalar::linear_ternary_lut<S>(args...); };
+  run_all(tw, scalar_kernel);
+  run_all(tp, scalar_kernel);
 #if LOWBIT_HAS_AVX2
-  run_all([](auto&&... args) { kernels::avx2::linear_ternary_lut<S>(args...); });
+  run_all(tw, [](auto&&... args) { kernels::avx2::linear_ternary_lut<S>(args...); });
 #endif
 #if LOWBIT_HAS_AVX512_BW
-  run_all([](auto&&... args) { kernels::avx512::linear_ternary_lut<S>(args...); });
+  run_all(tw, [](auto&&... args) { kernels::avx512::linear_ternary_lut<S>(args...); });
+#endif
+#if LOWBIT_HAS_AVX512_VBMI
+  run_all(tp, [](auto&&... args) { kernels::avx512::linear_ternary_lut<S>(args...); });
 #endif
 }
 

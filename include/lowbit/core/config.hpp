@@ -31,6 +31,14 @@
 #define LOWBIT_HAS_AVX512_BW 0
 #endif
 
+// Where VBMI is compiled beside AVX-512 BW and VNNI (Ice Lake, Zen 4 and later), the base-3
+// ternary LUT kernel runs on its byte-permute layout (kernels/ternary_lut.hpp, ternary_lut_layout).
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI && defined(__AVX512VBMI__)
+#define LOWBIT_HAS_AVX512_VBMI 1
+#else
+#define LOWBIT_HAS_AVX512_VBMI 0
+#endif
+
 // Forces inlining of small kernel helpers and lambdas whose registers must stay in registers.
 #if defined(__GNUC__) || defined(__clang__)
 #define LOWBIT_ALWAYS_INLINE __attribute__((always_inline))

@@ -44,6 +44,7 @@
 #include "lowbit/kernels/avx512/int8_tiles.hpp"
 #include "lowbit/kernels/avx512/lut_dot.hpp"
 #include "lowbit/kernels/avx512/ternary_lut.hpp"
+#include "lowbit/kernels/avx512/ternary_perm.hpp"
 #endif
 
 #include <cstddef>
@@ -223,19 +224,25 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::codebook_lu
 }
 
 // The base-3 LUT path for ternary weights (kernels/ternary_lut.hpp) on a matrix packed once by
-// kernels::pack_for_ternary_lut: bit-exact against reference::linear_ternary_lut, within the
-// documented table-quantization error of the float product.
-template <kernels::ternary_lut_scheme S, kernels::activation_type T>
-void linear(std::span<const T> x, std::size_t tokens, const kernels::ternary_lut_matrix<S>& w, std::span<float> y,
+// kernels::pack_for_ternary_lut in either layout: bit-exact against reference::linear_ternary_lut,
+// within the documented table-quantization error of the float product. The permute layout runs
+// on the AVX-512 VBMI + VNNI kernel where that is compiled, else on its scalar kernel.
+template <kernels::ternary_lut_scheme S, kernels::ternary_lut_layout L, kernels::activation_type T>
+void linear(std::span<const T> x, std::size_t tokens, const kernels::ternary_lut_matrix<S, L>& w, std::span<float> y,
             std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
   kernels::check_linear_shape("linear", w.rows(), w.cols(), x.size(), tokens, y.size(), bias.size());
   if (tokens == 0) return;
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
-  if (tokens == 1) return detail::lut_kernels::linear_ternary_lut_token(w, x, y, bias, ws.token_ternary_tables);
-  detail::lut_kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
-  detail::lut_kernels::linear_ternary_lut(w, ws.ternary_tables, y, bias);
+  if constexpr (L == kernels::ternary_lut_layout::permute && !LOWBIT_HAS_AVX512_VBMI) {
+    detail::lut_kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
+    kernels::scalar::linear_ternary_lut(w, ws.ternary_tables, y, bias);
+  } else {
+    if (tokens == 1) return detail::lut_kernels::linear_ternary_lut_token(w, x, y, bias, ws.token_ternary_tables);
+    detail::lut_kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
+    detail::lut_kernels::linear_ternary_lut(w, ws.ternary_tables, y, bias);
+  }
 #else
   kernels::build_ternary_tables(x, tokens, w.cols(), ws.ternary_tables);
   kernels::scalar::linear_ternary_lut(w, ws.ternary_tables, y, bias);
@@ -307,6 +314,12 @@ constexpr bool prefers_ternary_lut() noexcept {
   return LOWBIT_TERNARY_BASE3_LUT && kernels::ternary_lut_scheme<S> && lut_max_tokens<S>() > 0;
 }
 
+// The packing of the base-3 LUT copy in linear_weights<S>: the permute layout where its AVX-512
+// VBMI + VNNI kernel is compiled (0.65-0.78x the time of the shuffle layout's AVX-512 kernel at
+// N = 1-8 in L3, Zen 5, bench/README.md run 23), else the shuffle layout.
+inline constexpr kernels::ternary_lut_layout base3_layout =
+    LOWBIT_HAS_AVX512_VBMI ? kernels::ternary_lut_layout::permute : kernels::ternary_lut_layout::shuffle;
+
 // W prepared once for linear() (the one-time pack step): the qmatrix, plus
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
 //   tokens <= lut_max_tokens<S>() (for ternary the base-3 LUT kernel, see prefers_ternary_lut);
@@ -342,7 +355,7 @@ class linear_weights {
 public:
   explicit linear_weights(qmatrix<S> w) : w_(std::move(w)) {
     if constexpr (has_lut) lut_ = kernels::pack_for_lut(w_);
-    if constexpr (has_base3) base3_ = kernels::pack_for_ternary_lut(w_);
+    if constexpr (has_base3) base3_ = kernels::pack_for_ternary_lut<base3_layout>(w_);
     if constexpr (own_tiles) tiles_ = kernels::pack_for_int8_tiles(w_);
     if constexpr (packed_tiles) tiles_ = kernels::pack_for_int8_tiles(kernels::pack_for_int8(w_));
   }
@@ -367,7 +380,7 @@ private:
   };
   struct base3_of {
     template <class X>
-    using type = kernels::ternary_lut_matrix<X>;
+    using type = kernels::ternary_lut_matrix<X, base3_layout>;
   };
   struct tiles_of {
     template <class X>

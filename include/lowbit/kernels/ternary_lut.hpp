@@ -33,6 +33,17 @@
 // past N are all-zero (index 13, sign 0); rows past N get scale 0. Scales are kept per tile and
 // scale unit, 32 at a time, as fp32 from scale_reader.
 //
+// A second layout, ternary_lut_layout::permute, holds the same 5 bits per triad and the same scales
+// for the AVX-512 VBMI + VNNI kernel (kernels/avx512/ternary_perm.hpp). Per tile and block, 640
+// bytes: first, for each quad of triads (c0 = its first), 64 index bytes, byte 4 d + k holding
+// row d's index of triad c0 + k in its low nibble and row 16 + d's in its high nibble; then, for
+// each quad, 16 sign bytes: two little-endian 64-bit words, bit 4 d + k of the first the sign of
+// the low nibble of index byte 4 d + k, of the second that of its high nibble. Byte 4 d + k made
+// into index | k << 4 | sign << 6 selects, by one two-table byte permute (vpermt2b) of the quad's
+// four tables [T_c0 .. T_c0+3] and their negations, row d's signed entry of triad c0 + k; a
+// vpdpbusd with ones then adds each row's four into an int32 lane. No sign operation, no unpack,
+// no int16 step; the sums are the same integers.
+//
 // Arithmetic, per block b, row r and token t, in this order (the kernels are bit-exact against
 // reference::linear_ternary_lut, which writes it out from the qmatrix itself):
 //   isum = sum over the block's triads j of sign(r, j) * q_t[j][index(r, j)]   (exact, int16 then int32),
@@ -65,6 +76,10 @@ inline constexpr std::size_t ternary_block_triads = 32; // triads sharing one ta
 inline constexpr std::size_t ternary_block_cols = 3 * ternary_block_triads;
 inline constexpr std::size_t ternary_pair_bytes = 32 + 2 * 64; // signs, then two quads' indices
 inline constexpr std::size_t ternary_block_bytes = ternary_block_triads / 8 * ternary_pair_bytes;
+
+// The byte layout of a ternary_lut_matrix (the header comment): shuffle for the AVX2 and AVX-512 BW
+// kernels, permute for the AVX-512 VBMI + VNNI kernel.
+enum class ternary_lut_layout { shuffle, permute };
 
 // Schemes the base-3 LUT kernels run on: ternary codes in either layout (2-bit or base 3), no zero
 // points, tensor or row scales, or group scales whose groups are a multiple of 96 columns (so that
@@ -110,8 +125,9 @@ void load_ternary_block(const T* x, std::size_t cols, std::size_t c0, float* xs)
   std::fill(xs + n, xs + ternary_block_cols, 0.0f);
 }
 
-// W packed for the base-3 LUT kernels (see the header comment); made by pack_for_ternary_lut.
-template <ternary_lut_scheme S>
+// W packed for the base-3 LUT kernels in layout L (see the header comment); made by
+// pack_for_ternary_lut<L>.
+template <ternary_lut_scheme S, ternary_lut_layout L = ternary_lut_layout::shuffle>
 class ternary_lut_matrix {
 public:
   ternary_lut_matrix() = default;
@@ -133,18 +149,19 @@ public:
   std::size_t storage_bytes() const noexcept { return codes_.size() + scales_.size() * sizeof(float); }
 
 private:
-  template <ternary_lut_scheme T>
-  friend ternary_lut_matrix<T> pack_for_ternary_lut(const qmatrix<T>& w);
+  template <ternary_lut_layout, ternary_lut_scheme T>
+  friend auto pack_for_ternary_lut(const qmatrix<T>& w);
   std::size_t rows_ = 0, cols_ = 0, blocks_ = 0, units_ = 0;
   aligned_vector<std::uint8_t> codes_;
   aligned_vector<float> scales_;
 };
 
-// Reorders W into the base-3 LUT kernels' layout (one-time, at load time). Throws lowbit::error on
-// codes the element does not define (2-bit code 3, base-3 bytes >= 243) within the first K columns.
-template <ternary_lut_scheme T>
-ternary_lut_matrix<T> pack_for_ternary_lut(const qmatrix<T>& w) {
-  using M = ternary_lut_matrix<T>;
+// Reorders W into the base-3 LUT kernels' layout L (one-time, at load time); returns a
+// ternary_lut_matrix<T, L>. Throws lowbit::error on codes the element does not define (2-bit code
+// 3, base-3 bytes >= 243) within the first K columns.
+template <ternary_lut_layout L = ternary_lut_layout::shuffle, ternary_lut_scheme T>
+auto pack_for_ternary_lut(const qmatrix<T>& w) {
+  using M = ternary_lut_matrix<T, L>;
   if (w.rows() == 0 || w.cols() == 0) throw invalid_argument("pack_for_ternary_lut: W is empty");
   M m;
   m.rows_ = w.rows();
@@ -159,8 +176,12 @@ ternary_lut_matrix<T> pack_for_ternary_lut(const qmatrix<T>& w) {
   std::vector<std::uint8_t> codes(pc);
   // Every triad starts as index 13 (all zero), sign 0; rows past N keep it.
   for (std::size_t tile = 0; tile < tiles; ++tile)
-    for (std::size_t p = 0; p < m.blocks_ * ternary_block_triads / 8; ++p)
-      std::fill_n(m.codes_.data() + tile * tile_bytes + p * ternary_pair_bytes + 32, 128, std::uint8_t{0xDD});
+    for (std::size_t p = 0; p < m.blocks_ * ternary_block_triads / 8; ++p) {
+      if constexpr (L == ternary_lut_layout::shuffle)
+        std::fill_n(m.codes_.data() + tile * tile_bytes + p * ternary_pair_bytes + 32, 128, std::uint8_t{0xDD});
+      else if (p % 4 == 0) // one block per 4 pairs: its 512 index bytes, then the signs
+        std::fill_n(m.codes_.data() + tile * tile_bytes + p / 4 * ternary_block_bytes, 512, std::uint8_t{0xDD});
+    }
   for (std::size_t r = 0; r < w.rows(); ++r) {
     unpack_codes(T::layout, T::code_bits, w.row_codes(r), codes);
     for (std::size_t c = 0; c < cols; ++c)
@@ -173,6 +194,14 @@ ternary_lut_matrix<T> pack_for_ternary_lut(const qmatrix<T>& w) {
       unsigned c[3];
       for (std::size_t l = 0; l < 3; ++l) c[l] = 3 * j + l < cols ? codes[3 * j + l] : 1u;
       const unsigned v = ternary_triad(c[0], c[1], c[2]);
+      if constexpr (L == ternary_lut_layout::permute) {
+        const std::size_t quad = j % ternary_block_triads / 4, i = 4 * (r % 16) + j % 4;
+        std::uint8_t* blk = dst + j / ternary_block_triads * ternary_block_bytes;
+        std::uint8_t& idx = blk[64 * quad + i];
+        idx = static_cast<std::uint8_t>((idx & ~(15u << (4 * h))) | (v & 15u) << (4 * h));
+        blk[512 + 16 * quad + 8 * h + i / 8] |= static_cast<std::uint8_t>((v >> 4) << (i % 8));
+        continue;
+      }
       const std::size_t quad = j / 4, k = j % 4, pair = quad / 2, qq = quad % 2;
       const std::size_t i = 16 * (k % 2) + rr, s = k / 2; // byte i of the half's 32, nibble s
       std::uint8_t* pp = dst + pair * ternary_pair_bytes;
@@ -301,6 +330,42 @@ void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activation
           const std::size_t u = w.unit_of_block(b);
           for (std::size_t r = 0; r < ternary_tile_rows; ++r)
             acc[r] = std::fma(static_cast<float>(isum[r]), w.tile_scales(tile, u)[r] * a.scale_row(t)[b], acc[r]);
+        }
+        for (std::size_t r = 0; r < ternary_tile_rows && tile * ternary_tile_rows + r < rows; ++r) {
+          const std::size_t n = tile * ternary_tile_rows + r;
+          y[t * rows + n] = bias.empty() ? acc[r] : acc[r] + bias[n];
+        }
+      }
+  });
+}
+
+// The same on the permute layout: per row and triad, the index and sign read straight from the
+// bytes the header comment describes.
+template <ternary_lut_scheme S>
+void linear_ternary_lut(const ternary_lut_matrix<S, ternary_lut_layout::permute>& w, const ternary_activations& a,
+                        std::span<float> y, std::span<const float> bias) {
+  check_lut_call("scalar::linear_ternary_lut", w, a, y.size(), bias.size());
+  const std::size_t rows = w.rows();
+  parallel_rows(w.tiles(), rows * w.cols() * a.tokens, [&](std::size_t tile0, std::size_t tile1) {
+    for (std::size_t tile = tile0; tile < tile1; ++tile)
+      for (std::size_t t = 0; t < a.tokens; ++t) {
+        float acc[ternary_tile_rows] = {};
+        const std::int8_t* q = a.q_row(t);
+        for (std::size_t b = 0; b < w.blocks(); ++b) {
+          const std::uint8_t* blk = w.tile_codes(tile) + b * ternary_block_bytes;
+          const std::size_t u = w.unit_of_block(b);
+          for (std::size_t r = 0; r < ternary_tile_rows; ++r) {
+            std::int32_t isum = 0;
+            const std::size_t h = r / 16;
+            for (std::size_t j = 0; j < ternary_block_triads; ++j) {
+              const std::size_t quad = j / 4, i = 4 * (r % 16) + j % 4;
+              const unsigned idx = blk[64 * quad + i] >> (4 * h) & 15u;
+              const bool neg = blk[512 + 16 * quad + 8 * h + i / 8] >> (i % 8) & 1u;
+              const int e = q[(b * ternary_block_triads + j) * 16 + idx];
+              isum += neg ? -e : e;
+            }
+            acc[r] = std::fma(static_cast<float>(isum), w.tile_scales(tile, u)[r] * a.scale_row(t)[b], acc[r]);
+          }
         }
         for (std::size_t r = 0; r < ternary_tile_rows && tile * ternary_tile_rows + r < rows; ++r) {
           const std::size_t n = tile * ternary_tile_rows + r;

@@ -177,9 +177,9 @@ void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activation
 
 namespace detail {
 // linear_ternary_lut_token with the table builder `builder` (a build_ternary_table_row) and the
-// tile kernel `Tile` (ternary_tile of this ISA).
-template <ternary_lut_scheme S, activation_type T, class Builder, class Tile>
-void ternary_token(const ternary_lut_matrix<S>& w, std::span<const T> x, std::span<float> y,
+// tile kernel `Tile` (a tile kernel of either layout).
+template <ternary_lut_scheme S, ternary_lut_layout L, activation_type T, class Builder, class Tile>
+void ternary_token(const ternary_lut_matrix<S, L>& w, std::span<const T> x, std::span<float> y,
                    std::span<const float> bias, std::vector<ternary_activations>& tables, Builder builder,
                    Tile&& tile) {
   check_linear_shape("linear_ternary_lut_token", w.rows(), w.cols(), x.size(), 1, y.size(), bias.size());

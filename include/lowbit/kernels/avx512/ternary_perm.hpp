@@ -1,0 +1,135 @@
+// AVX-512 VBMI + VNNI base-3 LUT kernel on the permute layout (kernels/ternary_lut.hpp has the
+// algorithm, the tables and both layouts). Per quad of triads and tile (128 lookups: 32 rows x 4
+// triads), shared by the tokens: one 64-byte load of the index bytes, the low and the high nibbles
+// made into index | k << 4 (one vpternlogd each, the high after a shift), and the sign bits, loaded
+// as two 64-bit masks, added as bit 6 (one masked vpaddb each). Per token: the quad's four tables
+// (64 contiguous bytes of the token's table row) and their negation (one vpsubb), one vpermt2b per
+// half of the tile picking each lane's signed entry, one vpdpbusd per half adding each row's four
+// lookups into its int32 lane: 5 vector operations per quad and token where the AVX-512 BW kernel
+// on the shuffle layout spends 10 (two shuffles, two masked negations, two unpacks, two maddubs,
+// two adds), and as many shared ones (5). The int32 sums are the same integers, so the results are
+// bit-identical to reference::linear_ternary_lut and to the other kernels.
+#pragma once
+
+#include "lowbit/core/config.hpp"
+
+#if LOWBIT_HAS_AVX512_VBMI
+
+#include "lowbit/kernels/avx2/ternary_lut.hpp"
+#include "lowbit/kernels/avx512/activations.hpp"
+#include "lowbit/kernels/avx512/ops.hpp"
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+namespace lowbit::kernels::avx512 {
+
+template <ternary_lut_scheme S>
+using ternary_perm_matrix = ternary_lut_matrix<S, ternary_lut_layout::permute>;
+
+namespace detail {
+
+LOWBIT_ALWAYS_INLINE inline __mmask64 load_mask64(const std::uint8_t* p) noexcept {
+  std::uint64_t m;
+  std::memcpy(&m, p, sizeof m);
+  return _cvtu64_mask64(m);
+}
+
+// Tokens t0 .. t0 + NT - 1 of one tile; out receives NT x 32 sums (before bias).
+template <ternary_lut_scheme S, std::size_t NT>
+void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activations& a, std::size_t tile, std::size_t t0,
+                       float (*out)[ternary_tile_rows]) noexcept {
+  const __m512i nib = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
+  const __m512i neg_bit = _mm512_set1_epi8(0x40);
+  const __m512i sel = _mm512_set1_epi32(0x30201000); // byte 4 d + k reads table k of the quad
+  __m512 acc[NT][2];
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  const std::int8_t* q[NT];
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) q[t] = a.q_row(t0 + t);
+  const std::uint8_t* cp = w.tile_codes(tile);
+  [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
+  std::size_t unit = ~std::size_t{0};
+  [[maybe_unused]] const std::size_t s_ahead = avx2::side_ahead(
+      avx2::lut_prefetch, w.units() * ternary_tile_rows * sizeof(float), w.blocks() * ternary_block_bytes);
+  __m512 ws[2] = {};
+  for (std::size_t b = 0; b < w.blocks(); ++b, cp += ternary_block_bytes) {
+    __m512i isum[NT][2]; // rows 0-15 and 16-31, one int32 lane each
+    LOWBIT_UNROLL
+    for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
+    if constexpr (avx2::lut_prefetch != 0)
+      if (first) avx2::prefetch_l2<ternary_block_bytes>(cp, avx2::lut_prefetch);
+    LOWBIT_UNROLL
+    for (std::size_t quad = 0; quad < ternary_block_triads / 4; ++quad) {
+      const __m512i v = _mm512_loadu_si512(cp + 64 * quad);
+      __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel, 0xEA); // (v & nib) | sel
+      __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel, 0xEA);
+      lo = _mm512_mask_add_epi8(lo, load_mask64(cp + 512 + 16 * quad), lo, neg_bit);
+      hi = _mm512_mask_add_epi8(hi, load_mask64(cp + 512 + 16 * quad + 8), hi, neg_bit);
+      const std::size_t g0 = (b * ternary_block_triads + 4 * quad) * 16;
+      LOWBIT_UNROLL
+      for (std::size_t t = 0; t < NT; ++t) {
+        const __m512i tq = _mm512_loadu_si512(q[t] + g0);
+        const __m512i tn = _mm512_sub_epi8(zero, tq);
+        isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], ones, _mm512_permutex2var_epi8(tq, lo, tn));
+        isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], ones, _mm512_permutex2var_epi8(tq, hi, tn));
+      }
+    }
+    const std::size_t u = w.unit_of_block(b);
+    if (u != unit) {
+      unit = u;
+      if constexpr (avx2::side_prefetch)
+        if (first && avx2::lut_prefetch != 0)
+          avx2::prefetch_l2<ternary_tile_rows * sizeof(float)>(w.tile_scales(tile, u), s_ahead);
+      ws[0] = _mm512_loadu_ps(w.tile_scales(tile, u));
+      ws[1] = _mm512_loadu_ps(w.tile_scales(tile, u) + 16);
+    }
+    LOWBIT_UNROLL
+    for (std::size_t t = 0; t < NT; ++t) {
+      const __m512 ts = _mm512_set1_ps(a.scale_row(t0 + t)[b]);
+      LOWBIT_UNROLL
+      for (std::size_t i = 0; i < 2; ++i)
+        acc[t][i] = _mm512_fmadd_ps(cvt_ps(isum[t][i]), _mm512_mul_ps(ws[i], ts), acc[t][i]);
+    }
+  }
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) {
+    _mm512_storeu_ps(out[t], acc[t][0]);
+    _mm512_storeu_ps(out[t] + 16, acc[t][1]);
+  }
+}
+
+} // namespace detail
+
+// Y = X * W^T (+ bias) on the permute layout and tables built by build_ternary_tables (either
+// builder); tiles split across threads. Bit-identical to the shuffle layout's kernels.
+template <ternary_lut_scheme S>
+void linear_ternary_lut(const ternary_perm_matrix<S>& w, const ternary_activations& a, std::span<float> y,
+                        std::span<const float> bias) {
+  check_lut_call("avx512::linear_ternary_lut", w, a, y.size(), bias.size());
+  avx2::run_lut_tiles<ternary_tile_rows, avx2::ternary_tokens>(
+      w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+        detail::ternary_perm_tile<S, decltype(nt)::value>(w, a, tile, t, out);
+      });
+}
+
+// One token on the permute layout, each thread building its own copy of the tables
+// (avx2::run_lut_token) with the AVX-512 table builder.
+template <ternary_lut_scheme S, activation_type T>
+void linear_ternary_lut_token(const ternary_perm_matrix<S>& w, std::span<const T> x, std::span<float> y,
+                              std::span<const float> bias, std::vector<ternary_activations>& tables) {
+  avx2::detail::ternary_token(w, x, y, bias, tables, build_ternary_table_row<T>,
+                              [&](const ternary_activations& a, std::size_t tile, auto* out) {
+                                detail::ternary_perm_tile<S, 1>(w, a, tile, 0, out);
+                              });
+}
+
+} // namespace lowbit::kernels::avx512
+
+#endif
