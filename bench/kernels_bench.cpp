@@ -381,7 +381,15 @@ struct pack_codebook {
     return kernels::pack_for_codebook_lut(w);
   }
 };
+// The base-3 LUT copy linear_weights holds (the permute layout where VBMI is compiled), and the
+// shuffle layout of the AVX2 and AVX-512 BW kernels.
 struct pack_ternary {
+  template <class S>
+  auto operator()(const qmatrix<S>& w) const {
+    return kernels::pack_for_ternary_lut<base3_layout>(w);
+  }
+};
+struct pack_ternary_shuffle {
   template <class S>
   auto operator()(const qmatrix<S>& w) const {
     return kernels::pack_for_ternary_lut(w);
@@ -509,22 +517,30 @@ LOWBIT_CODEBOOK(nf4_b64);
 
 // ---- Base-3 LUT kernel for ternary weights beside the bit-plane LUT ------------------------------
 
-// The base-3 (triad) LUT kernel on pack_for_ternary_lut(w), on the same matrices as small_batch<S>.
+// The base-3 (triad) LUT kernel on the layout linear_weights holds, on the same matrices as
+// small_batch<S>.
 template <class S>
 void base3_lut(benchmark::State& state) {
   packed_linear<S, pack_ternary>(state, "b3_GB/s");
 }
+#if LOWBIT_HAS_AVX512_VBMI
+// The shuffle layout's AVX-512 BW kernel where linear_weights holds the permute layout.
+template <class S>
+void base3_lut_shuffle(benchmark::State& state) {
+  packed_linear<S, pack_ternary_shuffle>(state, "b3_GB/s");
+}
+#endif
 #if LOWBIT_HAS_AVX512_BW
 // The AVX2 base-3 kernel where linear() runs the AVX-512 one: the A/B of the two in one binary.
 template <class S>
 void base3_lut_avx2(benchmark::State& state) {
-  packed_linear<S, pack_ternary>(state, "b3_GB/s",
-                                 [](std::span<const float> x, std::size_t tokens,
-                                    const kernels::ternary_lut_matrix<S>& w, std::span<float> y,
-                                    linear_workspace& work) {
-                                   kernels::avx2::build_ternary_tables(x, tokens, w.cols(), work.ternary_tables);
-                                   kernels::avx2::linear_ternary_lut(w, work.ternary_tables, y, {});
-                                 });
+  packed_linear<S, pack_ternary_shuffle>(
+      state, "b3_GB/s",
+      [](std::span<const float> x, std::size_t tokens, const kernels::ternary_lut_matrix<S>& w, std::span<float> y,
+         linear_workspace& work) {
+        kernels::avx2::build_ternary_tables(x, tokens, w.cols(), work.ternary_tables);
+        kernels::avx2::linear_ternary_lut(w, work.ternary_tables, y, {});
+      });
 }
 // The same for the bit-plane LUT kernel.
 template <class S>
@@ -571,6 +587,10 @@ LOWBIT_TERNARY_LUT(ternary_absmean_base3);
 LOWBIT_LUT_SMALL_N(base3_lut, ternary_absmean);
 // INT2-g32, which linear_weights runs on the bit-plane LUT kernel at small N, beside tiled<int2_g32>.
 LOWBIT_LUT_SMALL_N(plane_lut, int2_g32);
+#if LOWBIT_HAS_AVX512_VBMI
+LOWBIT_LUT_SMALL_N(base3_lut_shuffle, ternary_absmean_base3);
+LOWBIT_LUT_SMALL_N(base3_lut_shuffle, ternary_absmean);
+#endif
 #if LOWBIT_HAS_AVX512_BW
 LOWBIT_LUT_SMALL_N(base3_lut_avx2, ternary_absmean_base3);
 LOWBIT_LUT_SMALL_N(base3_lut_avx2, ternary_absmean);

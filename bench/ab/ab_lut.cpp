@@ -5,7 +5,7 @@
 //   -DAB_SIDE=old with the old headers and -Dlowbit=lowbit_old (its own namespace, no ODR clash),
 //   -DAB_SIDE=new with the working tree's headers,
 //   -DAB_MAIN for the benchmarks, which call both sides through plain functions.
-// Cases: 4096 x 4096 weights (L3-resident), tokens 1-32 (1, 2 and 8 for the tile A/B); run.sh sets 2 threads by
+// Cases: 4096 x 4096 weights (L3-resident), tokens 1-128 (1, 2 and 8 for the tile A/B); run.sh sets 2 threads by
 // default. old_tiles / new_tiles on schemes 3, 6 and 7 compare the int8 tile kernels alone. The LUT side of the base-3
 // schemes (4, 5) is the base-3 kernel (pack_for_ternary_lut); that of schemes 8 and 9 (the same matrices) the base-3
 // kernel on the permute layout where the headers have it (LOWBIT_HAS_AVX512_VBMI defined), else on the shuffle layout:
@@ -44,7 +44,7 @@ void ab(benchmark::State& state) {
 // permute layout.
 static void ab_cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"scheme", "tokens"})
-      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9}, {1, 2, 4, 8, 16, 32}})
+      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9}, {1, 2, 4, 8, 16, 32, 64, 128}})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -67,7 +67,7 @@ BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply([](auto* b) { tile_cases(b, 
 #include <vector>
 
 namespace {
-constexpr std::size_t n = 4096, max_tokens = 32;
+constexpr std::size_t n = 4096, max_tokens = 128;
 using namespace lowbit;
 
 using lowbit_ab::gaussian;

@@ -73,10 +73,20 @@ struct scheme_run {
 
 // Which kernel a scheme_run times on the int8 tiles: linear() (0; where the 512-bit tile kernel is
 // compiled, its blocks of two pairs), or there the AVX2 kernel (1) or the 512-bit pair kernel on
-// single pairs (2).
-template <class S, int Kernel = 0>
-void run_tiles(const linear_weights<S>& w, std::span<const float> x, std::span<float> y, linear_workspace& ws) {
-  if constexpr (Kernel == 0) {
+// single pairs (2). Kernel 3 (ternary schemes): linear() on the base-3 LUT's shuffle layout, the
+// pool holding kernels::pack_for_ternary_lut copies instead of linear_weights.
+template <class S, int Kernel>
+struct pool_entry {
+  using type = linear_weights<S>;
+};
+template <class S>
+struct pool_entry<S, 3> {
+  using type = kernels::ternary_lut_matrix<S>;
+};
+
+template <class S, int Kernel = 0, class W>
+void run_tiles(const W& w, std::span<const float> x, std::span<float> y, linear_workspace& ws) {
+  if constexpr (Kernel == 0 || Kernel == 3) {
     linear(x, 1, w, y, {}, &ws);
   } else {
     const auto& t = w.tiles();
@@ -94,9 +104,15 @@ void run_tiles(const linear_weights<S>& w, std::span<const float> x, std::span<f
 
 template <class S, int Kernel = 0>
 scheme_run make(const char* name) {
-  auto pool = std::make_shared<std::vector<linear_weights<S>>>();
-  pool->emplace_back(quantize<S>(gaussian(rows * cols, 1, 0.02f), rows, cols));
-  while (pool->size() * pool->front().matrix().storage_bytes() < pool_bytes) pool->push_back(pool->front());
+  using W = typename pool_entry<S, Kernel>::type;
+  auto pool = std::make_shared<std::vector<W>>();
+  const auto q = quantize<S>(gaussian(rows * cols, 1, 0.02f), rows, cols);
+  const std::size_t bytes = q.storage_bytes(); // the qmatrix's bytes, whichever copy runs
+  if constexpr (Kernel == 3)
+    pool->push_back(kernels::pack_for_ternary_lut(q));
+  else
+    pool->emplace_back(q);
+  while (pool->size() * bytes < pool_bytes) pool->push_back(pool->front());
   auto x = std::make_shared<std::vector<float>>(gaussian(cols, 8, 1.0f));
   auto y = std::make_shared<std::vector<float>>(rows);
   auto work = std::make_shared<linear_workspace>();
@@ -111,7 +127,7 @@ scheme_run make(const char* name) {
                 run_tiles<S, Kernel>((*pool)[(i * n + j) % pool->size()], *x, *y, *work);
                 t[k] += now() - t0;
               }
-            for (auto& v : t) v = static_cast<double>(pool->front().matrix().storage_bytes() * calls) * 1e-9 / v;
+            for (auto& v : t) v = static_cast<double>(bytes * calls) * 1e-9 / v;
             return t;
           }};
 }
@@ -142,6 +158,7 @@ int main(int argc, char** argv) {
     make<int_sym<2, 32>>("INT2-g32"),
     make<ternary_absmean>("ternary"),
     make<ternary_absmean_base3>("ternary-b3"),
+    make<ternary_absmean_base3, 3>("ternary-b3 shuffle"),
 #if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
     make<int4_group<128>, 1>("INT4-g128 AVX2"),
     make<int4_group<128>, 2>("INT4-g128 1 pair"),

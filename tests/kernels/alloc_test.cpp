@@ -136,6 +136,11 @@ TEST(no_allocation, packed_layouts) {
     expect_no_allocation(caller(w));
   }
   {
+    const auto w = kernels::pack_for_ternary_lut<kernels::ternary_lut_layout::permute>(
+        random_weights<ternary_absmean>(rows, cols, 7));
+    expect_no_allocation(caller(w));
+  }
+  {
     const auto w = kernels::pack_for_int8_tiles(random_weights<int4_group<32>>(rows, cols, 8));
     expect_no_allocation(caller(w));
   }

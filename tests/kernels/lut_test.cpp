@@ -17,6 +17,8 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -562,6 +564,14 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
 #if LOWBIT_HAS_AVX2
   static_assert(prefers_ternary_lut<ternary_absmean>() == (LOWBIT_TERNARY_BASE3_LUT != 0));
 #endif
+#if LOWBIT_HAS_AVX2 && LOWBIT_TERNARY_BASE3_LUT
+  // The base-3 copy is packed for the kernel linear() runs: the permute layout where VBMI is compiled.
+  static_assert(
+      std::is_same_v<
+          std::remove_cvref_t<decltype(std::declval<const linear_weights<ternary_absmean>&>().ternary_lut())>,
+          kernels::ternary_lut_matrix<ternary_absmean, LOWBIT_HAS_AVX512_VBMI ? kernels::ternary_lut_layout::permute
+                                                                              : kernels::ternary_lut_layout::shuffle>>);
+#endif
   static_assert(!prefers_ternary_lut<ternary_scheme<granularity::group, 64>>() && !prefers_ternary_lut<int2_g32>());
   prepared_dispatch<nf4_scheme<>>();
   prepared_dispatch<mxfp8_e4m3>();
@@ -573,8 +583,12 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   EXPECT_EQ((lut_max_tokens<int_asym<4, 128>>()), LOWBIT_HAS_AVX512_VNNI ? 0u : 1u);
   EXPECT_EQ(lut_max_tokens<int2_g32>(), std::size_t{LOWBIT_LUT_MAX_TOKENS_2BIT});
   EXPECT_EQ((lut_max_tokens<int_sym<3, 32>>()), std::size_t{LOWBIT_LUT_MAX_TOKENS_4BIT});
-  EXPECT_EQ(lut_max_tokens<ternary_absmean>(), std::size_t{LOWBIT_LUT_MAX_TOKENS_TERNARY});
-  EXPECT_EQ(lut_max_tokens<ternary_absmean_base3>(), std::size_t{LOWBIT_LUT_MAX_TOKENS_TERNARY});
+  // Ternary on the base-3 kernel (tensor scales) has its own range, which follows the bit-plane
+  // kernel's (groups of 64) except where the permute layout runs.
+  EXPECT_EQ(lut_max_tokens<ternary_absmean>(),
+            std::size_t{LOWBIT_TERNARY_BASE3_LUT ? LOWBIT_LUT_MAX_TOKENS_BASE3 : LOWBIT_LUT_MAX_TOKENS_TERNARY});
+  EXPECT_EQ(lut_max_tokens<ternary_absmean_base3>(),
+            std::size_t{LOWBIT_TERNARY_BASE3_LUT ? LOWBIT_LUT_MAX_TOKENS_BASE3 : LOWBIT_LUT_MAX_TOKENS_TERNARY});
   EXPECT_EQ((lut_max_tokens<ternary_scheme<granularity::group, 64>>()), std::size_t{LOWBIT_LUT_MAX_TOKENS_TERNARY});
   EXPECT_EQ(std::string_view(linear_weights<int_asym<4, 128>>::kernel_for(1)),
             LOWBIT_HAS_AVX512_VNNI ? "int8_tiles" : "lut");

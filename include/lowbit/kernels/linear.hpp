@@ -78,6 +78,18 @@
 #define LOWBIT_LUT_MAX_TOKENS_TERNARY LOWBIT_LUT_MAX_TOKENS_2BIT
 #endif
 #endif
+// Ternary schemes that linear_weights runs on the base-3 kernel's permute layout (AVX-512 VBMI and
+// VNNI; see base3_layout): 128. In L3 (4096 x 4096, 2 threads, Zen 5, bench/README.md run 23) it
+// took 0.68-0.69x the 512-bit tiles' time at N = 4-8, 0.63-0.72x at 16, 0.68-0.74x at 32, 0.80x at
+// 64 and 0.86x at 128 (its tables, 22 KiB per token, no longer fit in L2 there); not measured
+// past 128. Elsewhere LOWBIT_LUT_MAX_TOKENS_TERNARY.
+#ifndef LOWBIT_LUT_MAX_TOKENS_BASE3
+#if LOWBIT_HAS_AVX512_VBMI
+#define LOWBIT_LUT_MAX_TOKENS_BASE3 128
+#else
+#define LOWBIT_LUT_MAX_TOKENS_BASE3 LOWBIT_LUT_MAX_TOKENS_TERNARY
+#endif
+#endif
 // 3- and 4-bit codes without tiles of their own (INT3; the tiles are of their int8 packing): 8, and
 // with VNNI 4, where the LUT kernel took 0.52-0.81x the tiles' time from DRAM at N = 1-4 and
 // 1.06-1.22x at N = 8 (INT3-g32, 4096 x 8192, 2 threads, bench/README.md, run 13). In L3 the
@@ -285,7 +297,8 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 // (LOWBIT_LUT_MAX_TOKENS_2BIT): the LUT kernels took 0.72-0.90x the tiles' time at N = 1-2 on INT2
 // and ternary (base 3), 0.96-1.05x on INT2 and 1.05-1.25x on ternary at N = 4, 0.94-1.35x at N = 8.
 // With the 512-bit tiles as well (AVX-512 BW and VNNI): INT2 4, ternary 2 (its own macro,
-// LOWBIT_LUT_MAX_TOKENS_TERNARY), INT3 4 (run 18, a Zen 5).
+// LOWBIT_LUT_MAX_TOKENS_TERNARY), INT3 4 (run 18, a Zen 5); ternary on the base-3 kernel's permute
+// layout (VBMI as well) 128 (LOWBIT_LUT_MAX_TOKENS_BASE3, run 23).
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
@@ -295,7 +308,8 @@ constexpr std::size_t lut_max_tokens() noexcept {
   } else {
     constexpr int bits = kernels::lut_traits<S>::bits;
     if constexpr (std::is_same_v<typename S::element, ternary>)
-      return LOWBIT_LUT_MAX_TOKENS_TERNARY;
+      return LOWBIT_TERNARY_BASE3_LUT && kernels::ternary_lut_scheme<S> ? LOWBIT_LUT_MAX_TOKENS_BASE3
+                                                                        : LOWBIT_LUT_MAX_TOKENS_TERNARY;
     else
       return bits <= 2 ? LOWBIT_LUT_MAX_TOKENS_2BIT : LOWBIT_LUT_MAX_TOKENS_4BIT;
   }

@@ -171,8 +171,9 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
 } // namespace detail
 
 // The driver of the LUT kernels: row tiles of `Rows` split across threads, and per tile every
-// token, NT at a time and then one by one (the tile's codes are read from DRAM once): tile(nt,
-// tile, t0, out) writes nt x Rows sums (nt a std::integral_constant), then store_tile_outputs.
+// token, NT at a time, then (NT >= 4) NT / 2 at a time, then one by one (the tile's codes are read
+// from DRAM once): tile(nt, tile, t0, out) writes nt x Rows sums (nt a std::integral_constant), then
+// store_tile_outputs.
 template <std::size_t Rows, std::size_t NT, class Packed, class Tile>
 void run_lut_tiles(const Packed& w, std::size_t tokens, std::span<float> y, std::span<const float> bias, Tile&& tile) {
   parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
@@ -183,6 +184,11 @@ void run_lut_tiles(const Packed& w, std::size_t tokens, std::span<float> y, std:
         tile(std::integral_constant<std::size_t, NT>{}, i, t, out);
         store_tile_outputs<Rows, NT>(w.rows(), i, t, out, y, bias);
       }
+      if constexpr (NT >= 4)
+        for (; t + NT / 2 <= tokens; t += NT / 2) {
+          tile(std::integral_constant<std::size_t, NT / 2>{}, i, t, out);
+          store_tile_outputs<Rows, NT / 2>(w.rows(), i, t, out, y, bias);
+        }
       for (; t < tokens; ++t) {
         tile(std::integral_constant<std::size_t, 1>{}, i, t, out);
         store_tile_outputs<Rows, 1>(w.rows(), i, t, out, y, bias);

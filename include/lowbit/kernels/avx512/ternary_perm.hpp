@@ -27,7 +27,17 @@
 #include <span>
 #include <vector>
 
+// Tokens per pass of the permute kernel over a tile (1-4). It keeps 4 vector registers per token
+// (two int32 and two fp32 accumulators) beside 8 shared ones, so 4 tokens fit in AVX-512's 32; in
+// L3 (4096 x 4096, Zen 5) 4 took 0.83-0.86x the time of 2 at N = 4-32 (bench/README.md, run 23).
+#ifndef LOWBIT_TERNARY_PERM_TOKENS
+#define LOWBIT_TERNARY_PERM_TOKENS 4
+#endif
+
 namespace lowbit::kernels::avx512 {
+
+inline constexpr std::size_t ternary_perm_tokens = LOWBIT_TERNARY_PERM_TOKENS;
+static_assert(ternary_perm_tokens >= 1 && ternary_perm_tokens <= 4, "LOWBIT_TERNARY_PERM_TOKENS must be 1-4");
 
 template <ternary_lut_scheme S>
 using ternary_perm_matrix = ternary_lut_matrix<S, ternary_lut_layout::permute>;
@@ -113,7 +123,7 @@ template <ternary_lut_scheme S>
 void linear_ternary_lut(const ternary_perm_matrix<S>& w, const ternary_activations& a, std::span<float> y,
                         std::span<const float> bias) {
   check_lut_call("avx512::linear_ternary_lut", w, a, y.size(), bias.size());
-  avx2::run_lut_tiles<ternary_tile_rows, avx2::ternary_tokens>(
+  avx2::run_lut_tiles<ternary_tile_rows, ternary_perm_tokens>(
       w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
         detail::ternary_perm_tile<S, decltype(nt)::value>(w, a, tile, t, out);
       });
