@@ -369,7 +369,15 @@ struct pack_tiles {
     return kernels::pack_for_int8_tiles(w);
   }
 };
+// The bit-plane LUT copy linear_weights holds (the permute layout where VBMI is compiled), and the
+// shuffle layout of the AVX2 and AVX-512 BW kernels.
 struct pack_lut {
+  template <class S>
+  auto operator()(const qmatrix<S>& w) const {
+    return kernels::pack_for_lut<plane_layout>(w);
+  }
+};
+struct pack_lut_shuffle {
   template <class S>
   auto operator()(const qmatrix<S>& w) const {
     return kernels::pack_for_lut(w);
@@ -545,7 +553,7 @@ void base3_lut_avx2(benchmark::State& state) {
 // The same for the bit-plane LUT kernel.
 template <class S>
 void plane_lut_avx2(benchmark::State& state) {
-  packed_linear<S, pack_lut>(state, "lut_GB/s",
+  packed_linear<S, pack_lut_shuffle>(state, "lut_GB/s",
                              [](std::span<const float> x, std::size_t tokens, const kernels::lut_matrix<S>& w,
                                 std::span<float> y, linear_workspace& work) {
                                kernels::avx2::build_lut_tables(x, tokens, w.cols(), work.tables);
@@ -566,6 +574,13 @@ template <class S>
 void plane_lut(benchmark::State& state) {
   packed_linear<S, pack_lut>(state, "lut_GB/s");
 }
+#if LOWBIT_HAS_AVX512_VBMI
+// The shuffle layout's kernels where linear_weights holds the permute layout.
+template <class S>
+void plane_lut_shuffle(benchmark::State& state) {
+  packed_linear<S, pack_lut_shuffle>(state, "lut_GB/s");
+}
+#endif
 
 #define LOWBIT_TERNARY_LUT(S)                                                                                          \
   BENCHMARK_TEMPLATE(base3_lut, S)                                                                                     \
@@ -588,6 +603,7 @@ LOWBIT_LUT_SMALL_N(base3_lut, ternary_absmean);
 // INT2-g32, which linear_weights runs on the bit-plane LUT kernel at small N, beside tiled<int2_g32>.
 LOWBIT_LUT_SMALL_N(plane_lut, int2_g32);
 #if LOWBIT_HAS_AVX512_VBMI
+LOWBIT_LUT_SMALL_N(plane_lut_shuffle, int2_g32);
 LOWBIT_LUT_SMALL_N(base3_lut_shuffle, ternary_absmean_base3);
 LOWBIT_LUT_SMALL_N(base3_lut_shuffle, ternary_absmean);
 #endif

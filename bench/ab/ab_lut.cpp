@@ -41,10 +41,11 @@ void ab(benchmark::State& state) {
 
 // scheme: 0 INT2-g32, 1 ternary (2-bit planes), 2 INT4-g128 with zero points, 3 INT4-g32, 4 ternary
 // (2-bit codes, base-3 LUT), 5 ternary in base-3 codes (base-3 LUT), 8 and 9 as 4 and 5 on the
-// permute layout.
+// permute layout, 10 INT2-g32, 11 INT4-g128 with zero points and 12 INT3-g32 on the bit-plane
+// kernel's permute layout (their tiles: INT2-g32, INT4-g128 with zero points, INT4-g32).
 static void ab_cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"scheme", "tokens"})
-      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9}, {1, 2, 4, 8, 16, 32, 64, 128}})
+      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12}, {1, 2, 4, 8, 16, 32, 64, 128}})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -87,7 +88,8 @@ struct bench_case {
 };
 
 // Kernel: 0 the bit-plane LUT (pack_for_lut), 1 the int8 tiles, 2 the base-3 LUT (pack_for_ternary_lut),
-// 3 the base-3 LUT on the permute layout where these headers have it (else as 2).
+// 3 the base-3 LUT on the permute layout where these headers have it (else as 2), 4 the bit-plane LUT
+// on its permute layout where these headers have it (else as 0).
 template <class S, int Kernel>
 float run(std::size_t tokens) {
   static auto c = [] {
@@ -98,12 +100,19 @@ float run(std::size_t tokens) {
       return bench_case<kernels::int8_tiled<S>>([&] { return kernels::pack_for_int8_tiles(q); });
     else if constexpr (Kernel == 2)
       return bench_case<kernels::ternary_lut_matrix<S>>([&] { return kernels::pack_for_ternary_lut(q); });
-    else
+    else if constexpr (Kernel == 3)
 #if defined(LOWBIT_HAS_AVX512_VBMI)
       return bench_case<kernels::ternary_lut_matrix<S, kernels::ternary_lut_layout::permute>>(
           [&] { return kernels::pack_for_ternary_lut<kernels::ternary_lut_layout::permute>(q); });
 #else
       return bench_case<kernels::ternary_lut_matrix<S>>([&] { return kernels::pack_for_ternary_lut(q); });
+#endif
+    else
+#if defined(LOWBIT_HAS_AVX512_VBMI) && __has_include("lowbit/kernels/avx512/lut_perm.hpp")
+      return bench_case<kernels::lut_matrix<S, kernels::lut_layout::permute>>(
+          [&] { return kernels::pack_for_lut<kernels::lut_layout::permute>(q); });
+#else
+      return bench_case<kernels::lut_matrix<S>>([&] { return kernels::pack_for_lut(q); });
 #endif
   }();
   return c.run(tokens);
@@ -112,7 +121,7 @@ float run(std::size_t tokens) {
 // Schemes 4 and 5 (ternary in 2-bit and base-3 codes) run the base-3 LUT kernel as their LUT.
 template <bool Lut>
 float pick(int scheme, std::size_t tokens) {
-  constexpr int lut = Lut ? 0 : 1, lut3 = Lut ? 2 : 1, perm = Lut ? 3 : 1;
+  constexpr int lut = Lut ? 0 : 1, lut3 = Lut ? 2 : 1, perm = Lut ? 3 : 1, pperm = Lut ? 4 : 1;
   switch (scheme) {
   case 0: return run<int_sym<2, 32>, lut>(tokens);
   case 1: return run<ternary_absmean, lut>(tokens);
@@ -120,6 +129,9 @@ float pick(int scheme, std::size_t tokens) {
   case 4: return run<ternary_absmean, lut3>(tokens);
   case 5: return Lut ? run<ternary_absmean_base3, 2>(tokens) : run<ternary_absmean, 1>(tokens); // no base-3 tiles
   case 8: return run<ternary_absmean, perm>(tokens);
+  case 10: return run<int_sym<2, 32>, pperm>(tokens);
+  case 11: return run<int_asym<4, 128>, pperm>(tokens);
+  case 12: return Lut ? run<int_sym<3, 32>, 4>(tokens) : run<int4_group<32>, 1>(tokens);
   case 9: return Lut ? run<ternary_absmean_base3, 3>(tokens) : run<ternary_absmean, 1>(tokens);
   case 6: return run<nvfp4, 1>(tokens); // tiles only
   case 7: return run<mxfp4, 1>(tokens); // tiles only

@@ -73,8 +73,9 @@ struct scheme_run {
 
 // Which kernel a scheme_run times on the int8 tiles: linear() (0; where the 512-bit tile kernel is
 // compiled, its blocks of two pairs), or there the AVX2 kernel (1) or the 512-bit pair kernel on
-// single pairs (2). Kernel 3 (ternary schemes): linear() on the base-3 LUT's shuffle layout, the
-// pool holding kernels::pack_for_ternary_lut copies instead of linear_weights.
+// single pairs (2). Kernels 3 and 4: linear() on the shuffle layout of the base-3 LUT (ternary
+// schemes) or of the bit-plane LUT, the pool holding kernels::pack_for_ternary_lut or
+// kernels::pack_for_lut copies instead of linear_weights.
 template <class S, int Kernel>
 struct pool_entry {
   using type = linear_weights<S>;
@@ -83,10 +84,14 @@ template <class S>
 struct pool_entry<S, 3> {
   using type = kernels::ternary_lut_matrix<S>;
 };
+template <class S>
+struct pool_entry<S, 4> {
+  using type = kernels::lut_matrix<S>;
+};
 
 template <class S, int Kernel = 0, class W>
 void run_tiles(const W& w, std::span<const float> x, std::span<float> y, linear_workspace& ws) {
-  if constexpr (Kernel == 0 || Kernel == 3) {
+  if constexpr (Kernel == 0 || Kernel == 3 || Kernel == 4) {
     linear(x, 1, w, y, {}, &ws);
   } else {
     const auto& t = w.tiles();
@@ -110,6 +115,8 @@ scheme_run make(const char* name) {
   const std::size_t bytes = q.storage_bytes(); // the qmatrix's bytes, whichever copy runs
   if constexpr (Kernel == 3)
     pool->push_back(kernels::pack_for_ternary_lut(q));
+  else if constexpr (Kernel == 4)
+    pool->push_back(kernels::pack_for_lut(q));
   else
     pool->emplace_back(q);
   while (pool->size() * bytes < pool_bytes) pool->push_back(pool->front());
@@ -156,6 +163,7 @@ int main(int argc, char** argv) {
     make<nvfp4>("NVFP4"),
     make<int8_group<128>>("INT8-g128"),
     make<int_sym<2, 32>>("INT2-g32"),
+    make<int_sym<2, 32>, 4>("INT2-g32 shuffle"),
     make<ternary_absmean>("ternary"),
     make<ternary_absmean_base3>("ternary-b3"),
     make<ternary_absmean_base3, 3>("ternary-b3 shuffle"),

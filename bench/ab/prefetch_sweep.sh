@@ -27,7 +27,7 @@ for f in int8_tiles.hpp lut_dot.hpp ternary_lut.hpp codebook_lut.hpp; do
   edit "$k/$f" 's/if constexpr (side_prefetch)/if (side_prefetch)/' 'if (side_prefetch)'
 done
 # The 512-bit kernels read avx2's distances.
-for f in lut_dot.hpp ternary_lut.hpp ternary_perm.hpp int8_tiles.hpp; do
+for f in lut_dot.hpp lut_perm.hpp ternary_lut.hpp ternary_perm.hpp int8_tiles.hpp; do
   edit "$work/include/lowbit/kernels/avx512/$f" \
     's/if constexpr (avx2::\(detail::tiled\|lut\)_prefetch != 0)/if (avx2::\1_prefetch != 0)/' \
     'if (avx2::\(detail::tiled\|lut\)_prefetch != 0)'

@@ -128,6 +128,10 @@ TEST(no_allocation, packed_layouts) {
     expect_no_allocation(caller(w));
   }
   {
+    const auto w = kernels::pack_for_lut<kernels::lut_layout::permute>(random_weights<int_asym<4, 128>>(rows, cols, 5));
+    expect_no_allocation(caller(w));
+  }
+  {
     const auto w = kernels::pack_for_codebook_lut(random_weights<nf4_scheme<64>>(rows, cols, 6));
     expect_no_allocation(caller(w));
   }

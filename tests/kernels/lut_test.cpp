@@ -250,47 +250,63 @@ TEST(lut_tables, simd_builders_bit_exact_against_the_scalar_spec) {
   simd_tables_match_scalar<bfloat16>();
 }
 
-template <class S>
+using kernels::lut_layout;
+
+template <class S, lut_layout L = lut_layout::shuffle>
 void lut_matches_reference() {
   for (const shape& s : shapes) {
     const auto w = random_weights<S>(s.rows, s.cols, 21);
     if constexpr (S::has_tensor_scale) {
       ASSERT_NE(w.tensor_scale(), 1.0f) << "the tensor scale goes untested";
     }
-    const auto packed = kernels::pack_for_lut(w);
+    const auto packed = kernels::pack_for_lut<L>(w);
+    const char* layout = L == lut_layout::permute ? " (permute layout)" : "";
     const auto x = lowbit_test::gaussian(s.tokens * s.cols, 22);
     const auto bias = lowbit_test::uniform(s.rows, 23);
     std::vector<float> want(s.tokens * s.rows);
     reference::linear_lut<S>(std::span<const float>(x), s.tokens, w, want, bias);
     ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
         want, [&](std::span<float> got) { linear(std::span<const float>(x), s.tokens, packed, got, bias); }))
-        << scheme_name<S>() << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+        << scheme_name<S>() << layout << " rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+    if constexpr (L == lut_layout::permute) {
+      // The scalar kernel on the layout (the path without VBMI), on the scalar tables.
+      kernels::lut_activations a;
+      kernels::build_lut_tables(std::span<const float>(x), s.tokens, s.cols, a);
+      std::vector<float> got(want.size(), -1.0f);
+      kernels::scalar::linear_lut(packed, a, std::span<float>(got), bias);
+      ASSERT_EQ(first_bit_difference(got, want), got.size()) << scheme_name<S>() << " scalar, rows " << s.rows;
+    }
 #if LOWBIT_HAS_AVX512_BW
     // linear() runs the AVX-512 kernel here (tile pairs, an odd last tile on AVX2); the AVX2 one on
     // every tile must match as well.
-    kernels::lut_activations a;
-    kernels::avx2::build_lut_tables(std::span<const float>(x), s.tokens, s.cols, a);
-    ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
-        want, [&](std::span<float> got) { kernels::avx2::linear_lut(packed, a, got, bias); }))
-        << scheme_name<S>() << " avx2, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+    if constexpr (L == lut_layout::shuffle) {
+      kernels::lut_activations a;
+      kernels::avx2::build_lut_tables(std::span<const float>(x), s.tokens, s.cols, a);
+      ASSERT_TRUE(lowbit_test::bit_exact_at_thread_counts(
+          want, [&](std::span<float> got) { kernels::avx2::linear_lut(packed, a, got, bias); }))
+          << scheme_name<S>() << " avx2, rows " << s.rows << " cols " << s.cols << " tokens " << s.tokens;
+    }
 #endif
   }
 }
 
 // One token: each thread builds its own tables (lowbit_test::expect_one_token_bit_exact).
-template <class S>
+template <class S, lut_layout L = lut_layout::shuffle>
 void one_token_matches_reference() {
   lowbit_test::expect_one_token_bit_exact<S, kernels::lut_activations>(
-      24, [](const qmatrix<S>& w) { return kernels::pack_for_lut(w); },
+      24, [](const qmatrix<S>& w) { return kernels::pack_for_lut<L>(w); },
       [](std::span<const float> x, const qmatrix<S>& w, std::span<float> y, std::span<const float> bias) {
         reference::linear_lut<S>(x, 1, w, y, bias);
       },
       [](const auto& packed, std::span<const float> x, std::span<float> y, std::span<const float> bias, auto& tables) {
-#if LOWBIT_HAS_AVX2
-        kernels::avx2::linear_lut_token(packed, x, y, bias, tables);
-#else
-        (void)packed, (void)x, (void)y, (void)bias, (void)tables;
+#if LOWBIT_HAS_AVX512_VBMI
+        if constexpr (L == lut_layout::permute) return kernels::avx512::linear_lut_token(packed, x, y, bias, tables);
 #endif
+#if LOWBIT_HAS_AVX2
+        if constexpr (L == lut_layout::shuffle) return kernels::avx2::linear_lut_token(packed, x, y, bias, tables);
+#endif
+        (void)tables; // the permute layout without VBMI: its scalar kernel, through linear()
+        linear(x, 1, packed, y, bias);
       });
 }
 
@@ -298,6 +314,9 @@ TEST(linear_lut, one_token_tables_per_thread_bit_exact) {
   one_token_matches_reference<int2_g32>();
   one_token_matches_reference<uint4_g64>();
   one_token_matches_reference<ternary_absmean>();
+  one_token_matches_reference<int2_g32, lut_layout::permute>();
+  one_token_matches_reference<uint4_g64, lut_layout::permute>();
+  one_token_matches_reference<int3_g128, lut_layout::permute>();
 }
 
 TEST(linear_lut, symmetric_integers_bit_exact) {
@@ -321,6 +340,54 @@ TEST(linear_lut, ternary_bit_exact) {
   lut_matches_reference<ternary_absmean>();
   lut_matches_reference<ternary_absmean_base3>();
   lut_matches_reference<ternary_g64>();
+}
+// The permute layout (its AVX-512 VBMI kernel where compiled, and its scalar kernel): 1-4 planes,
+// fp16 and fp32 scales, zero points, tensor scales, k terms.
+TEST(linear_lut, permute_layout_bit_exact) {
+  constexpr auto P = lut_layout::permute;
+  lut_matches_reference<int4_g32, P>();
+  lut_matches_reference<int4_row, P>();
+  lut_matches_reference<int3_g128, P>();
+  lut_matches_reference<int2_g64, P>();
+  lut_matches_reference<int2_g32, P>();
+  lut_matches_reference<int4_e8m0_g32, P>();
+  lut_matches_reference<midrise1_g32, P>();
+  lut_matches_reference<int4_tensor_g32, P>();
+  lut_matches_reference<uint4_g64, P>();
+  lut_matches_reference<uint2_g32, P>();
+  lut_matches_reference<uint3_row, P>();
+  lut_matches_reference<uint1_g64, P>();
+  lut_matches_reference<ternary_absmean, P>();
+  lut_matches_reference<ternary_g64, P>();
+}
+
+// The permute layout (lut.hpp's header comment): every row's plane indices read back as the plane
+// bits of its codes' patterns (the padding columns' codes included); rows past the matrix, columns
+// past the padded row and the missing fourth plane all zero.
+TEST(lut_layout, permute_layout_reads_back_as_the_plane_bits) {
+  using S = int3_g128; // 3 planes: two plane pairs, the second half empty
+  using tr = kernels::lut_traits<S>;
+  const std::size_t rows = 21, cols = 200; // 2 tiles (the second one partial), 7 blocks, a partial one
+  const auto w = random_weights<S>(rows, cols, 29);
+  const auto p = kernels::pack_for_lut<lut_layout::permute>(w);
+  ASSERT_EQ(p.blocks(), 7u);
+  std::vector<std::uint8_t> codes(w.padded_cols());
+  for (std::size_t row = 0; row < 32; ++row) {
+    if (row < rows) unpack_codes(S::layout, S::code_bits, w.row_codes(row), codes);
+    const std::uint8_t* tile = p.tile_codes(row / 16);
+    for (std::size_t b = 0; b < p.blocks(); ++b)
+      for (std::size_t j = 0; j < kernels::lut_tables_per_block; ++j)
+        for (std::size_t i = 0; i < 2 * tr::pairs; ++i) {
+          const std::size_t byte = ((b * tr::pairs + i / 2) * 2 + j / 4) * 64 + 4 * (row % 16) + 2 * (j % 2) + i % 2;
+          const unsigned idx = tile[byte] >> (4 * (j % 4 / 2)) & 15u;
+          unsigned want = 0;
+          for (std::size_t l = 0; l < kernels::lut_group; ++l) {
+            const std::size_t c = b * kernels::lut_block + j * kernels::lut_group + l;
+            if (row < rows && c < w.padded_cols() && i < tr::planes) want |= (tr::dec.pattern[codes[c]] >> i & 1u) << l;
+          }
+          ASSERT_EQ(idx, want) << "row " << row << " block " << b << " group " << j << " plane " << i;
+        }
+  }
 }
 
 // The spec against the exact product with the dequantized matrix (double): per row and token at
@@ -411,12 +478,11 @@ TEST(linear_lut, sqnr_close_to_the_int8_path) {
 template <class S>
 void lut_bad_input(std::uint32_t seed) {
   const auto w = random_weights<S>(20, 128, seed);
-  lowbit_test::expect_bad_input_handled(
-      kernels::pack_for_lut(w),
-      [&](std::span<const float> x, std::size_t tokens, std::span<float> y) {
-        reference::linear_lut<S>(x, tokens, w, y);
-      },
-      seed + 1);
+  const auto reference = [&](std::span<const float> x, std::size_t tokens, std::span<float> y) {
+    reference::linear_lut<S>(x, tokens, w, y);
+  };
+  lowbit_test::expect_bad_input_handled(kernels::pack_for_lut(w), reference, seed + 1);
+  lowbit_test::expect_bad_input_handled(kernels::pack_for_lut<lut_layout::permute>(w), reference, seed + 1);
 }
 
 TEST(linear_lut, bad_input) {
@@ -430,8 +496,11 @@ TEST(linear_lut, bad_input) {
 template <class S>
 void lut_zero_weights() {
   const std::size_t rows = 19, cols = 100;
-  const auto p = kernels::pack_for_lut(quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols));
-  for (std::size_t tokens : {1, 3}) lowbit_test::expect_zero_weights_give_the_bias(p, tokens, 57);
+  const auto w = quantize<S>(std::vector<float>(rows * cols, 0.0f), rows, cols);
+  for (std::size_t tokens : {1, 3}) {
+    lowbit_test::expect_zero_weights_give_the_bias(kernels::pack_for_lut(w), tokens, 57);
+    lowbit_test::expect_zero_weights_give_the_bias(kernels::pack_for_lut<lut_layout::permute>(w), tokens, 57);
+  }
 }
 
 TEST(linear_lut, zero_weights_give_exactly_the_bias) {
@@ -461,6 +530,8 @@ TEST(linear_lut, undefined_codes_and_bad_shapes_throw) {
   auto u = random_weights<uint4_g64>(2, 64, 63);
   u.zero_points()[1] = 16;
   EXPECT_THROW(kernels::pack_for_lut(u), lowbit::error);
+  EXPECT_THROW(kernels::pack_for_lut<lut_layout::permute>(u), lowbit::error);
+  EXPECT_THROW(kernels::pack_for_lut<lut_layout::permute>(b3), lowbit::error);
 
   const auto p = kernels::pack_for_lut(random_weights<int4_g32>(4, 64, 64));
   std::vector<float> xs(64 * 2), ys(4 * 2), bias(3);
@@ -571,6 +642,12 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
           std::remove_cvref_t<decltype(std::declval<const linear_weights<ternary_absmean>&>().ternary_lut())>,
           kernels::ternary_lut_matrix<ternary_absmean, LOWBIT_HAS_AVX512_VBMI ? kernels::ternary_lut_layout::permute
                                                                               : kernels::ternary_lut_layout::shuffle>>);
+#endif
+#if LOWBIT_HAS_AVX2
+  // The bit-plane copy likewise.
+  static_assert(std::is_same_v<
+                std::remove_cvref_t<decltype(std::declval<const linear_weights<int2_g32>&>().lut())>,
+                kernels::lut_matrix<int2_g32, LOWBIT_HAS_AVX512_VBMI ? lut_layout::permute : lut_layout::shuffle>>);
 #endif
   static_assert(!prefers_ternary_lut<ternary_scheme<granularity::group, 64>>() && !prefers_ternary_lut<int2_g32>());
   prepared_dispatch<nf4_scheme<>>();

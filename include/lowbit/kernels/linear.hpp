@@ -43,6 +43,7 @@
 #include "lowbit/kernels/avx512/float_dot.hpp"
 #include "lowbit/kernels/avx512/int8_tiles.hpp"
 #include "lowbit/kernels/avx512/lut_dot.hpp"
+#include "lowbit/kernels/avx512/lut_perm.hpp"
 #include "lowbit/kernels/avx512/ternary_lut.hpp"
 #include "lowbit/kernels/avx512/ternary_perm.hpp"
 #endif
@@ -196,20 +197,26 @@ void linear(std::span<const T> x, std::size_t tokens, const qmatrix<S>& w, std::
   }
 }
 
-// The LUT path (kernels/lut.hpp) on a matrix packed once by kernels::pack_for_lut: bit-exact
-// against reference::linear_lut, within the documented table-quantization error of the float
-// product.
-template <kernels::lut_scheme S, kernels::activation_type T>
-void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<S>& w, std::span<float> y,
+// The LUT path (kernels/lut.hpp) on a matrix packed once by kernels::pack_for_lut in either layout:
+// bit-exact against reference::linear_lut, within the documented table-quantization error of the
+// float product. The permute layout runs on the AVX-512 VBMI + VNNI kernel where that is
+// compiled, else on its scalar kernel.
+template <kernels::lut_scheme S, kernels::lut_layout L, kernels::activation_type T>
+void linear(std::span<const T> x, std::size_t tokens, const kernels::lut_matrix<S, L>& w, std::span<float> y,
             std::span<const float> bias = {}, linear_workspace* workspace = nullptr) {
   kernels::check_linear_lut("linear", w, x.size(), tokens, y.size(), bias.size());
   if (tokens == 0) return;
   linear_workspace local;
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
-  if (tokens == 1) return detail::lut_kernels::linear_lut_token(w, x, y, bias, ws.token_tables);
-  detail::lut_kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
-  detail::lut_kernels::linear_lut(w, ws.tables, y, bias);
+  if constexpr (L == kernels::lut_layout::permute && !LOWBIT_HAS_AVX512_VBMI) {
+    detail::lut_kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
+    kernels::scalar::linear_lut(w, ws.tables, y, bias);
+  } else {
+    if (tokens == 1) return detail::lut_kernels::linear_lut_token(w, x, y, bias, ws.token_tables);
+    detail::lut_kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
+    detail::lut_kernels::linear_lut(w, ws.tables, y, bias);
+  }
 #else
   kernels::build_lut_tables(x, tokens, w.cols(), ws.tables);
   kernels::scalar::linear_lut(w, ws.tables, y, bias);
@@ -333,6 +340,12 @@ constexpr bool prefers_ternary_lut() noexcept {
 // N = 1-8 in L3, Zen 5, bench/README.md run 23), else the shuffle layout.
 inline constexpr kernels::ternary_lut_layout base3_layout =
     LOWBIT_HAS_AVX512_VBMI ? kernels::ternary_lut_layout::permute : kernels::ternary_lut_layout::shuffle;
+// The packing of the bit-plane LUT copy in linear_weights<S>: the permute layout where its AVX-512
+// VBMI + VNNI kernel is compiled (in L3, 4096 x 4096, 2 threads, Zen 5, bench/README.md run 23:
+// INT2-g32 0.76x the time of the shuffle layout's kernels at N = 1 and 0.86-0.90x at N = 2-8,
+// INT3-g32 0.85-0.89x, INT4-g128 with zero points 0.68-0.94x), else the shuffle layout.
+inline constexpr kernels::lut_layout plane_layout =
+    LOWBIT_HAS_AVX512_VBMI ? kernels::lut_layout::permute : kernels::lut_layout::shuffle;
 
 // W prepared once for linear() (the one-time pack step): the qmatrix, plus
 // - its LUT packing where S runs on the LUT kernel: linear() on it picks the LUT kernel for
@@ -368,7 +381,7 @@ class linear_weights {
 
 public:
   explicit linear_weights(qmatrix<S> w) : w_(std::move(w)) {
-    if constexpr (has_lut) lut_ = kernels::pack_for_lut(w_);
+    if constexpr (has_lut) lut_ = kernels::pack_for_lut<plane_layout>(w_);
     if constexpr (has_base3) base3_ = kernels::pack_for_ternary_lut<base3_layout>(w_);
     if constexpr (own_tiles) tiles_ = kernels::pack_for_int8_tiles(w_);
     if constexpr (packed_tiles) tiles_ = kernels::pack_for_int8_tiles(kernels::pack_for_int8(w_));
@@ -390,7 +403,7 @@ private:
   struct none {};
   struct lut_of {
     template <class X>
-    using type = kernels::lut_matrix<X>;
+    using type = kernels::lut_matrix<X, plane_layout>;
   };
   struct base3_of {
     template <class X>

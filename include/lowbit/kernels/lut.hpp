@@ -30,6 +30,12 @@
 // each row's two planes into int16 lane l; madd with (1, 0) and (0, 1) then widens rows 0-7 and
 // 8-15 to int32 in place, without a cross-lane shuffle. 3-bit codes use two plane pairs, the last
 // one weighted 0.
+// A second layout, lut_layout::permute, holds the same bits, scales and zero points for the
+// AVX-512 VBMI + VNNI kernel (kernels/avx512/lut_perm.hpp): per tile, block, plane pair p and quad
+// of groups (j0 = 4 x quad), 64 bytes, byte 4 d + k holding row d's plane-(2p + k % 2) index of
+// group j0 + k / 2 in its low nibble and of group j0 + 2 + k / 2 in its high nibble. One byte
+// permute (vpermb) of the quad's four tables by index | table << 4 gives row d's four lookups in
+// the bytes of int32 lane d, and one vpdpbusd with (a_2p, a_2p+1, a_2p, a_2p+1) adds them there.
 // Scales are kept per tile and scale unit, 16 at a time (fp16 as stored where the scheme's scales
 // are fp16, fp32 otherwise); zero points likewise as bytes.
 //
@@ -201,6 +207,10 @@ struct lut_traits {
   using scale_type = std::conditional_t<half_scales, std::uint16_t, float>;
 };
 
+// The byte layout of a lut_matrix (the header comment): shuffle for the AVX2 and AVX-512 BW kernels,
+// permute for the AVX-512 VBMI + VNNI kernel.
+enum class lut_layout { shuffle, permute };
+
 // Schemes the LUT kernels run on: 2-4-bit codes whose values are affine in their bits (signed and
 // unsigned integers, zero points, mid-rise grids, ternary in either layout), with tensor, row or
 // group scales (groups a multiple of 32).
@@ -209,8 +219,8 @@ concept lut_scheme = scheme<S> && lut_traits<S>::dec.ok &&
                      (S::gran == granularity::tensor || S::gran == granularity::row ||
                       (S::gran == granularity::group && S::block % lut_block == 0));
 
-// W packed for the LUT kernels (see the header comment); made by pack_for_lut.
-template <lut_scheme S>
+// W packed for the LUT kernels in layout L (see the header comment); made by pack_for_lut<L>.
+template <lut_scheme S, lut_layout L = lut_layout::shuffle>
 class lut_matrix {
 public:
   using traits = lut_traits<S>;
@@ -245,8 +255,8 @@ public:
   }
 
 private:
-  template <lut_scheme T>
-  friend lut_matrix<T> pack_for_lut(const qmatrix<T>& w);
+  template <lut_layout, lut_scheme T>
+  friend auto pack_for_lut(const qmatrix<T>& w);
   std::size_t rows_ = 0, cols_ = 0;
   float tensor_scale_ = 1.0f;
   aligned_vector<std::uint8_t> codes_;
@@ -254,18 +264,20 @@ private:
   aligned_vector<std::uint8_t> zeros_;
 };
 
-// Reorders W into the LUT kernels' layout. Throws lowbit::error on codes the element does not
-// define (ternary code 3, base-3 bytes >= 243) and on zero points out of range.
-template <lut_scheme T>
-lut_matrix<T> pack_for_lut(const qmatrix<T>& w) {
+// Reorders W into the LUT kernels' layout L; returns a lut_matrix<T, L>. Throws lowbit::error on
+// codes the element does not define (ternary code 3, base-3 bytes >= 243) and on zero points out
+// of range.
+template <lut_layout L = lut_layout::shuffle, lut_scheme T>
+auto pack_for_lut(const qmatrix<T>& w) {
   using tr = lut_traits<T>;
+  using M = lut_matrix<T, L>;
   if (w.rows() == 0 || w.cols() == 0) throw invalid_argument("pack_for_lut: W is empty");
-  lut_matrix<T> m;
+  M m;
   m.rows_ = w.rows();
   m.cols_ = w.cols();
   m.tensor_scale_ = w.tensor_scale();
   const std::size_t tiles = m.tiles(), blocks = m.blocks(), units = m.units(), pc = w.padded_cols();
-  m.codes_.assign(tiles * blocks * lut_matrix<T>::tile_block_bytes, 0);
+  m.codes_.assign(tiles * blocks * M::tile_block_bytes, 0);
   m.scales_.assign(tiles * units * lut_tile_rows, typename tr::scale_type{});
   if constexpr (T::has_zero_point) m.zeros_.assign(tiles * units * lut_tile_rows, 0);
   const scale_reader<T> sr(w, m.mult());
@@ -277,7 +289,7 @@ lut_matrix<T> pack_for_lut(const qmatrix<T>& w) {
       if (codes[c] >= tr::valid_codes)
         throw error("pack_for_lut: row " + std::to_string(r) + " column " + std::to_string(c) + " holds code " +
                     std::to_string(codes[c]) + ", which the element does not define");
-    std::uint8_t* dst = m.codes_.data() + tile * blocks * lut_matrix<T>::tile_block_bytes;
+    std::uint8_t* dst = m.codes_.data() + tile * blocks * M::tile_block_bytes;
     for (std::size_t b = 0; b < blocks; ++b)
       for (std::size_t j = 0; j < lut_tables_per_block; ++j) {
         const std::size_t gp = j / 2, shift = 4 * (j % 2);
@@ -290,8 +302,12 @@ lut_matrix<T> pack_for_lut(const qmatrix<T>& w) {
             idx |= (p >> i & 1u) << l;
           }
           const std::size_t p = i / 2, k = i % 2;
-          dst[((b * 4 + gp) * tr::pairs + p) * 32 + 2 * lut_lane_of_row(rr) + k] |=
-              static_cast<std::uint8_t>(idx << shift);
+          if constexpr (L == lut_layout::permute)
+            dst[((b * tr::pairs + p) * 2 + j / 4) * 64 + 4 * rr + 2 * (j % 2) + k] |=
+                static_cast<std::uint8_t>(idx << (4 * (j % 4 / 2)));
+          else
+            dst[((b * 4 + gp) * tr::pairs + p) * 32 + 2 * lut_lane_of_row(rr) + k] |=
+                static_cast<std::uint8_t>(idx << shift);
         }
       }
     for (std::size_t u = 0; u < units; ++u) {
@@ -408,8 +424,8 @@ void build_lut_tables(std::span<const T> x, std::size_t tokens, std::size_t cols
 }
 
 // Shared checks of the LUT entry points (an empty W: a default-constructed lut_matrix).
-template <lut_scheme S>
-void check_linear_lut(const char* fn, const lut_matrix<S>& w, std::size_t x_size, std::size_t tokens,
+template <lut_scheme S, lut_layout L>
+void check_linear_lut(const char* fn, const lut_matrix<S, L>& w, std::size_t x_size, std::size_t tokens,
                       std::size_t y_size, std::size_t bias_size) {
   check_linear_shape(fn, w.rows(), w.cols(), x_size, tokens, y_size, bias_size);
 }
@@ -418,8 +434,9 @@ namespace scalar {
 
 // The LUT kernel on the packed layout without SIMD (the path where AVX2 is not compiled), in the
 // same arithmetic as the AVX2 kernel.
-template <lut_scheme S>
-void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
+// On the permute layout each row's indices are read from the bytes its header comment names.
+template <lut_scheme S, lut_layout L>
+void linear_lut(const lut_matrix<S, L>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
   using tr = lut_traits<S>;
   check_lut_call("scalar::linear_lut", w, a, y.size(), bias.size());
   const std::size_t rows = w.rows(), blocks = w.blocks();
@@ -433,13 +450,23 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
         const std::int8_t* q = a.q_row(t);
         for (std::size_t b = 0; b < blocks; ++b) {
           std::int32_t isum[lut_tile_rows] = {};
-          for (std::size_t gp = 0; gp < 4; ++gp)
-            for (std::size_t p = 0; p < tr::pairs; ++p, cp += 32)
-              for (std::size_t byte = 0; byte < 32; ++byte) {
-                const std::size_t r = lut_row_of_lane(byte / 2), i = 2 * p + byte % 2;
-                const std::int8_t* tl = q + (b * lut_tables_per_block + 2 * gp) * 16;
-                isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[16 + (cp[byte] >> 4)]);
-              }
+          if constexpr (L == lut_layout::permute) {
+            for (std::size_t p = 0; p < tr::pairs; ++p)
+              for (std::size_t quad = 0; quad < 2; ++quad, cp += 64)
+                for (std::size_t byte = 0; byte < 64; ++byte) {
+                  const std::size_t r = byte / 4, k = byte % 4, i = 2 * p + k % 2;
+                  const std::int8_t* tl = q + (b * lut_tables_per_block + 4 * quad + k / 2) * 16;
+                  isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[32 + (cp[byte] >> 4)]);
+                }
+          } else {
+            for (std::size_t gp = 0; gp < 4; ++gp)
+              for (std::size_t p = 0; p < tr::pairs; ++p, cp += 32)
+                for (std::size_t byte = 0; byte < 32; ++byte) {
+                  const std::size_t r = lut_row_of_lane(byte / 2), i = 2 * p + byte % 2;
+                  const std::int8_t* tl = q + (b * lut_tables_per_block + 2 * gp) * 16;
+                  isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[16 + (cp[byte] >> 4)]);
+                }
+          }
           const std::size_t u = tr::unit_of_block(b);
           const float sg = a.scale_row(t)[b] * g, xs = a.xsum_row(t)[b];
           for (std::size_t r = 0; r < lut_tile_rows; ++r) {

@@ -231,15 +231,22 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
 }
 
 namespace detail {
-// linear_lut_token with the table builder `builder` (a build_lut_table_row).
-template <lut_scheme S, activation_type T, class Builder>
-void lut_token(const lut_matrix<S>& w, std::span<const T> x, std::span<float> y, std::span<const float> bias,
-               std::vector<lut_activations>& tables, Builder builder) {
+// linear_lut_token with the table builder `builder` (a build_lut_table_row) and the tile kernel
+// `tile` (of either layout).
+template <lut_scheme S, lut_layout L, activation_type T, class Builder, class Tile>
+void lut_token(const lut_matrix<S, L>& w, std::span<const T> x, std::span<float> y, std::span<const float> bias,
+               std::vector<lut_activations>& tables, Builder builder, Tile&& tile) {
   check_linear_lut("linear_lut_token", w, x.size(), 1, y.size(), bias.size());
   // cost 0: each copy is built on its own thread, not split.
   run_lut_token<lut_tile_rows>(
-      w, y, bias, tables, [&](lut_activations& a) { build_lut_tables_by_row(x, 1, w.cols(), a, builder, 0); },
-      [&](const lut_activations& a, std::size_t tile, auto* out) { lut_tile<S, 1>(w, a, tile, 0, out); });
+      w, y, bias, tables, [&](lut_activations& a) { build_lut_tables_by_row(x, 1, w.cols(), a, builder, 0); }, tile);
+}
+// The same with this kernel.
+template <lut_scheme S, activation_type T, class Builder>
+void lut_token(const lut_matrix<S>& w, std::span<const T> x, std::span<float> y, std::span<const float> bias,
+               std::vector<lut_activations>& tables, Builder builder) {
+  lut_token(w, x, y, bias, tables, builder,
+            [&](const lut_activations& a, std::size_t tile, auto* out) { lut_tile<S, 1>(w, a, tile, 0, out); });
 }
 } // namespace detail
 

@@ -39,6 +39,12 @@ template <int H>
 LOWBIT_ALWAYS_INLINE inline __m256i half_of(__m512i v) noexcept {
   return _mm512_maskz_extracti64x4_epi64(0xFF, v, H);
 }
+#if LOWBIT_HAS_AVX512_VBMI
+// vpermb: byte i of the result is byte idx[i] % 64 of table.
+LOWBIT_ALWAYS_INLINE inline __m512i permute_bytes(__m512i idx, __m512i table) noexcept {
+  return _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, table);
+}
+#endif
 LOWBIT_ALWAYS_INLINE inline __m512 cvt_ps(__m512i v) noexcept { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
 LOWBIT_ALWAYS_INLINE inline __m512 cvtph_ps(__m256i v) noexcept { return _mm512_maskz_cvtph_ps(0xFFFF, v); }
 LOWBIT_ALWAYS_INLINE inline __m512i cvtepu8_epi32(__m128i v) noexcept { return _mm512_maskz_cvtepu8_epi32(0xFFFF, v); }

@@ -70,9 +70,13 @@ void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activation
       avx2::lut_prefetch, w.units() * ternary_tile_rows * sizeof(float), w.blocks() * ternary_block_bytes);
   __m512 ws[2] = {};
   for (std::size_t b = 0; b < w.blocks(); ++b, cp += ternary_block_bytes) {
-    __m512i isum[NT][2]; // rows 0-15 and 16-31, one int32 lane each
+    // Rows 0-15 and 16-31, one int32 lane each; with up to 2 tokens two sums per half (even and odd
+    // quads), so that fewer vpdpbusd wait on the one before (added at the end of the block, exact).
+    constexpr std::size_t C = NT <= 2 ? 2 : 1;
+    __m512i isum[NT][2 * C];
     LOWBIT_UNROLL
-    for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
+    for (std::size_t t = 0; t < NT; ++t)
+      for (std::size_t i = 0; i < 2 * C; ++i) isum[t][i] = _mm512_setzero_si512();
     if constexpr (avx2::lut_prefetch != 0)
       if (first) avx2::prefetch_l2<ternary_block_bytes>(cp, avx2::lut_prefetch);
     LOWBIT_UNROLL
@@ -87,8 +91,9 @@ void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activation
       for (std::size_t t = 0; t < NT; ++t) {
         const __m512i tq = _mm512_loadu_si512(q[t] + g0);
         const __m512i tn = _mm512_sub_epi8(zero, tq);
-        isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], ones, _mm512_permutex2var_epi8(tq, lo, tn));
-        isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], ones, _mm512_permutex2var_epi8(tq, hi, tn));
+        const std::size_t c = quad % C;
+        isum[t][c] = _mm512_dpbusd_epi32(isum[t][c], ones, _mm512_permutex2var_epi8(tq, lo, tn));
+        isum[t][C + c] = _mm512_dpbusd_epi32(isum[t][C + c], ones, _mm512_permutex2var_epi8(tq, hi, tn));
       }
     }
     const std::size_t u = w.unit_of_block(b);
@@ -104,8 +109,11 @@ void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activation
     for (std::size_t t = 0; t < NT; ++t) {
       const __m512 ts = _mm512_set1_ps(a.scale_row(t0 + t)[b]);
       LOWBIT_UNROLL
-      for (std::size_t i = 0; i < 2; ++i)
-        acc[t][i] = _mm512_fmadd_ps(cvt_ps(isum[t][i]), _mm512_mul_ps(ws[i], ts), acc[t][i]);
+      for (std::size_t i = 0; i < 2; ++i) {
+        __m512i sum = isum[t][C * i];
+        if constexpr (C == 2) sum = _mm512_add_epi32(sum, isum[t][C * i + 1]);
+        acc[t][i] = _mm512_fmadd_ps(cvt_ps(sum), _mm512_mul_ps(ws[i], ts), acc[t][i]);
+      }
     }
   }
   LOWBIT_UNROLL

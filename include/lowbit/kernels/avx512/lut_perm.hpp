@@ -1,0 +1,154 @@
+// AVX-512 VBMI + VNNI bit-plane LUT kernel on the permute layout (kernels/lut.hpp has the
+// algorithm, the tables and both layouts). Per tile (16 rows), block, plane pair and quad of groups,
+// shared by the tokens: one 64-byte load of the index bytes, its low and high nibbles made into
+// index | table << 4 (one vpternlogd each, the high after a shift). Per token: one vpermb of the
+// quad's four tables (64 contiguous bytes of the token's table row) per nibble, and one vpdpbusd
+// with the plane weights (a_2p, a_2p+1, a_2p, a_2p+1) adding each row's two planes of two groups
+// into its int32 lane: 4 vector operations per 128 lookups and token, where the AVX-512 BW kernel
+// on the shuffle layout spends 6 (two shuffles, two maddubs, two adds), and no int16 step or
+// widening at the end of a block. The int32 sums are the same integers and the per-row fp32
+// arithmetic that of the header comment, so the results are bit-identical to
+// reference::linear_lut and to the other kernels.
+#pragma once
+
+#include "lowbit/core/config.hpp"
+
+#if LOWBIT_HAS_AVX512_VBMI
+
+#include "lowbit/kernels/avx2/lut_dot.hpp"
+#include "lowbit/kernels/avx512/activations.hpp"
+#include "lowbit/kernels/avx512/ops.hpp"
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace lowbit::kernels::avx512 {
+
+template <lut_scheme S>
+using lut_perm_matrix = lut_matrix<S, lut_layout::permute>;
+
+namespace detail {
+
+// Tokens t0 .. t0 + NT - 1 of one tile; out receives NT x 16 sums (before bias).
+template <lut_scheme S, std::size_t NT>
+void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::size_t tile, std::size_t t0,
+                   float (*out)[lut_tile_rows]) noexcept {
+  using tr = lut_traits<S>;
+  constexpr std::size_t P = tr::pairs;
+  constexpr std::size_t TB = lut_perm_matrix<S>::tile_block_bytes;
+  const __m512i nib = _mm512_set1_epi8(0x0F);
+  // Byte 4 d + k reads table k / 2 of the quad (low nibbles) or 2 + k / 2 (high nibbles).
+  const __m512i sel_lo = _mm512_set1_epi32(0x10100000), sel_hi = _mm512_set1_epi32(0x30302020);
+  __m512i wpat[P];
+  LOWBIT_UNROLL
+  for (std::size_t p = 0; p < P; ++p) {
+    const auto a0 = static_cast<std::uint32_t>(tr::dec.a[2 * p]), a1 = static_cast<std::uint32_t>(tr::dec.a[2 * p + 1]);
+    wpat[p] = _mm512_set1_epi32(static_cast<int>(a0 | a1 << 8 | a0 << 16 | a1 << 24));
+  }
+  __m512 acc[NT];
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  const std::int8_t* q[NT];
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) q[t] = a.q_row(t0 + t);
+  const std::uint8_t* cp = w.tile_codes(tile);
+  [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
+  const std::size_t blocks = w.blocks();
+  std::size_t unit = ~std::size_t{0};
+  [[maybe_unused]] const float g = w.scale_multiplier(), kg = tr::k * g;
+  [[maybe_unused]] const std::size_t side_bytes = w.units() * lut_tile_rows,
+                                     s_ahead = avx2::side_ahead(
+                                         avx2::lut_prefetch, side_bytes * sizeof(typename tr::scale_type), blocks * TB),
+                                     z_ahead = avx2::side_ahead(avx2::lut_prefetch, side_bytes, blocks * TB);
+  __m512 ws = _mm512_setzero_ps();
+  [[maybe_unused]] __m512 kz = ws;
+  for (std::size_t b = 0; b < blocks; ++b, cp += TB) {
+    // Four independent sums per token (quad x nibble), so that no chain of vpdpbusd waits on
+    // another's latency; added at the end of the block (exact).
+    __m512i isum[NT][4];
+    LOWBIT_UNROLL
+    for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = isum[t][2] = isum[t][3] = _mm512_setzero_si512();
+    if constexpr (avx2::lut_prefetch != 0)
+      if (first) avx2::prefetch_l2<TB>(cp, avx2::lut_prefetch);
+    LOWBIT_UNROLL
+    for (std::size_t p = 0; p < P; ++p) LOWBIT_UNROLL
+    for (std::size_t quad = 0; quad < 2; ++quad) {
+      const __m512i v = _mm512_loadu_si512(cp + (2 * p + quad) * 64);
+      const __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel_lo, 0xEA); // (v & nib) | sel
+      const __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel_hi, 0xEA);
+      LOWBIT_UNROLL
+      for (std::size_t t = 0; t < NT; ++t) {
+        const __m512i tab = _mm512_loadu_si512(q[t] + (b * lut_tables_per_block + 4 * quad) * 16);
+        isum[t][2 * quad] = _mm512_dpbusd_epi32(isum[t][2 * quad], wpat[p], permute_bytes(lo, tab));
+        isum[t][2 * quad + 1] = _mm512_dpbusd_epi32(isum[t][2 * quad + 1], wpat[p], permute_bytes(hi, tab));
+      }
+    }
+    const std::size_t u = tr::unit_of_block(b);
+    if (u != unit) {
+      unit = u;
+      if constexpr (avx2::side_prefetch)
+        if (first && avx2::lut_prefetch != 0) {
+          avx2::prefetch_l2<64>(w.tile_scales(tile, u), s_ahead);
+          if constexpr (S::has_zero_point) avx2::prefetch_l2<64>(w.tile_zeros(tile, u), z_ahead);
+        }
+      if constexpr (tr::half_scales)
+        ws = cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.tile_scales(tile, u))));
+      else
+        ws = _mm512_loadu_ps(w.tile_scales(tile, u));
+      if constexpr (S::has_zero_point) {
+        const __m128i z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.tile_zeros(tile, u)));
+        kz = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(tr::k), cvt_ps(cvtepu8_epi32(z))), _mm512_set1_ps(g));
+      }
+    }
+    LOWBIT_UNROLL
+    for (std::size_t t = 0; t < NT; ++t) {
+      const __m512i s =
+          _mm512_add_epi32(_mm512_add_epi32(isum[t][0], isum[t][1]), _mm512_add_epi32(isum[t][2], isum[t][3]));
+      const __m512 f = cvt_ps(s);
+      const __m512 sg = _mm512_set1_ps(a.scale_row(t0 + t)[b] * g);
+      const float xs = a.xsum_row(t0 + t)[b];
+      __m512 v;
+      if constexpr (S::has_zero_point)
+        v = _mm512_fmadd_ps(f, sg, _mm512_mul_ps(kz, _mm512_set1_ps(xs)));
+      else if constexpr (tr::k != 0.0f)
+        v = _mm512_fmadd_ps(f, sg, _mm512_set1_ps(kg * xs));
+      else
+        v = _mm512_mul_ps(f, sg);
+      acc[t] = _mm512_fmadd_ps(v, ws, acc[t]);
+    }
+  }
+  LOWBIT_UNROLL
+  for (std::size_t t = 0; t < NT; ++t) _mm512_storeu_ps(out[t], acc[t]);
+}
+
+} // namespace detail
+
+// Y = X * W^T (+ bias) on the permute layout and tables built by build_lut_tables (either
+// builder); tiles split across threads. Bit-identical to the shuffle layout's kernels.
+template <lut_scheme S>
+void linear_lut(const lut_perm_matrix<S>& w, const lut_activations& a, std::span<float> y,
+                std::span<const float> bias) {
+  check_lut_call("avx512::linear_lut", w, a, y.size(), bias.size());
+  avx2::run_lut_tiles<lut_tile_rows, avx2::lut_tokens>(
+      w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+        detail::lut_perm_tile<S, decltype(nt)::value>(w, a, tile, t, out);
+      });
+}
+
+// One token on the permute layout, each thread building its own copy of the tables
+// (avx2::run_lut_token) with the AVX-512 table builder.
+template <lut_scheme S, activation_type T>
+void linear_lut_token(const lut_perm_matrix<S>& w, std::span<const T> x, std::span<float> y,
+                      std::span<const float> bias, std::vector<lut_activations>& tables) {
+  avx2::detail::lut_token(
+      w, x, y, bias, tables, build_lut_table_row<T>,
+      [&](const lut_activations& a, std::size_t tile, auto* out) { detail::lut_perm_tile<S, 1>(w, a, tile, 0, out); });
+}
+
+} // namespace lowbit::kernels::avx512
+
+#endif
