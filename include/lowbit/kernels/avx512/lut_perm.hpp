@@ -26,7 +26,15 @@
 #include <span>
 #include <vector>
 
+// Tokens per pass of the permute kernel over a tile (1-4).
+#ifndef LOWBIT_LUT_PERM_TOKENS
+#define LOWBIT_LUT_PERM_TOKENS 4
+#endif
+
 namespace lowbit::kernels::avx512 {
+
+inline constexpr std::size_t lut_perm_tokens = LOWBIT_LUT_PERM_TOKENS;
+static_assert(lut_perm_tokens >= 1 && lut_perm_tokens <= 4, "LOWBIT_LUT_PERM_TOKENS must be 1-4");
 
 template <lut_scheme S>
 using lut_perm_matrix = lut_matrix<S, lut_layout::permute>;
@@ -67,11 +75,14 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
   __m512 ws = _mm512_setzero_ps();
   [[maybe_unused]] __m512 kz = ws;
   for (std::size_t b = 0; b < blocks; ++b, cp += TB) {
-    // Four independent sums per token (quad x nibble), so that no chain of vpdpbusd waits on
-    // another's latency; added at the end of the block (exact).
-    __m512i isum[NT][4];
+    // Independent sums per token (quad x nibble, or nibble from 3 tokens on, where the tokens' own
+    // sums hide the latency), so that a vpdpbusd seldom waits on the one before; added at the end of
+    // the block (exact).
+    constexpr std::size_t CH = NT <= 2 ? 4 : 2;
+    __m512i isum[NT][CH];
     LOWBIT_UNROLL
-    for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = isum[t][2] = isum[t][3] = _mm512_setzero_si512();
+    for (std::size_t t = 0; t < NT; ++t)
+      for (std::size_t i = 0; i < CH; ++i) isum[t][i] = _mm512_setzero_si512();
     if constexpr (avx2::lut_prefetch != 0)
       if (first) avx2::prefetch_l2<TB>(cp, avx2::lut_prefetch);
     LOWBIT_UNROLL
@@ -83,8 +94,9 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
       LOWBIT_UNROLL
       for (std::size_t t = 0; t < NT; ++t) {
         const __m512i tab = _mm512_loadu_si512(q[t] + (b * lut_tables_per_block + 4 * quad) * 16);
-        isum[t][2 * quad] = _mm512_dpbusd_epi32(isum[t][2 * quad], wpat[p], permute_bytes(lo, tab));
-        isum[t][2 * quad + 1] = _mm512_dpbusd_epi32(isum[t][2 * quad + 1], wpat[p], permute_bytes(hi, tab));
+        const std::size_t c = 2 * quad % CH;
+        isum[t][c] = _mm512_dpbusd_epi32(isum[t][c], wpat[p], permute_bytes(lo, tab));
+        isum[t][c + 1] = _mm512_dpbusd_epi32(isum[t][c + 1], wpat[p], permute_bytes(hi, tab));
       }
     }
     const std::size_t u = tr::unit_of_block(b);
@@ -106,8 +118,8 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
     }
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t) {
-      const __m512i s =
-          _mm512_add_epi32(_mm512_add_epi32(isum[t][0], isum[t][1]), _mm512_add_epi32(isum[t][2], isum[t][3]));
+      __m512i s = _mm512_add_epi32(isum[t][0], isum[t][1]);
+      if constexpr (CH == 4) s = _mm512_add_epi32(s, _mm512_add_epi32(isum[t][2], isum[t][3]));
       const __m512 f = cvt_ps(s);
       const __m512 sg = _mm512_set1_ps(a.scale_row(t0 + t)[b] * g);
       const float xs = a.xsum_row(t0 + t)[b];
@@ -133,7 +145,7 @@ template <lut_scheme S>
 void linear_lut(const lut_perm_matrix<S>& w, const lut_activations& a, std::span<float> y,
                 std::span<const float> bias) {
   check_lut_call("avx512::linear_lut", w, a, y.size(), bias.size());
-  avx2::run_lut_tiles<lut_tile_rows, avx2::lut_tokens>(
+  avx2::run_lut_tiles<lut_tile_rows, lut_perm_tokens>(
       w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
         detail::lut_perm_tile<S, decltype(nt)::value>(w, a, tile, t, out);
       });
