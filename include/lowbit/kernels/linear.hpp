@@ -60,11 +60,15 @@
 // N = 1-8, from DRAM and in L3, for INT2-g32 and ternary (Zen 5, run 17). Against the 512-bit tiles
 // (AVX-512 BW and VNNI, then from 2 tokens; Zen 5, run 18, two passes), the bit-plane kernel on INT2-g32
 // took 0.75-0.89x their time from DRAM at N = 1-4 and 0.86-0.99x at N = 8, but 1.04-1.35x in L3 at
-// N = 4-8: 4. Ternary (LOWBIT_LUT_MAX_TOKENS_TERNARY; the base-3 kernel, on both layouts) took
-// 0.52-0.71x at N = 1, 0.62-0.93x from DRAM and 0.93-1.21x in L3 at N = 2, and 1.06-1.19x from
+// N = 4-8: 4. With VBMI as well, on the bit-plane kernel's permute layout (4 tokens a pass), INT2-g32
+// took 0.67-0.81x the tiles' time from DRAM at N = 1-8 (4096 x 8192) and 0.87x in L3 at N = 8
+// (0.99x at 16; Zen 5, run 23): 8. Ternary (LOWBIT_LUT_MAX_TOKENS_TERNARY; the base-3 kernel's shuffle layout, on 2-bit
+// and base-3 codes) took 0.52-0.71x at N = 1, 0.62-0.93x from DRAM and 0.93-1.21x in L3 at N = 2, and 1.06-1.19x from
 // DRAM at N = 4: 2.
 #ifndef LOWBIT_LUT_MAX_TOKENS_2BIT
-#if LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW
+#if LOWBIT_HAS_AVX512_VBMI
+#define LOWBIT_LUT_MAX_TOKENS_2BIT 8
+#elif LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 4
 #elif LOWBIT_HAS_AVX512_VNNI
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 2
