@@ -101,14 +101,14 @@ float run(std::size_t tokens) {
     else if constexpr (Kernel == 2)
       return bench_case<kernels::ternary_lut_matrix<S>>([&] { return kernels::pack_for_ternary_lut(q); });
     else if constexpr (Kernel == 3)
-#if defined(LOWBIT_HAS_AVX512_VBMI)
+#if defined(LOWBIT_HAS_AVX512_VBMI) && LOWBIT_HAS_AVX512_VBMI
       return bench_case<kernels::ternary_lut_matrix<S, kernels::ternary_lut_layout::permute>>(
           [&] { return kernels::pack_for_ternary_lut<kernels::ternary_lut_layout::permute>(q); });
 #else
       return bench_case<kernels::ternary_lut_matrix<S>>([&] { return kernels::pack_for_ternary_lut(q); });
 #endif
     else
-#if defined(LOWBIT_HAS_AVX512_VBMI) && __has_include("lowbit/kernels/avx512/lut_perm.hpp")
+#if defined(LOWBIT_HAS_AVX512_VBMI) && LOWBIT_HAS_AVX512_VBMI && __has_include("lowbit/kernels/avx512/lut_perm.hpp")
       return bench_case<kernels::lut_matrix<S, kernels::lut_layout::permute>>(
           [&] { return kernels::pack_for_lut<kernels::lut_layout::permute>(q); });
 #else

@@ -550,26 +550,36 @@ TEST(linear_lut, undefined_codes_and_bad_shapes_throw) {
   kernels::build_lut_tables(std::span<const float>(xs).first(64), 1, 64, truncated);
   truncated.xsum.pop_back();
   kernels::build_lut_tables(std::span<const float>(xs).first(64), 1, 64, one);
-  auto run_all = [&](auto&& kernel) {
-    EXPECT_THROW(kernel(p, other_k, std::span<float>(ys).first(4), std::span<const float>()), invalid_argument);
-    EXPECT_THROW(kernel(p, truncated, std::span<float>(ys).first(4), std::span<const float>()), invalid_argument);
-    EXPECT_THROW(kernel(p, one, std::span<float>(ys).first(3), std::span<const float>()), invalid_argument);
-    EXPECT_THROW(kernel(p, one, std::span<float>(ys).first(4), std::span<const float>(bias)), invalid_argument);
+  const auto pp = kernels::pack_for_lut<lut_layout::permute>(random_weights<int4_g32>(4, 64, 64));
+  auto run_all = [&](const auto& packed, auto&& kernel) {
+    using W = std::remove_cvref_t<decltype(packed)>;
+    EXPECT_THROW(kernel(packed, other_k, std::span<float>(ys).first(4), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(packed, truncated, std::span<float>(ys).first(4), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(packed, one, std::span<float>(ys).first(3), std::span<const float>()), invalid_argument);
+    EXPECT_THROW(kernel(packed, one, std::span<float>(ys).first(4), std::span<const float>(bias)), invalid_argument);
+    EXPECT_THROW(kernel(W{}, one, std::span<float>(ys).first(4), std::span<const float>()), invalid_argument);
   };
-  run_all([](auto&&... args) { kernels::scalar::linear_lut<int4_g32>(args...); });
+  const auto scalar_kernel = [](auto&&... args) { kernels::scalar::linear_lut<int4_g32>(args...); };
+  run_all(p, scalar_kernel);
+  run_all(pp, scalar_kernel);
 #if LOWBIT_HAS_AVX2
-  run_all([](auto&&... args) { kernels::avx2::linear_lut<int4_g32>(args...); });
+  run_all(p, [](auto&&... args) { kernels::avx2::linear_lut<int4_g32>(args...); });
 #endif
 #if LOWBIT_HAS_AVX512_BW
-  run_all([](auto&&... args) { kernels::avx512::linear_lut<int4_g32>(args...); });
+  run_all(p, [](auto&&... args) { kernels::avx512::linear_lut<int4_g32>(args...); });
+#endif
+#if LOWBIT_HAS_AVX512_VBMI
+  run_all(pp, [](auto&&... args) { kernels::avx512::linear_lut<int4_g32>(args...); });
 #endif
 }
 
 TEST(linear_lut, half_and_bfloat16_activations_match_their_float_widening) {
-  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_lut(random_weights<int2_g32>(19, 96, 71)), 2,
-                                                         72);
-  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_lut(random_weights<uint2_g32>(19, 96, 73)),
-                                                         5, 74);
+  const auto w2 = random_weights<int2_g32>(19, 96, 71);
+  const auto u2 = random_weights<uint2_g32>(19, 96, 73);
+  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_lut(w2), 2, 72);
+  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_lut(u2), 5, 74);
+  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_lut<lut_layout::permute>(w2), 2, 72);
+  lowbit_test::expect_half_and_bf16_match_their_widening(kernels::pack_for_lut<lut_layout::permute>(u2), 5, 74);
 }
 
 // linear_weights: the LUT kernel up to lut_max_tokens, above it the int8 tiles (of W, of W

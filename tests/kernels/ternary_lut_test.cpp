@@ -1,5 +1,6 @@
-// The base-3 LUT kernels for ternary weights (kernels/ternary_lut.hpp), on both layouts (shuffle
-// and permute): the AVX-512, AVX2 and scalar kernels bit for bit against reference::linear_ternary_lut (computed from
+// The base-3 LUT kernels for ternary weights (kernels/ternary_lut.hpp): on the shuffle layout the
+// AVX-512 BW, AVX2 and scalar kernels, on the permute layout the AVX-512 VBMI and scalar kernels,
+// bit for bit against reference::linear_ternary_lut (computed from
 // the qmatrix, not from the packed layout) on 2-bit and base-3 ternary with tensor, row and group scales, shapes,
 // tails, token and thread counts; all 27 triads; the table builders against their definition and each other; the
 // documented error bound against the exact product; the layout; and bad input.

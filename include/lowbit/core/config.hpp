@@ -31,9 +31,11 @@
 #define LOWBIT_HAS_AVX512_BW 0
 #endif
 
-// Where VBMI is compiled beside AVX-512 BW and VNNI (Ice Lake, Zen 4 and later), the base-3
-// ternary LUT kernel runs on its byte-permute layout (kernels/ternary_lut.hpp, ternary_lut_layout).
-#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI && defined(__AVX512VBMI__)
+// Where VBMI is compiled beside AVX-512 BW and VNNI (Ice Lake, Zen 4 and later), both LUT kernels
+// have byte-permute layouts and kernels (kernels/lut.hpp, kernels/ternary_lut.hpp), which
+// linear_weights holds and runs; LOWBIT_NO_VBMI keeps them off (as on Skylake-X and Cascade Lake,
+// which have BW and VNNI but not VBMI: the permute layouts then run on their scalar kernels).
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI && defined(__AVX512VBMI__) && !defined(LOWBIT_NO_VBMI)
 #define LOWBIT_HAS_AVX512_VBMI 1
 #else
 #define LOWBIT_HAS_AVX512_VBMI 0

@@ -76,23 +76,24 @@
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 8
 #endif
 #endif
+// Ternary schemes that linear_weights runs on the base-3 kernel's permute layout (AVX-512 VBMI and
+// VNNI; see base3_layout): 128, unless LOWBIT_LUT_MAX_TOKENS_TERNARY is set (then that). In L3
+// (4096 x 4096, 2 threads, Zen 5, bench/README.md run 23) it took 0.68-0.69x the 512-bit tiles'
+// time at N = 4-8, 0.63-0.72x at 16, 0.68-0.74x at 32, 0.80x at 64 and 0.86x at 128 (its tables,
+// 22 KiB per token, no longer fit in L2 there); not measured past 128. Elsewhere
+// LOWBIT_LUT_MAX_TOKENS_TERNARY.
+#ifndef LOWBIT_LUT_MAX_TOKENS_BASE3
+#if LOWBIT_HAS_AVX512_VBMI && !defined(LOWBIT_LUT_MAX_TOKENS_TERNARY)
+#define LOWBIT_LUT_MAX_TOKENS_BASE3 128
+#else
+#define LOWBIT_LUT_MAX_TOKENS_BASE3 LOWBIT_LUT_MAX_TOKENS_TERNARY
+#endif
+#endif
 #ifndef LOWBIT_LUT_MAX_TOKENS_TERNARY
 #if LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW
 #define LOWBIT_LUT_MAX_TOKENS_TERNARY 2
 #else
 #define LOWBIT_LUT_MAX_TOKENS_TERNARY LOWBIT_LUT_MAX_TOKENS_2BIT
-#endif
-#endif
-// Ternary schemes that linear_weights runs on the base-3 kernel's permute layout (AVX-512 VBMI and
-// VNNI; see base3_layout): 128. In L3 (4096 x 4096, 2 threads, Zen 5, bench/README.md run 23) it
-// took 0.68-0.69x the 512-bit tiles' time at N = 4-8, 0.63-0.72x at 16, 0.68-0.74x at 32, 0.80x at
-// 64 and 0.86x at 128 (its tables, 22 KiB per token, no longer fit in L2 there); not measured
-// past 128. Elsewhere LOWBIT_LUT_MAX_TOKENS_TERNARY.
-#ifndef LOWBIT_LUT_MAX_TOKENS_BASE3
-#if LOWBIT_HAS_AVX512_VBMI
-#define LOWBIT_LUT_MAX_TOKENS_BASE3 128
-#else
-#define LOWBIT_LUT_MAX_TOKENS_BASE3 LOWBIT_LUT_MAX_TOKENS_TERNARY
 #endif
 #endif
 // 3- and 4-bit codes without tiles of their own (INT3; the tiles are of their int8 packing): 8, and
@@ -308,8 +309,8 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 // (LOWBIT_LUT_MAX_TOKENS_2BIT): the LUT kernels took 0.72-0.90x the tiles' time at N = 1-2 on INT2
 // and ternary (base 3), 0.96-1.05x on INT2 and 1.05-1.25x on ternary at N = 4, 0.94-1.35x at N = 8.
 // With the 512-bit tiles as well (AVX-512 BW and VNNI): INT2 4, ternary 2 (its own macro,
-// LOWBIT_LUT_MAX_TOKENS_TERNARY), INT3 4 (run 18, a Zen 5); ternary on the base-3 kernel's permute
-// layout (VBMI as well) 128 (LOWBIT_LUT_MAX_TOKENS_BASE3, run 23).
+// LOWBIT_LUT_MAX_TOKENS_TERNARY), INT3 4 (run 18, a Zen 5); with VBMI as well, on the permute
+// layouts, INT2 8 and ternary on the base-3 kernel 128 (LOWBIT_LUT_MAX_TOKENS_BASE3, run 23).
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
@@ -369,6 +370,8 @@ inline constexpr kernels::lut_layout plane_layout =
 //     the packing in place at N = 1-32 and 0.67x the float path's at N = 128-512 (run 10);
 // - otherwise nothing: linear() on it runs linear_path::automatic on the qmatrix.
 // linear<linear_path::float_weights> on matrix() always gives the exact product.
+// The LUT copies' byte layouts follow the compiled ISA (base3_layout, plane_layout), so translation
+// units that share a linear_weights object must be compiled with the same instruction-set flags.
 // The copies cost memory: up to three layouts of W (for base-3 ternary 1.6 + 1.67 + 2 bits per
 // weight); code that needs only one can keep just a kernels::lut_matrix or kernels::int8_tiled.
 // The codebook LUT kernels (kernels::pack_for_codebook_lut) are not held: on NF4, MXFP4, NVFP4 and

@@ -432,9 +432,9 @@ void check_linear_lut(const char* fn, const lut_matrix<S, L>& w, std::size_t x_s
 
 namespace scalar {
 
-// The LUT kernel on the packed layout without SIMD (the path where AVX2 is not compiled), in the
-// same arithmetic as the AVX2 kernel.
-// On the permute layout each row's indices are read from the bytes its header comment names.
+// The LUT kernel on the packed layout without SIMD, in the same arithmetic as the AVX2 kernel: the
+// path where AVX2 is not compiled, and for the permute layout wherever VBMI is not (there it reads
+// each row's indices from the bytes the header comment names; pack the shuffle layout there).
 template <lut_scheme S, lut_layout L>
 void linear_lut(const lut_matrix<S, L>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
   using tr = lut_traits<S>;

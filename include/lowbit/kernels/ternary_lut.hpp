@@ -299,8 +299,9 @@ void build_ternary_tables(std::span<const T> x, std::size_t tokens, std::size_t 
 
 namespace scalar {
 
-// The base-3 LUT kernel on the packed layout without SIMD (the path where AVX2 is not compiled),
-// in the same arithmetic as the AVX2 kernel.
+// The base-3 LUT kernel on the packed layout without SIMD (the path where AVX2 is not compiled; the
+// permute layout's below also where VBMI is not: pack the shuffle layout there), in the same
+// arithmetic as the AVX2 kernel.
 template <ternary_lut_scheme S>
 void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activations& a, std::span<float> y,
                         std::span<const float> bias) {
