@@ -554,11 +554,11 @@ void base3_lut_avx2(benchmark::State& state) {
 template <class S>
 void plane_lut_avx2(benchmark::State& state) {
   packed_linear<S, pack_lut_shuffle>(state, "lut_GB/s",
-                             [](std::span<const float> x, std::size_t tokens, const kernels::lut_matrix<S>& w,
-                                std::span<float> y, linear_workspace& work) {
-                               kernels::avx2::build_lut_tables(x, tokens, w.cols(), work.tables);
-                               kernels::avx2::linear_lut(w, work.tables, y, {});
-                             });
+                                     [](std::span<const float> x, std::size_t tokens, const kernels::lut_matrix<S>& w,
+                                        std::span<float> y, linear_workspace& work) {
+                                       kernels::avx2::build_lut_tables(x, tokens, w.cols(), work.tables);
+                                       kernels::avx2::linear_lut(w, work.tables, y, {});
+                                     });
 }
 #endif
 // A LUT benchmark F<S> from DRAM and in L3 at N = 1, 2, 4, 8 (2 threads; N = 1 also on 1 thread).
