@@ -618,7 +618,7 @@ LOWBIT_LUT_SMALL_N(plane_lut_avx2, ternary_absmean_base3);
 // beside tiled<int3_i8>, the tiles of its int8 packing that it runs above.
 BENCHMARK_TEMPLATE(plane_lut, int3_g32)
     ->ArgNames({"where", "tokens", "threads"})
-    ->ArgsProduct({{0, 1}, {1, 2, 4, 8}, {2}})
+    ->ArgsProduct({{0, 1}, {1, 2, 4, 8, 16}, {2}})
     ->Args({2, 3, 2})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);

@@ -52,13 +52,13 @@ static void ab_cases(benchmark::internal::Benchmark* b) {
 BENCHMARK_TEMPLATE(ab, 0)->Name("old_lut")->Apply(ab_cases);
 BENCHMARK_TEMPLATE(ab, 1)->Name("new_lut")->Apply(ab_cases);
 BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply(ab_cases);
-// The int8 tiles alone, old against new: INT4-g32 (scheme 3, whose new side ab_cases has), NVFP4 (6)
-// and MXFP4 (7), which have no LUT.
+// The int8 tiles alone, old against new: INT4-g32 (scheme 3, whose new side ab_cases has), NVFP4 (6),
+// MXFP4 (7), INT8-g128 (13), INT4-g128 (14) and NF4-b64 (15), which have no LUT here.
 static void tile_cases(benchmark::internal::Benchmark* b, std::vector<std::int64_t> schemes) {
   b->ArgNames({"scheme", "tokens"})->ArgsProduct({schemes, {1, 2, 8}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
-BENCHMARK_TEMPLATE(ab, 3)->Name("old_tiles")->Apply([](auto* b) { tile_cases(b, {3, 6, 7}); });
-BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply([](auto* b) { tile_cases(b, {6, 7}); });
+BENCHMARK_TEMPLATE(ab, 3)->Name("old_tiles")->Apply([](auto* b) { tile_cases(b, {3, 6, 7, 13, 14, 15}); });
+BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply([](auto* b) { tile_cases(b, {6, 7, 13, 14, 15}); });
 #else
 #include "ab_common.hpp"
 #include "lowbit/lowbit.hpp"
@@ -133,8 +133,11 @@ float pick(int scheme, std::size_t tokens) {
   case 11: return run<int_asym<4, 128>, pperm>(tokens);
   case 12: return Lut ? run<int_sym<3, 32>, 4>(tokens) : run<int4_group<32>, 1>(tokens);
   case 9: return Lut ? run<ternary_absmean_base3, 3>(tokens) : run<ternary_absmean, 1>(tokens);
-  case 6: return run<nvfp4, 1>(tokens); // tiles only
-  case 7: return run<mxfp4, 1>(tokens); // tiles only
+  case 6: return run<nvfp4, 1>(tokens);            // tiles only
+  case 7: return run<mxfp4, 1>(tokens);            // tiles only
+  case 13: return run<int8_group<128>, 1>(tokens); // tiles only
+  case 14: return run<int4_group<128>, 1>(tokens); // tiles only
+  case 15: return run<nf4_scheme<64>, 1>(tokens);  // tiles only
   default: return run<int4_group<32>, lut>(tokens);
   }
 }

@@ -68,6 +68,7 @@ void apply(const setting& s) {
 
 struct scheme_run {
   const char* name;
+  std::size_t bytes;                                                   // per matrix
   std::function<std::vector<double>(const std::vector<setting>&)> run; // GB/s of weights per setting
 };
 
@@ -75,7 +76,8 @@ struct scheme_run {
 // compiled, its blocks of two pairs), or there the AVX2 kernel (1) or the 512-bit pair kernel on
 // single pairs (2). Kernels 3 and 4: linear() on the shuffle layout of the base-3 LUT (ternary
 // schemes) or of the bit-plane LUT, the pool holding kernels::pack_for_ternary_lut or
-// kernels::pack_for_lut copies instead of linear_weights.
+// kernels::pack_for_lut copies instead of linear_weights. Kernel 5: the bit-plane LUT's permute layout
+// (where VBMI is compiled), for schemes whose linear_weights runs the tiles at one token.
 template <class S, int Kernel>
 struct pool_entry {
   using type = linear_weights<S>;
@@ -88,10 +90,16 @@ template <class S>
 struct pool_entry<S, 4> {
   using type = kernels::lut_matrix<S>;
 };
+#if LOWBIT_HAS_AVX512_VBMI
+template <class S>
+struct pool_entry<S, 5> {
+  using type = kernels::lut_matrix<S, kernels::lut_layout::permute>;
+};
+#endif
 
 template <class S, int Kernel = 0, class W>
 void run_tiles(const W& w, std::span<const float> x, std::span<float> y, linear_workspace& ws) {
-  if constexpr (Kernel == 0 || Kernel == 3 || Kernel == 4) {
+  if constexpr (Kernel == 0 || Kernel >= 3) {
     linear(x, 1, w, y, {}, &ws);
   } else {
     const auto& t = w.tiles();
@@ -117,13 +125,15 @@ scheme_run make(const char* name) {
     pool->push_back(kernels::pack_for_ternary_lut(q));
   else if constexpr (Kernel == 4)
     pool->push_back(kernels::pack_for_lut(q));
+  else if constexpr (Kernel == 5)
+    pool->push_back(kernels::pack_for_lut<kernels::lut_layout::permute>(q));
   else
     pool->emplace_back(q);
   while (pool->size() * bytes < pool_bytes) pool->push_back(pool->front());
   auto x = std::make_shared<std::vector<float>>(gaussian(cols, 8, 1.0f));
   auto y = std::make_shared<std::vector<float>>(rows);
   auto work = std::make_shared<linear_workspace>();
-  return {name, [=](const std::vector<setting>& settings) {
+  return {name, bytes, [=](const std::vector<setting>& settings) {
             const std::size_t calls = 3 * pool->size(), n = settings.size();
             std::vector<double> t(n, 0.0);
             for (std::size_t i = 0; i < calls; ++i)
@@ -156,29 +166,57 @@ int main(int argc, char** argv) {
     settings.push_back(s);
   }
   if (settings.empty()) settings = {{0, 2048, 0, 1}, {0, 0, 1, 1}, {4096, 6144, 0, 1}, {4096, 6144, 1, 1}};
-  const std::vector<scheme_run> schemes = {
-    make<int4_group<128>>("INT4-g128"),
-    make<nf4_scheme<64>>("NF4-b64"),
-    make<mxfp4>("MXFP4"),
-    make<nvfp4>("NVFP4"),
-    make<int8_group<128>>("INT8-g128"),
-    make<int_sym<2, 32>>("INT2-g32"),
-    make<int_sym<2, 32>, 4>("INT2-g32 shuffle"),
-    make<ternary_absmean>("ternary"),
-    make<ternary_absmean_base3>("ternary-b3"),
-    make<ternary_absmean_base3, 3>("ternary-b3 shuffle"),
-#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
-    make<int4_group<128>, 1>("INT4-g128 AVX2"),
-    make<int4_group<128>, 2>("INT4-g128 1 pair"),
-    make<nvfp4, 1>("NVFP4 AVX2"),
-    make<int8_group<128>, 1>("INT8-g128 AVX2"),
-    make<int8_group<128>, 2>("INT8-g128 1 pair"),
-#endif
+  // GEMV_DRAM_SCHEMES=name,name,... keeps those schemes only, in that order (the first is the
+  // baseline of the time ratios printed last).
+  std::vector<std::string> only;
+  if (const char* e = std::getenv("GEMV_DRAM_SCHEMES"))
+    for (std::string list = e; !list.empty();) {
+      const std::size_t comma = list.find(',');
+      only.push_back(list.substr(0, comma));
+      list = comma == std::string::npos ? "" : list.substr(comma + 1);
+    }
+  std::vector<scheme_run> schemes;
+  auto add = [&]<class S, int Kernel = 0>(const char* name) {
+    if (only.empty() || std::find(only.begin(), only.end(), name) != only.end())
+      schemes.push_back(make<S, Kernel>(name));
   };
+  add.template operator()<int4_group<128>>("INT4-g128");
+  add.template operator()<nf4_scheme<64>>("NF4-b64");
+  add.template operator()<mxfp4>("MXFP4");
+  add.template operator()<nvfp4>("NVFP4");
+  add.template operator()<int8_group<128>>("INT8-g128");
+  add.template operator()<int_sym<2, 32>>("INT2-g32");
+  add.template operator()<int_sym<2, 32>, 4>("INT2-g32 shuffle");
+  add.template operator()<ternary_absmean>("ternary");
+  add.template operator()<ternary_absmean_base3>("ternary-b3");
+  add.template operator()<ternary_absmean_base3, 3>("ternary-b3 shuffle");
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
+  add.template operator()<int4_group<128>, 1>("INT4-g128 AVX2");
+  add.template operator()<int4_group<128>, 2>("INT4-g128 1 pair");
+  add.template operator()<nvfp4, 1>("NVFP4 AVX2");
+  add.template operator()<int8_group<128>, 1>("INT8-g128 AVX2");
+  add.template operator()<int8_group<128>, 2>("INT8-g128 1 pair");
+#endif
+  add.template operator()<int_sym<2, 128>>("INT2-g128");
+  add.template operator()<int4_group<32>>("INT4-g32");
+  add.template operator()<int_sym<3, 32>>("INT3-g32");
+  add.template operator()<int_asym<4, 128>>("INT4-g128 zp");
+#if LOWBIT_HAS_AVX512_VBMI
+  add.template operator()<int_asym<4, 128>, 5>("INT4-g128 zp LUT");
+#endif
+  if (!only.empty()) {
+    std::vector<scheme_run> kept;
+    for (const auto& name : only) {
+      const auto it = std::find_if(schemes.begin(), schemes.end(), [&](const auto& s) { return name == s.name; });
+      if (it == schemes.end()) return std::fprintf(stderr, "no scheme %s\n", name.c_str()), 2;
+      kept.push_back(*it);
+    }
+    schemes = kept;
+  }
   for (const auto& s : schemes) s.run({settings[0]}); // warm up: tables, workspace, page faults
   std::vector<double> probes;
   std::vector<std::vector<std::vector<double>>> gbs(settings.size(), std::vector<std::vector<double>>(schemes.size())),
-      shares = gbs, speed = gbs;
+      shares = gbs, speed = gbs, ratio = gbs;
   for (int r = 0; r < rounds; ++r) {
     const double p = probe();
     probes.push_back(p);
@@ -186,6 +224,9 @@ int main(int argc, char** argv) {
       const std::vector<double> g = schemes[j].run(settings);
       for (std::size_t v = 0; v < settings.size(); ++v) {
         gbs[v][j].push_back(g[v]);
+        // time per matrix against the first scheme's in this round
+        ratio[v][j].push_back(static_cast<double>(schemes[j].bytes) / g[v] /
+                              (static_cast<double>(schemes[0].bytes) / gbs[v][0].back()));
         shares[v][j].push_back(g[v] / p);
         speed[v][j].push_back(g[v] / g[0]);
       }
@@ -206,6 +247,12 @@ int main(int argc, char** argv) {
         std::printf(" %.1f (%.0f %%) |", median(gbs[v][j]), 100.0 * median(shares[v][j]));
       else
         std::printf(" %.1f (%.0f %%) %.3fx |", median(gbs[v][j]), 100.0 * median(shares[v][j]), median(speed[v][j]));
+    std::printf("\n");
+  }
+  std::printf("\ntime per matrix / %s's (median of the rounds), per setting:\n", schemes[0].name);
+  for (std::size_t v = 0; v < settings.size(); ++v) {
+    std::printf("|");
+    for (std::size_t j = 0; j < schemes.size(); ++j) std::printf(" %s %.3f |", schemes[j].name, median(ratio[v][j]));
     std::printf("\n");
   }
 }

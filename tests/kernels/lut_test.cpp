@@ -362,32 +362,43 @@ TEST(linear_lut, permute_layout_bit_exact) {
 }
 
 // The permute layout (lut.hpp's header comment): every row's plane indices read back as the plane
-// bits of its codes' patterns (the padding columns' codes included); rows past the matrix, columns
-// past the padded row and the missing fourth plane all zero.
-TEST(lut_layout, permute_layout_reads_back_as_the_plane_bits) {
-  using S = int3_g128; // 3 planes: two plane pairs, the second half empty
+// bits of its codes' patterns (the padding columns' codes included); rows past the matrix and
+// columns past the padded row zero. Planes in pairs, an odd last one on its own (3 planes: a pair
+// and a lone plane; 1: a lone plane; 4: two pairs), and no other bytes: planes x 64 per block.
+template <class S>
+void permute_layout_reads_back() {
   using tr = kernels::lut_traits<S>;
   const std::size_t rows = 21, cols = 200; // 2 tiles (the second one partial), 7 blocks, a partial one
   const auto w = random_weights<S>(rows, cols, 29);
   const auto p = kernels::pack_for_lut<lut_layout::permute>(w);
   ASSERT_EQ(p.blocks(), 7u);
+  const std::size_t block_bytes = tr::planes * 64;
+  ASSERT_EQ(p.tile_codes(1) - p.tile_codes(0), static_cast<std::ptrdiff_t>(p.blocks() * block_bytes));
   std::vector<std::uint8_t> codes(w.padded_cols());
   for (std::size_t row = 0; row < 32; ++row) {
     if (row < rows) unpack_codes(S::layout, S::code_bits, w.row_codes(row), codes);
     const std::uint8_t* tile = p.tile_codes(row / 16);
     for (std::size_t b = 0; b < p.blocks(); ++b)
       for (std::size_t j = 0; j < kernels::lut_tables_per_block; ++j)
-        for (std::size_t i = 0; i < 2 * tr::pairs; ++i) {
-          const std::size_t byte = ((b * tr::pairs + i / 2) * 2 + j / 4) * 64 + 4 * (row % 16) + 2 * (j % 2) + i % 2;
-          const unsigned idx = tile[byte] >> (4 * (j % 4 / 2)) & 15u;
+        for (std::size_t i = 0; i < tr::planes; ++i) {
+          const bool paired = i < tr::planes / 2 * 2;
+          const std::size_t byte = b * block_bytes + 4 * (row % 16) +
+                                   (paired ? (i / 2 * 2 + j / 4) * 64 + 2 * (j % 2) + i % 2 : i * 64 + j % 4);
+          const unsigned idx = tile[byte] >> (paired ? 4 * (j % 4 / 2) : 4 * (j / 4)) & 15u;
           unsigned want = 0;
           for (std::size_t l = 0; l < kernels::lut_group; ++l) {
             const std::size_t c = b * kernels::lut_block + j * kernels::lut_group + l;
-            if (row < rows && c < w.padded_cols() && i < tr::planes) want |= (tr::dec.pattern[codes[c]] >> i & 1u) << l;
+            if (row < rows && c < w.padded_cols()) want |= (tr::dec.pattern[codes[c]] >> i & 1u) << l;
           }
           ASSERT_EQ(idx, want) << "row " << row << " block " << b << " group " << j << " plane " << i;
         }
   }
+}
+TEST(lut_layout, permute_layout_reads_back_as_the_plane_bits) {
+  permute_layout_reads_back<int3_g128>();
+  permute_layout_reads_back<uint1_g64>();
+  permute_layout_reads_back<int4_g32>();
+  permute_layout_reads_back<int2_g32>();
 }
 
 // The spec against the exact product with the dequantized matrix (double): per row and token at

@@ -103,9 +103,12 @@
 // layers stream from DRAM. Without VNNI the LUT kernel took 0.44-0.68x the tiles' time from DRAM
 // and 0.72-0.80x in L3 at N = 1-8 (INT3-g32, AVX2 alone on a Zen 4, run 15). Against the 512-bit
 // tiles (Zen 5, run 18): 0.58-0.89x at N = 1-2, 0.66-1.00x from DRAM and 1.14-1.19x in L3 at N = 4;
-// 4 stands.
+// 4 stands. With VBMI as well, on the permute layout (3 planes stored, not 4): INT3-g32 took 0.66x /
+// 0.79x the tiles' time from DRAM at N = 4 / 8 and 0.76x / 0.86x in L3 (bench/README.md run 24): 8.
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
-#if LOWBIT_HAS_AVX512_VNNI
+#if LOWBIT_HAS_AVX512_VBMI
+#define LOWBIT_LUT_MAX_TOKENS_4BIT 8
+#elif LOWBIT_HAS_AVX512_VNNI
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 4
 #else
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 8
@@ -310,7 +313,8 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 // and ternary (base 3), 0.96-1.05x on INT2 and 1.05-1.25x on ternary at N = 4, 0.94-1.35x at N = 8.
 // With the 512-bit tiles as well (AVX-512 BW and VNNI): INT2 4, ternary 2 (its own macro,
 // LOWBIT_LUT_MAX_TOKENS_TERNARY), INT3 4 (run 18, a Zen 5); with VBMI as well, on the permute
-// layouts, INT2 8 and ternary on the base-3 kernel 128 (LOWBIT_LUT_MAX_TOKENS_BASE3, run 23).
+// layouts, INT2 8, ternary on the base-3 kernel 128 (LOWBIT_LUT_MAX_TOKENS_BASE3, run 23) and INT3
+// 8 (run 24).
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {

@@ -29,13 +29,17 @@
 // gives 16 rows x 2 planes of lookups, and one maddubs with the plane weights (a_2p, a_2p+1) sums
 // each row's two planes into int16 lane l; madd with (1, 0) and (0, 1) then widens rows 0-7 and
 // 8-15 to int32 in place, without a cross-lane shuffle. 3-bit codes use two plane pairs, the last
-// one weighted 0.
+// one weighted 0 (and stored: INT3 takes 4 bits per weight there).
 // A second layout, lut_layout::permute, holds the same bits, scales and zero points for the
 // AVX-512 VBMI + VNNI kernel (kernels/avx512/lut_perm.hpp): per tile, block, plane pair p and quad
 // of groups (j0 = 4 x quad), 64 bytes, byte 4 d + k holding row d's plane-(2p + k % 2) index of
 // group j0 + k / 2 in its low nibble and of group j0 + 2 + k / 2 in its high nibble. One byte
 // permute (vpermb) of the quad's four tables by index | table << 4 gives row d's four lookups in
 // the bytes of int32 lane d, and one vpdpbusd with (a_2p, a_2p+1, a_2p, a_2p+1) adds them there.
+// The last plane of an odd count (INT3, INT1) is not paired with an empty one: after the pairs,
+// 64 bytes per tile and block, byte 4 d + k holding row d's index of group k in its low nibble and
+// of group 4 + k in its high one; so the permute layout stores planes x 64 bytes per tile and
+// block, the bits of the codes and no padding (the shuffle layout pads a third plane to four).
 // Scales are kept per tile and scale unit, 16 at a time (fp16 as stored where the scheme's scales
 // are fp16, fp32 otherwise); zero points likewise as bytes.
 //
@@ -225,7 +229,10 @@ class lut_matrix {
 public:
   using traits = lut_traits<S>;
   using scale_type = typename traits::scale_type;
-  static constexpr std::size_t tile_block_bytes = 4 * traits::pairs * 32; // one block of one tile
+  // One block of one tile: 32 bytes per pair of groups and plane pair on the shuffle layout (an odd
+  // last plane padded with a zero one), 64 per quad of groups and plane on the permute layout.
+  static constexpr std::size_t tile_block_bytes =
+      L == lut_layout::permute ? traits::planes * 64 : 4 * traits::pairs * 32;
 
   lut_matrix() = default;
   std::size_t rows() const noexcept { return rows_; }
@@ -302,12 +309,16 @@ auto pack_for_lut(const qmatrix<T>& w) {
             idx |= (p >> i & 1u) << l;
           }
           const std::size_t p = i / 2, k = i % 2;
-          if constexpr (L == lut_layout::permute)
-            dst[((b * tr::pairs + p) * 2 + j / 4) * 64 + 4 * rr + 2 * (j % 2) + k] |=
-                static_cast<std::uint8_t>(idx << (4 * (j % 4 / 2)));
-          else
+          if constexpr (L == lut_layout::permute) {
+            if (i < tr::planes / 2 * 2) // a plane pair
+              dst[b * M::tile_block_bytes + (p * 2 + j / 4) * 64 + 4 * rr + 2 * (j % 2) + k] |=
+                  static_cast<std::uint8_t>(idx << (4 * (j % 4 / 2)));
+            else // the last plane of an odd count, on its own
+              dst[b * M::tile_block_bytes + i * 64 + 4 * rr + j % 4] |= static_cast<std::uint8_t>(idx << (4 * (j / 4)));
+          } else {
             dst[((b * 4 + gp) * tr::pairs + p) * 32 + 2 * lut_lane_of_row(rr) + k] |=
                 static_cast<std::uint8_t>(idx << shift);
+          }
         }
       }
     for (std::size_t u = 0; u < units; ++u) {
@@ -451,13 +462,20 @@ void linear_lut(const lut_matrix<S, L>& w, const lut_activations& a, std::span<f
         for (std::size_t b = 0; b < blocks; ++b) {
           std::int32_t isum[lut_tile_rows] = {};
           if constexpr (L == lut_layout::permute) {
-            for (std::size_t p = 0; p < tr::pairs; ++p)
+            for (std::size_t p = 0; p < tr::planes / 2; ++p)
               for (std::size_t quad = 0; quad < 2; ++quad, cp += 64)
                 for (std::size_t byte = 0; byte < 64; ++byte) {
                   const std::size_t r = byte / 4, k = byte % 4, i = 2 * p + k % 2;
                   const std::int8_t* tl = q + (b * lut_tables_per_block + 4 * quad + k / 2) * 16;
                   isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[32 + (cp[byte] >> 4)]);
                 }
+            if constexpr (tr::planes % 2 != 0) {
+              for (std::size_t byte = 0; byte < 64; ++byte) {
+                const std::int8_t* tl = q + (b * lut_tables_per_block + byte % 4) * 16;
+                isum[byte / 4] += tr::dec.a[tr::planes - 1] * (tl[cp[byte] & 15] + tl[64 + (cp[byte] >> 4)]);
+              }
+              cp += 64;
+            }
           } else {
             for (std::size_t gp = 0; gp < 4; ++gp)
               for (std::size_t p = 0; p < tr::pairs; ++p, cp += 32)

@@ -8,7 +8,10 @@
 // on the shuffle layout spends 6 (two shuffles, two maddubs, two adds), and no int16 step or
 // widening at the end of a block. The int32 sums are the same integers and the per-row fp32
 // arithmetic that of the header comment, so the results are bit-identical to
-// reference::linear_lut and to the other kernels.
+// reference::linear_lut and to the other kernels. The last plane of an odd count (INT3, INT1) has
+// a vector of its own per block: one vpermb per nibble reads the low nibbles' groups 0-3 and the
+// high nibbles' 4-7, and vpdpbusd weights all four bytes by that plane's a_i, so it costs half a
+// pair, where the shuffle layout spends a whole one padded with an empty plane.
 #pragma once
 
 #include "lowbit/core/config.hpp"
@@ -46,12 +49,16 @@ template <lut_scheme S, std::size_t NT>
 void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::size_t tile, std::size_t t0,
                    float (*out)[lut_tile_rows]) noexcept {
   using tr = lut_traits<S>;
-  constexpr std::size_t P = tr::pairs;
+  constexpr std::size_t P = tr::planes / 2; // plane pairs; an odd last plane follows them on its own
+  constexpr bool lone = tr::planes % 2 != 0;
   constexpr std::size_t TB = lut_perm_matrix<S>::tile_block_bytes;
   const __m512i nib = _mm512_set1_epi8(0x0F);
   // Byte 4 d + k reads table k / 2 of the quad (low nibbles) or 2 + k / 2 (high nibbles).
   const __m512i sel_lo = _mm512_set1_epi32(0x10100000), sel_hi = _mm512_set1_epi32(0x30302020);
-  __m512i wpat[P];
+  // The lone plane: byte 4 d + k reads table k of quad 0 (low nibbles) or of quad 1 (high).
+  [[maybe_unused]] const __m512i sel_one = _mm512_set1_epi32(0x30201000);
+  [[maybe_unused]] const __m512i wlone = _mm512_set1_epi8(static_cast<char>(tr::dec.a[tr::planes - 1]));
+  __m512i wpat[P > 0 ? P : 1];
   LOWBIT_UNROLL
   for (std::size_t p = 0; p < P; ++p) {
     const auto a0 = static_cast<std::uint32_t>(tr::dec.a[2 * p]), a1 = static_cast<std::uint32_t>(tr::dec.a[2 * p + 1]);
@@ -97,6 +104,18 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
         const std::size_t c = 2 * quad % CH;
         isum[t][c] = _mm512_dpbusd_epi32(isum[t][c], wpat[p], permute_bytes(lo, tab));
         isum[t][c + 1] = _mm512_dpbusd_epi32(isum[t][c + 1], wpat[p], permute_bytes(hi, tab));
+      }
+    }
+    if constexpr (lone) {
+      const __m512i v = _mm512_loadu_si512(cp + 2 * P * 64);
+      const __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel_one, 0xEA);
+      const __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel_one, 0xEA);
+      LOWBIT_UNROLL
+      for (std::size_t t = 0; t < NT; ++t) {
+        const std::int8_t* tab = q[t] + b * lut_tables_per_block * 16;
+        // sums 0 and 1: the last pair's first quad, the longer ago, added to them
+        isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], wlone, permute_bytes(lo, _mm512_loadu_si512(tab)));
+        isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], wlone, permute_bytes(hi, _mm512_loadu_si512(tab + 64)));
       }
     }
     const std::size_t u = tr::unit_of_block(b);
