@@ -31,8 +31,20 @@ using lowbit_test::shape;
 // Rows around the 16-row tile (and the AVX-512 kernel's pairs of tiles: 4 tiles, the last pair
 // partial), K with partial 32-column blocks, K below a block or group (20 < 32,
 // and 32-96 against groups of 64 and 128: one padded group), 1-9 tokens.
-const shape shapes[] = {{1, 32, 1}, {5, 64, 2},    {16, 96, 3},  {17, 160, 5}, {13, 200, 4}, {67, 320, 9},
-                        {3, 48, 1}, {33, 1000, 2}, {40, 512, 8}, {3, 20, 2},   {49, 160, 3}};
+const shape shapes[] = {{1, 32, 1},
+                        {5, 64, 2},
+                        {16, 96, 3},
+                        {17, 160, 5},
+                        {13, 200, 4},
+                        {67, 320, 9},
+                        {3, 48, 1},
+                        {33, 1000, 2},
+                        {40, 512, 8},
+                        {3, 20, 2},
+                        {49, 160, 3},
+                        // 16.6 KiB of tables per token: run_lut_tiles takes the 19 tokens in blocks
+                        // (12 + 7 at 4 tokens a pass, 14 + 5 at 2), with every remainder step
+                        {21, 4160, 19}};
 
 using int2_g64 = int_sym<2, 64>;
 using int2_g32 = int_sym<2, 32>;

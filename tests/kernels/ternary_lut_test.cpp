@@ -40,9 +40,10 @@ static_assert(!kernels::ternary_lut_scheme<ternary_scheme<granularity::group, 64
               !kernels::ternary_lut_scheme<int_sym<2, 96>> && !kernels::ternary_lut_scheme<int4_group<96>>);
 
 // Rows below, at and past one or two tiles of 32; K not a multiple of 3 or of 96 (partial triads
-// and blocks); 1-9 tokens.
-const shape shapes[] = {{1, 3, 1},    {5, 64, 2}, {32, 96, 3},  {33, 160, 5},  {64, 200, 4},
-                        {70, 385, 9}, {3, 1, 1},  {31, 256, 7}, {40, 1024, 6}, {7, 4160, 2}};
+// and blocks); 1-9 tokens; and 19 tokens whose tables (13 KiB each at K = 4160) run_lut_tiles
+// takes in blocks (16 + 3 at 4 tokens a pass, 18 + 1 at 2).
+const shape shapes[] = {{1, 3, 1}, {5, 64, 2},   {32, 96, 3},   {33, 160, 5}, {64, 200, 4},  {70, 385, 9},
+                        {3, 1, 1}, {31, 256, 7}, {40, 1024, 6}, {7, 4160, 2}, {40, 4160, 19}};
 
 using kernels::ternary_lut_layout;
 

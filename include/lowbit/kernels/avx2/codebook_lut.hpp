@@ -218,7 +218,7 @@ void linear_codebook_lut(const codebook_lut_matrix<S>& w, const codebook_activat
                          std::span<const float> bias) {
   check_codebook_tables("avx2::linear_codebook_lut", w, a, y.size(), bias.size());
   run_lut_tiles<codebook_tile_rows, codebook_tokens>(
-      w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+      w, a.tokens, a.row_entries(), y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
         detail::codebook_tile<S, decltype(nt)::value>(w, a, tile, t, out);
       });
 }

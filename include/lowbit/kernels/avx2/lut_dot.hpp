@@ -170,28 +170,43 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
 
 } // namespace detail
 
-// The driver of the LUT kernels: row tiles of `Rows` split across threads, and per tile every
-// token, NT at a time, then (NT >= 4) NT / 2 at a time, then one by one (the tile's codes are read
-// from DRAM once): tile(nt, tile, t0, out) writes nt x Rows sums (nt a std::integral_constant), then
-// store_tile_outputs.
+// Tokens per block of run_lut_tiles: as many as keep this many bytes of their tables (at least NT).
+#ifndef LOWBIT_LUT_TABLE_BUDGET
+#define LOWBIT_LUT_TABLE_BUDGET (256 * 1024)
+#endif
+
+// The driver of the LUT kernels: row tiles of `Rows` split across threads; per thread, the tokens
+// in blocks whose tables (table_bytes each) fit in LOWBIT_LUT_TABLE_BUDGET, so that they stay in
+// L2 while the block runs over the thread's tiles (at one block, all tokens: the tile's codes are
+// read from DRAM once); per tile and block, NT tokens at a time, then (NT >= 4) NT / 2 at a time,
+// then one by one: tile(nt, tile, t0, out) writes nt x Rows sums (nt a std::integral_constant),
+// then store_tile_outputs. The kernels prefetch a tile's codes on the pass of token 0 only: later
+// blocks find them in L3 (or, past it, leave them to the hardware prefetchers). Every token's sums
+// are computed the same way in any block, so the results do not depend on the blocking.
 template <std::size_t Rows, std::size_t NT, class Packed, class Tile>
-void run_lut_tiles(const Packed& w, std::size_t tokens, std::span<float> y, std::span<const float> bias, Tile&& tile) {
+void run_lut_tiles(const Packed& w, std::size_t tokens, std::size_t table_bytes, std::span<float> y,
+                   std::span<const float> bias, Tile&& tile) {
+  const std::size_t fit = table_bytes == 0 ? tokens : LOWBIT_LUT_TABLE_BUDGET / table_bytes;
+  const std::size_t block = std::max<std::size_t>(NT, fit / NT * NT);
   parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
     float out[NT][Rows];
-    for (std::size_t i = begin; i < end; ++i) {
-      std::size_t t = 0;
-      for (; t + NT <= tokens; t += NT) {
-        tile(std::integral_constant<std::size_t, NT>{}, i, t, out);
-        store_tile_outputs<Rows, NT>(w.rows(), i, t, out, y, bias);
-      }
-      if constexpr (NT >= 4)
-        for (; t + NT / 2 <= tokens; t += NT / 2) {
-          tile(std::integral_constant<std::size_t, NT / 2>{}, i, t, out);
-          store_tile_outputs<Rows, NT / 2>(w.rows(), i, t, out, y, bias);
+    for (std::size_t tb = 0; tb < tokens; tb += block) {
+      const std::size_t te = std::min(tokens, tb + block);
+      for (std::size_t i = begin; i < end; ++i) {
+        std::size_t t = tb;
+        for (; t + NT <= te; t += NT) {
+          tile(std::integral_constant<std::size_t, NT>{}, i, t, out);
+          store_tile_outputs<Rows, NT>(w.rows(), i, t, out, y, bias);
         }
-      for (; t < tokens; ++t) {
-        tile(std::integral_constant<std::size_t, 1>{}, i, t, out);
-        store_tile_outputs<Rows, 1>(w.rows(), i, t, out, y, bias);
+        if constexpr (NT >= 4)
+          for (; t + NT / 2 <= te; t += NT / 2) {
+            tile(std::integral_constant<std::size_t, NT / 2>{}, i, t, out);
+            store_tile_outputs<Rows, NT / 2>(w.rows(), i, t, out, y, bias);
+          }
+        for (; t < te; ++t) {
+          tile(std::integral_constant<std::size_t, 1>{}, i, t, out);
+          store_tile_outputs<Rows, 1>(w.rows(), i, t, out, y, bias);
+        }
       }
     }
   });
@@ -224,7 +239,7 @@ void run_lut_token(const Packed& w, std::span<float> y, std::span<const float> b
 template <lut_scheme S>
 void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<float> y, std::span<const float> bias) {
   check_lut_call("avx2::linear_lut", w, a, y.size(), bias.size());
-  run_lut_tiles<lut_tile_rows, lut_tokens>(w, a.tokens, y, bias,
+  run_lut_tiles<lut_tile_rows, lut_tokens>(w, a.tokens, a.row_entries(), y, bias,
                                            [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
                                              detail::lut_tile<S, decltype(nt)::value>(w, a, tile, t, out);
                                            });

@@ -169,7 +169,7 @@ template <ternary_lut_scheme S>
 void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activations& a, std::span<float> y,
                         std::span<const float> bias) {
   check_lut_call("avx2::linear_ternary_lut", w, a, y.size(), bias.size());
-  run_lut_tiles<ternary_tile_rows, ternary_tokens>(w, a.tokens, y, bias,
+  run_lut_tiles<ternary_tile_rows, ternary_tokens>(w, a.tokens, a.row_entries(), y, bias,
                                                    [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
                                                      detail::ternary_tile<S, decltype(nt)::value>(w, a, tile, t, out);
                                                    });

@@ -205,7 +205,7 @@ void linear_lut(const lut_matrix<S>& w, const lut_activations& a, std::span<floa
   // 0.94x with both prefetching their scales too (run 22). From 2 tokens on it is ahead everywhere.
   if (a.tokens == 1) return avx2::linear_lut(w, a, y, bias);
   const std::size_t tiles = w.tiles();
-  avx2::run_lut_tiles<lut_pair_rows, avx2::lut_tokens>(detail::tile_pairs<S>{w}, a.tokens, y, bias,
+  avx2::run_lut_tiles<lut_pair_rows, avx2::lut_tokens>(detail::tile_pairs<S>{w}, a.tokens, a.row_entries(), y, bias,
                                                        [&](auto nt, std::size_t pair, std::size_t t, auto* out) {
                                                          constexpr std::size_t NT = decltype(nt)::value;
                                                          if (2 * pair + 1 < tiles)

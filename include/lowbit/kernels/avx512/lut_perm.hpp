@@ -165,7 +165,7 @@ void linear_lut(const lut_perm_matrix<S>& w, const lut_activations& a, std::span
                 std::span<const float> bias) {
   check_lut_call("avx512::linear_lut", w, a, y.size(), bias.size());
   avx2::run_lut_tiles<lut_tile_rows, lut_perm_tokens>(
-      w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+      w, a.tokens, a.row_entries(), y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
         detail::lut_perm_tile<S, decltype(nt)::value>(w, a, tile, t, out);
       });
 }

@@ -120,7 +120,7 @@ void linear_ternary_lut(const ternary_lut_matrix<S>& w, const ternary_activation
                         std::span<const float> bias) {
   check_lut_call("avx512::linear_ternary_lut", w, a, y.size(), bias.size());
   avx2::run_lut_tiles<ternary_tile_rows, avx2::ternary_tokens>(
-      w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+      w, a.tokens, a.row_entries(), y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
         detail::ternary_tile<S, decltype(nt)::value>(w, a, tile, t, out);
       });
 }

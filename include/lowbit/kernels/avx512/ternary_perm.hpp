@@ -132,7 +132,7 @@ void linear_ternary_lut(const ternary_perm_matrix<S>& w, const ternary_activatio
                         std::span<const float> bias) {
   check_lut_call("avx512::linear_ternary_lut", w, a, y.size(), bias.size());
   avx2::run_lut_tiles<ternary_tile_rows, ternary_perm_tokens>(
-      w, a.tokens, y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
+      w, a.tokens, a.row_entries(), y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
         detail::ternary_perm_tile<S, decltype(nt)::value>(w, a, tile, t, out);
       });
 }
