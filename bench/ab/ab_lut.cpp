@@ -45,7 +45,7 @@ void ab(benchmark::State& state) {
 // kernel's permute layout (their tiles: INT2-g32, INT4-g128 with zero points, INT4-g32).
 static void ab_cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"scheme", "tokens"})
-      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12}, {1, 2, 4, 8, 16, 32, 64, 128}})
+      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12}, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -68,7 +68,7 @@ BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply([](auto* b) { tile_cases(b, 
 #include <vector>
 
 namespace {
-constexpr std::size_t n = 4096, max_tokens = 128;
+constexpr std::size_t n = 4096, max_tokens = 512;
 using namespace lowbit;
 
 using lowbit_ab::gaussian;

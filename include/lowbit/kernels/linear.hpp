@@ -77,14 +77,16 @@
 #endif
 #endif
 // Ternary schemes that linear_weights runs on the base-3 kernel's permute layout (AVX-512 VBMI and
-// VNNI; see base3_layout): 128, unless LOWBIT_LUT_MAX_TOKENS_TERNARY is set (then that). In L3
+// VNNI; see base3_layout): 512, unless LOWBIT_LUT_MAX_TOKENS_TERNARY is set (then that). In L3
 // (4096 x 4096, 2 threads, Zen 5, bench/README.md run 23) it took 0.68-0.69x the 512-bit tiles'
-// time at N = 4-8, 0.63-0.72x at 16, 0.68-0.74x at 32, 0.80x at 64 and 0.86x at 128 (its tables,
-// 22 KiB per token, no longer fit in L2 there); not measured past 128. Elsewhere
-// LOWBIT_LUT_MAX_TOKENS_TERNARY.
+// time at N = 4-8, 0.63-0.72x at 16, 0.68-0.74x at 32, 0.80x at 64 and 0.86x at 128, where its
+// tables (22 KiB per token) no longer fitted in L2; with the tokens in blocks whose tables do
+// (run_lut_tiles), 0.68-0.69x at N = 64-512 (run 24). Not measured past 512, where the tables
+// (22 KiB per token at K = 4096, against 4 KiB of int8 activations for the tiles) grow large.
+// Elsewhere LOWBIT_LUT_MAX_TOKENS_TERNARY.
 #ifndef LOWBIT_LUT_MAX_TOKENS_BASE3
 #if LOWBIT_HAS_AVX512_VBMI && !defined(LOWBIT_LUT_MAX_TOKENS_TERNARY)
-#define LOWBIT_LUT_MAX_TOKENS_BASE3 128
+#define LOWBIT_LUT_MAX_TOKENS_BASE3 512
 #else
 #define LOWBIT_LUT_MAX_TOKENS_BASE3 LOWBIT_LUT_MAX_TOKENS_TERNARY
 #endif
@@ -313,8 +315,8 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 // and ternary (base 3), 0.96-1.05x on INT2 and 1.05-1.25x on ternary at N = 4, 0.94-1.35x at N = 8.
 // With the 512-bit tiles as well (AVX-512 BW and VNNI): INT2 4, ternary 2 (its own macro,
 // LOWBIT_LUT_MAX_TOKENS_TERNARY), INT3 4 (run 18, a Zen 5); with VBMI as well, on the permute
-// layouts, INT2 8, ternary on the base-3 kernel 128 (LOWBIT_LUT_MAX_TOKENS_BASE3, run 23) and INT3
-// 8 (run 24).
+// layouts, INT2 8, ternary on the base-3 kernel 512 (LOWBIT_LUT_MAX_TOKENS_BASE3, runs 23-24) and
+// INT3 8 (run 24).
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
