@@ -117,8 +117,8 @@ LOWBIT_ALWAYS_INLINE inline __m256 tile_scales8(const int8_tiled<S>& w, std::siz
 // The side streams of R tiles from tile0 (their scales and zero points, in arrays of their own),
 // prefetched into L2 on the codes' lead (side_ahead) by the first pass over the tiles, one call
 // per span: with Inline the scales of the span's units, otherwise the next R tiles' scales, which
-// tiled_token_blocks decodes before that block's first span; the zero points, read in the kernel
-// either way, of the span's unit.
+// tiled_token_blocks decodes before that block's first span (fp32 ones: which that block reads in
+// place); the zero points, read in the kernel either way, of the span's unit.
 template <int8_tiles_scheme S, int R, bool Inline>
 class tile_side_prefetch {
 public:
@@ -302,6 +302,21 @@ constexpr bool inline_scales() {
     return S::block == chunk_geometry<S>::span * tile_geometry<S>::segment_lanes / 8;
 }
 
+// The fp32 scales of tiles tile0 .. tile0 + n - 1, unit by unit and tile after tile: where the
+// tiles keep scale codes, decoded into scratch; where they keep fp32 (fp32 or bf16 scales, double
+// quantization), the stored array itself, which has that order, so that no copy is made.
+template <int8_tiles_scheme S>
+const float* tile_scales_f32(const int8_tiled<S>& w, float* scratch, std::size_t tile0, int n) noexcept {
+  if constexpr (int8_tiled<S>::compact_scales) {
+    for (int r = 0; r < n; ++r)
+      w.decode_tile_scales(tile0 + static_cast<std::size_t>(r),
+                           scratch + static_cast<std::size_t>(r) * w.units() * tile_rows);
+    return scratch;
+  } else {
+    return w.tile_scales(tile0, 0);
+  }
+}
+
 template <int8_tiles_scheme S, int R>
 void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activations& a, const tile_activations& ta,
                         std::size_t tile0, std::size_t tb, std::size_t te, std::span<float> y,
@@ -312,13 +327,11 @@ void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activa
       return;
     }
   }
-  for (int r = 0; r < R; ++r)
-    w.decode_tile_scales(tile0 + static_cast<std::size_t>(r),
-                         scales + static_cast<std::size_t>(r) * w.units() * tile_rows);
+  const float* sc = tile_scales_f32(w, scales, tile0, R);
   // Blocks of tiled_tokens tokens, then the tail 2 and 1 at a time.
-  std::size_t t = tiled_run<S, R, tiled_tokens>(w, scales, a, ta, tile0, tb, te, y, bias);
-  if constexpr (tiled_tokens > 2) t = tiled_run<S, R, 2>(w, scales, a, ta, tile0, t, te, y, bias);
-  tiled_run<S, R, 1>(w, scales, a, ta, tile0, t, te, y, bias);
+  std::size_t t = tiled_run<S, R, tiled_tokens>(w, sc, a, ta, tile0, tb, te, y, bias);
+  if constexpr (tiled_tokens > 2) t = tiled_run<S, R, 2>(w, sc, a, ta, tile0, t, te, y, bias);
+  tiled_run<S, R, 1>(w, sc, a, ta, tile0, t, te, y, bias);
 }
 
 // The tile kernels' outer loop (this one's and the 512-bit one's): tiles split across threads,

@@ -233,13 +233,11 @@ void pair_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activat
       return;
     }
   }
-  for (int r = 0; r < 2 * P; ++r)
-    w.decode_tile_scales(tile0 + static_cast<std::size_t>(r),
-                         scales + static_cast<std::size_t>(r) * w.units() * tile_rows);
+  const float* sc = avx2::detail::tile_scales_f32(w, scales, tile0, 2 * P);
   constexpr int TT = avx2::detail::tiled_tokens;
-  std::size_t t = pair_run<S, P, TT>(w, scales, a, ta, tile0, tb, te, y, bias);
-  if constexpr (TT > 2) t = pair_run<S, P, 2>(w, scales, a, ta, tile0, t, te, y, bias);
-  pair_run<S, P, 1>(w, scales, a, ta, tile0, t, te, y, bias);
+  std::size_t t = pair_run<S, P, TT>(w, sc, a, ta, tile0, tb, te, y, bias);
+  if constexpr (TT > 2) t = pair_run<S, P, 2>(w, sc, a, ta, tile0, t, te, y, bias);
+  pair_run<S, P, 1>(w, sc, a, ta, tile0, t, te, y, bias);
 }
 
 } // namespace detail
