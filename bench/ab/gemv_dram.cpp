@@ -14,6 +14,10 @@
 // against the first setting.
 //   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint[:side] (bytes, bytes, 0 = L1 / 1 = L2,
 //   side streams prefetched 1 (default) / 0)
+// GEMV_DRAM_SCHEMES=name,name,... runs only those schemes (names as printed), in that order; last
+// printed is each scheme's time per matrix against the first scheme's, the median of the rounds'
+// ratios (issue 7's "2-bit <= 0.55x the 4-bit time"):
+//   GEMV_DRAM_SCHEMES='INT4-g128,INT2-g32,INT2-g128,INT3-g32' bash bench/ab/prefetch_sweep.sh 15 2048:6144:1:1
 #include "../read_probe.hpp"
 #include "lowbit/kernels/avx2/prefetch.hpp"
 #include "lowbit/lowbit.hpp"

@@ -6,6 +6,7 @@
 #   bash bench/ab/prefetch_sweep.sh 11 0:2048:0 4096:6144:1 2048:6144:1:0
 # Arguments: rounds (default 9), then settings tiles:lut:hint[:side] (bytes ahead; hint 0 = L1,
 # 1 = L2; side 1 = scales and zero points prefetched too, the default, 0 = codes only).
+# GEMV_DRAM_SCHEMES=name,name,... keeps those schemes only (see gemv_dram.cpp).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
