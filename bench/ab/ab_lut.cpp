@@ -42,10 +42,11 @@ void ab(benchmark::State& state) {
 // scheme: 0 INT2-g32, 1 ternary (2-bit planes), 2 INT4-g128 with zero points, 3 INT4-g32, 4 ternary
 // (2-bit codes, base-3 LUT), 5 ternary in base-3 codes (base-3 LUT), 8 and 9 as 4 and 5 on the
 // permute layout, 10 INT2-g32, 11 INT4-g128 with zero points and 12 INT3-g32 on the bit-plane
-// kernel's permute layout (their tiles: INT2-g32, INT4-g128 with zero points, INT4-g32).
+// kernel's permute layout (their tiles: INT2-g32, INT4-g128 with zero points, INT4-g32), 16 INT3-g32
+// on the bit-plane kernel's shuffle layout (tiles: INT4-g32).
 static void ab_cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"scheme", "tokens"})
-      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12}, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}})
+      ->ArgsProduct({{0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 16}, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -132,6 +133,7 @@ float pick(int scheme, std::size_t tokens) {
   case 10: return run<int_sym<2, 32>, pperm>(tokens);
   case 11: return run<int_asym<4, 128>, pperm>(tokens);
   case 12: return Lut ? run<int_sym<3, 32>, 4>(tokens) : run<int4_group<32>, 1>(tokens);
+  case 16: return Lut ? run<int_sym<3, 32>, 0>(tokens) : run<int4_group<32>, 1>(tokens); // shuffle layout
   case 9: return Lut ? run<ternary_absmean_base3, 3>(tokens) : run<ternary_absmean, 1>(tokens);
   case 6: return run<nvfp4, 1>(tokens);            // tiles only
   case 7: return run<mxfp4, 1>(tokens);            // tiles only

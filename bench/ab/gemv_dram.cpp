@@ -204,6 +204,7 @@ int main(int argc, char** argv) {
   add.template operator()<int_sym<2, 128>>("INT2-g128");
   add.template operator()<int4_group<32>>("INT4-g32");
   add.template operator()<int_sym<3, 32>>("INT3-g32");
+  add.template operator()<int_sym<3, 32>, 4>("INT3-g32 shuffle");
   add.template operator()<int_asym<4, 128>>("INT4-g128 zp");
 #if LOWBIT_HAS_AVX512_VBMI
   add.template operator()<int_asym<4, 128>, 5>("INT4-g128 zp LUT");

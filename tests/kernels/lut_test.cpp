@@ -406,6 +406,46 @@ void permute_layout_reads_back() {
         }
   }
 }
+// The shuffle layout likewise: per block, pair of groups gp and plane pair p, 32 bytes (byte 2l + k:
+// plane 2p + k of row lut_row_of_lane(l), group 2gp low nibble, 2gp + 1 high); an odd last plane after
+// the pairs, 16 bytes per pair of groups (byte l: row lut_row_of_lane(l)); planes x 64 bytes per block.
+template <class S>
+void shuffle_layout_reads_back() {
+  using tr = kernels::lut_traits<S>;
+  const std::size_t rows = 21, cols = 200;
+  const auto w = random_weights<S>(rows, cols, 31);
+  const auto p = kernels::pack_for_lut(w);
+  ASSERT_EQ(p.blocks(), 7u);
+  const std::size_t block_bytes = tr::planes * 64, pairs = tr::planes / 2;
+  ASSERT_EQ(p.tile_codes(1) - p.tile_codes(0), static_cast<std::ptrdiff_t>(p.blocks() * block_bytes));
+  std::vector<std::uint8_t> codes(w.padded_cols());
+  for (std::size_t row = 0; row < 32; ++row) {
+    if (row < rows) unpack_codes(S::layout, S::code_bits, w.row_codes(row), codes);
+    const std::uint8_t* tile = p.tile_codes(row / 16);
+    const std::size_t lane = kernels::lut_lane_of_row(row % 16);
+    for (std::size_t b = 0; b < p.blocks(); ++b)
+      for (std::size_t j = 0; j < kernels::lut_tables_per_block; ++j)
+        for (std::size_t i = 0; i < tr::planes; ++i) {
+          const std::size_t gp = j / 2;
+          const std::size_t byte = b * block_bytes + (i < 2 * pairs ? (gp * pairs + i / 2) * 32 + 2 * lane + i % 2
+                                                                    : 2 * pairs * 64 + gp * 16 + lane);
+          const unsigned idx = tile[byte] >> (4 * (j % 2)) & 15u;
+          unsigned want = 0;
+          for (std::size_t l = 0; l < kernels::lut_group; ++l) {
+            const std::size_t c = b * kernels::lut_block + j * kernels::lut_group + l;
+            if (row < rows && c < w.padded_cols()) want |= (tr::dec.pattern[codes[c]] >> i & 1u) << l;
+          }
+          ASSERT_EQ(idx, want) << "row " << row << " block " << b << " group " << j << " plane " << i;
+        }
+  }
+}
+TEST(lut_layout, shuffle_layout_reads_back_as_the_plane_bits) {
+  shuffle_layout_reads_back<int3_g128>();
+  shuffle_layout_reads_back<uint1_g64>();
+  shuffle_layout_reads_back<int4_g32>();
+  shuffle_layout_reads_back<int2_g32>();
+}
+
 TEST(lut_layout, permute_layout_reads_back_as_the_plane_bits) {
   permute_layout_reads_back<int3_g128>();
   permute_layout_reads_back<uint1_g64>();

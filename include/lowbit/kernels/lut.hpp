@@ -28,8 +28,12 @@
 // even lanes l, rows 8-15 in the odd ones). One shuffle of group j's table by the low nibbles
 // gives 16 rows x 2 planes of lookups, and one maddubs with the plane weights (a_2p, a_2p+1) sums
 // each row's two planes into int16 lane l; madd with (1, 0) and (0, 1) then widens rows 0-7 and
-// 8-15 to int32 in place, without a cross-lane shuffle. 3-bit codes use two plane pairs, the last
-// one weighted 0 (and stored: INT3 takes 4 bits per weight there).
+// 8-15 to int32 in place, without a cross-lane shuffle. The last plane of an odd count (INT3, INT1)
+// is not paired: after the block's pairs, 16 bytes per pair of groups (j, j + 1), byte l holding
+// row lut_row_of_lane(l)'s index of group j in its low nibble and of group j + 1 in its high one;
+// the kernels zero-extend them to int16 lanes (vpmovzxbw), shuffle, and weight the low byte by the
+// plane's a_i and the high one by 0 in the maddubs. So both layouts store planes x 64 bytes per tile
+// and block: the bits of the codes, no padding plane.
 // A second layout, lut_layout::permute, holds the same bits, scales and zero points for the
 // AVX-512 VBMI + VNNI kernel (kernels/avx512/lut_perm.hpp): per tile, block, plane pair p and quad
 // of groups (j0 = 4 x quad), 64 bytes, byte 4 d + k holding row d's plane-(2p + k % 2) index of
@@ -38,8 +42,8 @@
 // the bytes of int32 lane d, and one vpdpbusd with (a_2p, a_2p+1, a_2p, a_2p+1) adds them there.
 // The last plane of an odd count (INT3, INT1) is not paired with an empty one: after the pairs,
 // 64 bytes per tile and block, byte 4 d + k holding row d's index of group k in its low nibble and
-// of group 4 + k in its high one; so the permute layout stores planes x 64 bytes per tile and
-// block, the bits of the codes and no padding (the shuffle layout pads a third plane to four).
+// of group 4 + k in its high one; so the permute layout too stores planes x 64 bytes per tile and
+// block.
 // Scales are kept per tile and scale unit, 16 at a time (fp16 as stored where the scheme's scales
 // are fp16, fp32 otherwise); zero points likewise as bytes.
 //
@@ -97,7 +101,6 @@ struct lut_traits {
   static constexpr bool base3 = S::layout == code_layout::base3;
   static constexpr int bits = base3 ? 2 : S::code_bits;
   static constexpr std::size_t planes = static_cast<std::size_t>(bits);
-  static constexpr std::size_t pairs = (planes + 1) / 2;
   // Codes the element defines (ternary: 3 of 4); pack_for_lut refuses the others.
   static constexpr std::size_t valid_codes = [] {
     if constexpr (base3) {
@@ -229,10 +232,8 @@ class lut_matrix {
 public:
   using traits = lut_traits<S>;
   using scale_type = typename traits::scale_type;
-  // One block of one tile: 32 bytes per pair of groups and plane pair on the shuffle layout (an odd
-  // last plane padded with a zero one), 64 per quad of groups and plane on the permute layout.
-  static constexpr std::size_t tile_block_bytes =
-      L == lut_layout::permute ? traits::planes * 64 : 4 * traits::pairs * 32;
+  // One block of one tile: 64 bytes per plane on either layout (the header comment).
+  static constexpr std::size_t tile_block_bytes = traits::planes * 64;
 
   lut_matrix() = default;
   std::size_t rows() const noexcept { return rows_; }
@@ -315,8 +316,11 @@ auto pack_for_lut(const qmatrix<T>& w) {
                   static_cast<std::uint8_t>(idx << (4 * (j % 4 / 2)));
             else // the last plane of an odd count, on its own
               dst[b * M::tile_block_bytes + i * 64 + 4 * rr + j % 4] |= static_cast<std::uint8_t>(idx << (4 * (j / 4)));
-          } else {
-            dst[((b * 4 + gp) * tr::pairs + p) * 32 + 2 * lut_lane_of_row(rr) + k] |=
+          } else if (i < tr::planes / 2 * 2) { // a plane pair
+            dst[b * M::tile_block_bytes + (gp * (tr::planes / 2) + p) * 32 + 2 * lut_lane_of_row(rr) + k] |=
+                static_cast<std::uint8_t>(idx << shift);
+          } else { // the last plane of an odd count, after the pairs
+            dst[b * M::tile_block_bytes + tr::planes / 2 * 128 + gp * 16 + lut_lane_of_row(rr)] |=
                 static_cast<std::uint8_t>(idx << shift);
           }
         }
@@ -478,11 +482,18 @@ void linear_lut(const lut_matrix<S, L>& w, const lut_activations& a, std::span<f
             }
           } else {
             for (std::size_t gp = 0; gp < 4; ++gp)
-              for (std::size_t p = 0; p < tr::pairs; ++p, cp += 32)
+              for (std::size_t p = 0; p < tr::planes / 2; ++p, cp += 32)
                 for (std::size_t byte = 0; byte < 32; ++byte) {
                   const std::size_t r = lut_row_of_lane(byte / 2), i = 2 * p + byte % 2;
                   const std::int8_t* tl = q + (b * lut_tables_per_block + 2 * gp) * 16;
                   isum[r] += tr::dec.a[i] * (tl[cp[byte] & 15] + tl[16 + (cp[byte] >> 4)]);
+                }
+            if constexpr (tr::planes % 2 != 0)
+              for (std::size_t gp = 0; gp < 4; ++gp, cp += 16)
+                for (std::size_t byte = 0; byte < 16; ++byte) {
+                  const std::int8_t* tl = q + (b * lut_tables_per_block + 2 * gp) * 16;
+                  isum[lut_row_of_lane(byte)] +=
+                      tr::dec.a[tr::planes - 1] * (tl[cp[byte] & 15] + tl[16 + (cp[byte] >> 4)]);
                 }
           }
           const std::size_t u = tr::unit_of_block(b);

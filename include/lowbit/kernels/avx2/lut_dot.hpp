@@ -62,12 +62,14 @@ template <lut_scheme S, std::size_t NT>
 void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile, std::size_t t0,
               float (*out)[lut_tile_rows]) noexcept {
   using tr = lut_traits<S>;
-  constexpr std::size_t P = tr::pairs;
+  constexpr std::size_t P = tr::planes / 2; // plane pairs; an odd last plane follows them on its own
+  constexpr bool lone = tr::planes % 2 != 0;
   const __m256i nib = _mm256_set1_epi8(0x0F);
-  __m256i apat[P];
+  __m256i apat[P + 1]; // the lone plane's weights (a, 0) last
   LOWBIT_UNROLL
   for (std::size_t p = 0; p < P; ++p)
     apat[p] = _mm256_set1_epi16(static_cast<short>(tr::dec.a[2 * p] | (tr::dec.a[2 * p + 1] << 8)));
+  apat[P] = _mm256_set1_epi16(static_cast<short>(tr::dec.a[tr::planes - 1]));
   __m256 acc[NT][2];
   LOWBIT_UNROLL
   for (std::size_t t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
@@ -112,6 +114,19 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
         for (std::size_t t = 0; t < NT; ++t) {
           const __m256i s0 = _mm256_maddubs_epi16(apat[p], _mm256_shuffle_epi8(tl[t], lo));
           const __m256i s1 = _mm256_maddubs_epi16(apat[p], _mm256_shuffle_epi8(th[t], hi));
+          isum[t] = _mm256_add_epi16(isum[t], _mm256_add_epi16(s0, s1));
+        }
+      }
+      if constexpr (lone) {
+        // 16 bytes, one per row, zero-extended to the int16 lanes: the high bytes look up entry 0,
+        // which the maddubs weights by 0.
+        const __m256i v =
+            _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(cp + 4 * P * 32 + gp * 16)));
+        const __m256i lo = _mm256_and_si256(v, nib), hi = _mm256_srli_epi16(v, 4);
+        LOWBIT_UNROLL
+        for (std::size_t t = 0; t < NT; ++t) {
+          const __m256i s0 = _mm256_maddubs_epi16(apat[P], _mm256_shuffle_epi8(tl[t], lo));
+          const __m256i s1 = _mm256_maddubs_epi16(apat[P], _mm256_shuffle_epi8(th[t], hi));
           isum[t] = _mm256_add_epi16(isum[t], _mm256_add_epi16(s0, s1));
         }
       }

@@ -68,13 +68,15 @@ template <lut_scheme S, std::size_t NT>
 void lut_tile_pair(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile, std::size_t t0,
                    float (*out)[lut_pair_rows]) noexcept {
   using tr = lut_traits<S>;
-  constexpr std::size_t P = tr::pairs;
+  constexpr std::size_t P = tr::planes / 2; // plane pairs; an odd last plane follows them on its own
+  constexpr bool lone = tr::planes % 2 != 0;
   constexpr std::size_t TB = lut_matrix<S>::tile_block_bytes;
   const __m512i nib = _mm512_set1_epi8(0x0F);
-  __m512i apat[P];
+  __m512i apat[P + 1]; // the lone plane's weights (a, 0) last
   LOWBIT_UNROLL
   for (std::size_t p = 0; p < P; ++p)
     apat[p] = _mm512_set1_epi16(static_cast<short>(tr::dec.a[2 * p] | (tr::dec.a[2 * p + 1] << 8)));
+  apat[P] = _mm512_set1_epi16(static_cast<short>(tr::dec.a[tr::planes - 1]));
   __m512 acc[NT][2];
   LOWBIT_UNROLL
   for (std::size_t t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
@@ -122,6 +124,21 @@ void lut_tile_pair(const lut_matrix<S>& w, const lut_activations& a, std::size_t
         for (std::size_t t = 0; t < NT; ++t) {
           const __m512i s0 = _mm512_maddubs_epi16(apat[p], _mm512_shuffle_epi8(tl[t], lo));
           const __m512i s1 = _mm512_maddubs_epi16(apat[p], _mm512_shuffle_epi8(th[t], hi));
+          isum[t] = _mm512_add_epi16(isum[t], _mm512_add_epi16(s0, s1));
+        }
+      }
+      if constexpr (lone) {
+        // Each tile's 16 bytes, one per row, zero-extended to its 16 int16 lanes (as the AVX2 kernel).
+        const std::size_t off = 4 * P * 32 + gp * 16;
+        const __m256i b2 =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(c0 + off))),
+                                    _mm_load_si128(reinterpret_cast<const __m128i*>(c1 + off)), 1);
+        const __m512i v = _mm512_maskz_cvtepu8_epi16(~__mmask32{0}, b2);
+        const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_srli_epi16(v, 4);
+        LOWBIT_UNROLL
+        for (std::size_t t = 0; t < NT; ++t) {
+          const __m512i s0 = _mm512_maddubs_epi16(apat[P], _mm512_shuffle_epi8(tl[t], lo));
+          const __m512i s1 = _mm512_maddubs_epi16(apat[P], _mm512_shuffle_epi8(th[t], hi));
           isum[t] = _mm512_add_epi16(isum[t], _mm512_add_epi16(s0, s1));
         }
       }
