@@ -10,8 +10,8 @@
 // arithmetic that of the header comment, so the results are bit-identical to
 // reference::linear_lut and to the other kernels. The last plane of an odd count (INT3, INT1) has
 // a vector of its own per block: one vpermb per nibble reads the low nibbles' groups 0-3 and the
-// high nibbles' 4-7, and vpdpbusd weights all four bytes by that plane's a_i, so it costs half a
-// pair, where the shuffle layout spends a whole one padded with an empty plane.
+// high nibbles' 4-7, and vpdpbusd weights all four bytes by that plane's a_i: half a pair's work
+// and bytes.
 #pragma once
 
 #include "lowbit/core/config.hpp"
