@@ -310,7 +310,7 @@ void plain_scale_codes_decode_alike() {
               << name<S>() << " special " << special << " row " << t * 8 + r << " unit " << u;
         }
     }
-    for (std::size_t tokens : {1, 2}) { // 1: scales decoded in the kernel, 2: into scratch first
+    for (std::size_t tokens : {1, 2}) { // 1: decoded in the kernel on plain tiles, 2: into scratch first
       const auto x = lowbit_test::gaussian(tokens * cols, 105);
       std::vector<float> got(tokens * rows), want(tokens * rows);
       linear(std::span<const float>(x), tokens, tw, std::span<float>(got));

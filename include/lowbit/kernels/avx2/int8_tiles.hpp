@@ -107,11 +107,22 @@ struct tile_token_rows {
   }
 };
 
-// The 8 rows' scales of unit u of tile t as floats, bit for bit as int8_tiled::decode_tile_scales
-// gives them (compact scale codes only).
+// Whether tiles tile0 .. tile0 + n - 1 all hold plain scale codes (int8_tiled::tile_plain; compact
+// scales only): the one-token kernels decode scales in place only on such tiles, with no branch or
+// special case in their loop (with both, GCC spilled registers there and NVFP4 ran at 0.6x MXFP4's
+// weights per second). Other tiles take the decode into scratch, which has the special cases.
+template <int8_tiles_scheme S>
+bool tiles_plain(const int8_tiled<S>& w, std::size_t tile0, int n) noexcept {
+  for (int r = 0; r < n; ++r)
+    if (!w.tile_plain(tile0 + static_cast<std::size_t>(r))) return false;
+  return true;
+}
+
+// The 8 rows' scales of unit u of plain tile t (tiles_plain) as floats, bit for bit as
+// int8_tiled::decode_tile_scales gives them.
 template <int8_tiles_scheme S>
 LOWBIT_ALWAYS_INLINE inline __m256 tile_scales8(const int8_tiled<S>& w, std::size_t t, std::size_t u) noexcept {
-  return w.tile_plain(t) ? scales8_plain(w.decoder(), w.tile_scales(t, u)) : scales8(w.decoder(), w.tile_scales(t, u));
+  return scales8_plain(w.decoder(), w.tile_scales(t, u));
 }
 
 // The side streams of R tiles from tile0 (their scales and zero points, in arrays of their own),
@@ -322,7 +333,7 @@ void tiled_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activa
                         std::size_t tile0, std::size_t tb, std::size_t te, std::span<float> y,
                         std::span<const float> bias) noexcept {
   if constexpr (inline_scales<S>()) {
-    if (te - tb == 1) { // one token: decode each scale where it is used, not into scratch first
+    if (te - tb == 1 && tiles_plain(w, tile0, R)) { // one token: decode each scale where it is used
       tiled_run<S, R, 1, true>(w, scales, a, ta, tile0, tb, te, y, bias);
       return;
     }

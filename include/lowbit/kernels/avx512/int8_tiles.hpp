@@ -111,26 +111,25 @@ struct span_decoder {
   }
 };
 
-// The 16 scales of unit u of tiles t (low half) and t + 1 (high half), as avx2::detail::tile_scales8
-// gives each 8: where both tiles hold plain UE4M3 or E8M0 codes, scales8_plain's field move on 16
-// lanes at once (6 vector operations for both tiles instead of 11 and a join); else the two halves
-// apart. Bit-identical either way: every lane takes the same fp32 operations.
+// The 16 scales of unit u of plain tiles t (low half) and t + 1 (high half), as
+// avx2::detail::tile_scales8 gives each 8: UE4M3 and E8M0 by scales8_plain's field move on 16 lanes
+// at once (6 vector operations for both tiles instead of 11 and a join), other formats the two
+// halves apart. Bit-identical either way: every lane takes the same fp32 operations.
 template <int8_tiles_scheme S>
 LOWBIT_ALWAYS_INLINE inline __m512 pair_scales16(const int8_tiled<S>& w, std::size_t t, std::size_t u) noexcept {
   using F = typename S::scale_format;
   if constexpr (std::is_same_v<F, ue4m3> || std::is_same_v<F, e8m0>) {
-    if (w.tile_plain(t) && w.tile_plain(t + 1)) {
-      const auto c8 = [](const void* q) { return _mm_loadl_epi64(static_cast<const __m128i*>(q)); };
-      const __m512i c = cvtepu8_epi32(_mm_unpacklo_epi64(c8(w.tile_scales(t, u)), c8(w.tile_scales(t + 1, u))));
-      const __m512i bits = std::is_same_v<F, e8m0>
-                               ? _mm512_maskz_slli_epi32(0xFFFF, c, 23)
-                               : _mm512_add_epi32(_mm512_maskz_slli_epi32(0xFFFF, c, 20), _mm512_set1_epi32(120 << 23));
-      return _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(w.decoder().tensor_scale())),
-                           _mm512_set1_ps(w.decoder().mult()));
-    }
+    const auto c8 = [](const void* q) { return _mm_loadl_epi64(static_cast<const __m128i*>(q)); };
+    const __m512i c = cvtepu8_epi32(_mm_unpacklo_epi64(c8(w.tile_scales(t, u)), c8(w.tile_scales(t + 1, u))));
+    const __m512i bits = std::is_same_v<F, e8m0>
+                             ? _mm512_maskz_slli_epi32(0xFFFF, c, 23)
+                             : _mm512_add_epi32(_mm512_maskz_slli_epi32(0xFFFF, c, 20), _mm512_set1_epi32(120 << 23));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(w.decoder().tensor_scale())),
+                         _mm512_set1_ps(w.decoder().mult()));
+  } else {
+    return _mm512_castsi512_ps(join_halves(_mm256_castps_si256(avx2::detail::tile_scales8(w, t, u)),
+                                           _mm256_castps_si256(avx2::detail::tile_scales8(w, t + 1, u))));
   }
-  return _mm512_castsi512_ps(join_halves(_mm256_castps_si256(avx2::detail::tile_scales8(w, t, u)),
-                                         _mm256_castps_si256(avx2::detail::tile_scales8(w, t + 1, u))));
 }
 
 LOWBIT_ALWAYS_INLINE inline __m512i broadcast4(const std::int8_t* p) noexcept {
@@ -172,6 +171,28 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
       if (first && avx2::detail::tiled_prefetch != 0) side(tile0, sp);
     LOWBIT_UNROLL
     for (std::size_t g = 0; g < NS; ++g) {
+      const std::size_t u = TG::unit(sp, g, units), seg = sp * NS + g;
+      // Each sum starts from the segment's correction (the products' offset, or zero point x
+      // segment sum), which the epilogue would otherwise subtract: the same integers.
+      __m512i init[P][T];
+      LOWBIT_UNROLL
+      for (int p = 0; p < P; ++p) {
+        [[maybe_unused]] __m512i zv;
+        if constexpr (zp) {
+          const std::size_t ta0 = tile0 + static_cast<std::size_t>(2 * p);
+          const auto z8 = [](const std::uint8_t* q) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)); };
+          zv = cvtepu8_epi32(_mm_unpacklo_epi64(z8(w.tile_zeros(ta0, u)), z8(w.tile_zeros(ta0 + 1, u))));
+        }
+        LOWBIT_UNROLL
+        for (int t = 0; t < T; ++t) {
+          if constexpr (zp)
+            init[p][t] = _mm512_mullo_epi32(zv, _mm512_set1_epi32(-tok.sum[t][seg]));
+          else if constexpr (!uvals)
+            init[p][t] = _mm512_set1_epi32(-tok.sum[t][seg] * 128);
+          else
+            init[p][t] = _mm512_set1_epi32(-tok.offset[t][seg]);
+        }
+      }
       __m512i i32[P][T];
       LOWBIT_UNROLL
       for (std::size_t l = 0; l < SL; ++l) {
@@ -189,12 +210,10 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
           for (int t = 0; t < T; ++t) {
             const __m512i x = broadcast4(tok.x[t] + sp * G::span + h * chunk + 4 * lane);
             LOWBIT_UNROLL
-            for (int p = 0; p < P; ++p)
-              i32[p][t] = _mm512_dpbusd_epi32(start ? _mm512_setzero_si512() : i32[p][t], wv[p], x);
+            for (int p = 0; p < P; ++p) i32[p][t] = _mm512_dpbusd_epi32(start ? init[p][t] : i32[p][t], wv[p], x);
           }
         }
       }
-      const std::size_t u = TG::unit(sp, g, units), seg = sp * NS + g;
       LOWBIT_UNROLL
       for (int p = 0; p < P; ++p) {
         const std::size_t ta0 = tile0 + static_cast<std::size_t>(2 * p);
@@ -205,22 +224,10 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
           wsv =
               _mm512_castsi512_ps(load_halves(scales + (static_cast<std::size_t>(2 * p) * units + u) * tile_rows,
                                               scales + (static_cast<std::size_t>(2 * p + 1) * units + u) * tile_rows));
-        [[maybe_unused]] __m512i zv;
-        if constexpr (zp) {
-          const auto z8 = [](const std::uint8_t* q) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)); };
-          zv = cvtepu8_epi32(_mm_unpacklo_epi64(z8(w.tile_zeros(ta0, u)), z8(w.tile_zeros(ta0 + 1, u))));
-        }
         LOWBIT_UNROLL
-        for (int t = 0; t < T; ++t) {
-          __m512i i = i32[p][t];
-          if constexpr (zp)
-            i = _mm512_sub_epi32(i, _mm512_mullo_epi32(zv, _mm512_set1_epi32(tok.sum[t][seg])));
-          else if constexpr (!uvals)
-            i = _mm512_sub_epi32(i, _mm512_set1_epi32(tok.sum[t][seg] * 128));
-          else
-            i = _mm512_sub_epi32(i, _mm512_set1_epi32(tok.offset[t][seg]));
-          acc[p][t] = _mm512_fmadd_ps(cvt_ps(i), _mm512_mul_ps(wsv, _mm512_set1_ps(tok.scale[t][seg])), acc[p][t]);
-        }
+        for (int t = 0; t < T; ++t)
+          acc[p][t] =
+              _mm512_fmadd_ps(cvt_ps(i32[p][t]), _mm512_mul_ps(wsv, _mm512_set1_ps(tok.scale[t][seg])), acc[p][t]);
       }
     }
   }
@@ -252,7 +259,7 @@ void pair_token_blocks(const int8_tiled<S>& w, float* scales, const int8_activat
                        std::size_t tile0, std::size_t tb, std::size_t te, std::span<float> y,
                        std::span<const float> bias) noexcept {
   if constexpr (avx2::detail::inline_scales<S>()) {
-    if (te - tb == 1) {
+    if (te - tb == 1 && avx2::detail::tiles_plain(w, tile0, 2 * P)) {
       pair_run<S, P, 1, true>(w, scales, a, ta, tile0, tb, te, y, bias);
       return;
     }
