@@ -171,28 +171,6 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
       if (first && avx2::detail::tiled_prefetch != 0) side(tile0, sp);
     LOWBIT_UNROLL
     for (std::size_t g = 0; g < NS; ++g) {
-      const std::size_t u = TG::unit(sp, g, units), seg = sp * NS + g;
-      // Each sum starts from the segment's correction (the products' offset, or zero point x
-      // segment sum), which the epilogue would otherwise subtract: the same integers.
-      __m512i init[P][T];
-      LOWBIT_UNROLL
-      for (int p = 0; p < P; ++p) {
-        [[maybe_unused]] __m512i zv;
-        if constexpr (zp) {
-          const std::size_t ta0 = tile0 + static_cast<std::size_t>(2 * p);
-          const auto z8 = [](const std::uint8_t* q) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)); };
-          zv = cvtepu8_epi32(_mm_unpacklo_epi64(z8(w.tile_zeros(ta0, u)), z8(w.tile_zeros(ta0 + 1, u))));
-        }
-        LOWBIT_UNROLL
-        for (int t = 0; t < T; ++t) {
-          if constexpr (zp)
-            init[p][t] = _mm512_mullo_epi32(zv, _mm512_set1_epi32(-tok.sum[t][seg]));
-          else if constexpr (!uvals)
-            init[p][t] = _mm512_set1_epi32(-tok.sum[t][seg] * 128);
-          else
-            init[p][t] = _mm512_set1_epi32(-tok.offset[t][seg]);
-        }
-      }
       __m512i i32[P][T];
       LOWBIT_UNROLL
       for (std::size_t l = 0; l < SL; ++l) {
@@ -210,10 +188,12 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
           for (int t = 0; t < T; ++t) {
             const __m512i x = broadcast4(tok.x[t] + sp * G::span + h * chunk + 4 * lane);
             LOWBIT_UNROLL
-            for (int p = 0; p < P; ++p) i32[p][t] = _mm512_dpbusd_epi32(start ? init[p][t] : i32[p][t], wv[p], x);
+            for (int p = 0; p < P; ++p)
+              i32[p][t] = _mm512_dpbusd_epi32(start ? _mm512_setzero_si512() : i32[p][t], wv[p], x);
           }
         }
       }
+      const std::size_t u = TG::unit(sp, g, units), seg = sp * NS + g;
       LOWBIT_UNROLL
       for (int p = 0; p < P; ++p) {
         const std::size_t ta0 = tile0 + static_cast<std::size_t>(2 * p);
@@ -224,10 +204,22 @@ void pair_block(const int8_tiled<S>& w, const float* scales, const int8_activati
           wsv =
               _mm512_castsi512_ps(load_halves(scales + (static_cast<std::size_t>(2 * p) * units + u) * tile_rows,
                                               scales + (static_cast<std::size_t>(2 * p + 1) * units + u) * tile_rows));
+        [[maybe_unused]] __m512i zv;
+        if constexpr (zp) {
+          const auto z8 = [](const std::uint8_t* q) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)); };
+          zv = cvtepu8_epi32(_mm_unpacklo_epi64(z8(w.tile_zeros(ta0, u)), z8(w.tile_zeros(ta0 + 1, u))));
+        }
         LOWBIT_UNROLL
-        for (int t = 0; t < T; ++t)
-          acc[p][t] =
-              _mm512_fmadd_ps(cvt_ps(i32[p][t]), _mm512_mul_ps(wsv, _mm512_set1_ps(tok.scale[t][seg])), acc[p][t]);
+        for (int t = 0; t < T; ++t) {
+          __m512i i = i32[p][t];
+          if constexpr (zp)
+            i = _mm512_sub_epi32(i, _mm512_mullo_epi32(zv, _mm512_set1_epi32(tok.sum[t][seg])));
+          else if constexpr (!uvals)
+            i = _mm512_sub_epi32(i, _mm512_set1_epi32(tok.sum[t][seg] * 128));
+          else
+            i = _mm512_sub_epi32(i, _mm512_set1_epi32(tok.offset[t][seg]));
+          acc[p][t] = _mm512_fmadd_ps(cvt_ps(i), _mm512_mul_ps(wsv, _mm512_set1_ps(tok.scale[t][seg])), acc[p][t]);
+        }
       }
     }
   }
