@@ -266,7 +266,7 @@ void tile_scales_are_the_readers() {
 
 // 8-bit scale codes: read_plain gives read()'s floats on every plain code, and plain() accepts
 // exactly those; tiles whose codes are all plain take read_plain, the others read(), and both
-// decode as the scale reader (tile 0 plain, tile 1 with one special code of each kind in turn).
+// decode as the scale reader (one special code of each kind in turn in tile 1, then in tile 2).
 template <class S>
 void plain_scale_codes_decode_alike() {
   using storage = typename qmatrix<S>::scale_storage;
@@ -285,40 +285,44 @@ void plain_scale_codes_decode_alike() {
     dec.read_plain(plain.data(), plain.size(), b.data());
     EXPECT_EQ(first_bit_difference(a, b), a.size()) << name<S>() << " tensor scale " << ts;
   }
-  const std::size_t rows = 16, cols = 256;
+  // Three tiles: where the 512-bit kernel runs, tiles 0-1 are a pair and tile 2 takes the AVX2
+  // kernel, so a special code in tile 1 and then in tile 2 reaches both kernels' one-token routes.
+  const std::size_t rows = 24, cols = 256;
   const auto base = random_weights<S>(rows, cols, 104);
   // Codes that are not plain, and the plain boundary codes, per format.
   constexpr bool e8 = std::is_same_v<typename S::scale_format, e8m0>;
   const std::vector<unsigned> codes =
       e8 ? std::vector<unsigned>{0, 255, 1, 254} : std::vector<unsigned>{0, 1, 7, 0x7F, 0x80, 0xFF, 8, 0x7E};
-  for (unsigned special : codes) {
-    auto w = base;
-    for (auto& c : w.scales()) c = static_cast<storage>(std::clamp<unsigned>(c, 8, 0x7E)); // all plain
-    w.scales()[w.scales().size() - 3] = static_cast<storage>(special);                     // row 15: tile 1
-    const auto tw = kernels::pack_for_int8_tiles(w);
-    const storage sc = static_cast<storage>(special);
-    EXPECT_TRUE(tw.tile_plain(0)) << name<S>();
-    EXPECT_EQ(tw.tile_plain(1), kernels::scale_decoder<S>::plain(&sc, 1)) << name<S>() << " special " << special;
-    const kernels::scale_reader<S> sr(w, kernels::int8_value_mult<S>());
-    std::vector<float> decoded(tw.units() * 8);
-    for (std::size_t t = 0; t < tw.tiles(); ++t) {
-      tw.decode_tile_scales(t, decoded.data());
-      for (std::size_t r = 0; r < 8; ++r)
-        for (std::size_t u = 0; u < tw.units(); ++u) {
-          const float want = sr(S::scale_index(t * 8 + r, u * S::block, cols));
-          ASSERT_EQ(std::bit_cast<std::uint32_t>(decoded[u * 8 + r]), std::bit_cast<std::uint32_t>(want))
-              << name<S>() << " special " << special << " row " << t * 8 + r << " unit " << u;
-        }
+  for (std::size_t special_row : {15, 23})
+    for (unsigned special : codes) {
+      auto w = base;
+      for (auto& c : w.scales()) c = static_cast<storage>(std::clamp<unsigned>(c, 8, 0x7E)); // all plain
+      w.scales()[S::scale_index(special_row, cols - 3 * S::block, cols)] = static_cast<storage>(special);
+      const auto tw = kernels::pack_for_int8_tiles(w);
+      const storage sc = static_cast<storage>(special);
+      for (std::size_t t = 0; t < tw.tiles(); ++t)
+        EXPECT_EQ(tw.tile_plain(t), t != special_row / 8 || kernels::scale_decoder<S>::plain(&sc, 1))
+            << name<S>() << " special " << special << " tile " << t;
+      const kernels::scale_reader<S> sr(w, kernels::int8_value_mult<S>());
+      std::vector<float> decoded(tw.units() * 8);
+      for (std::size_t t = 0; t < tw.tiles(); ++t) {
+        tw.decode_tile_scales(t, decoded.data());
+        for (std::size_t r = 0; r < 8; ++r)
+          for (std::size_t u = 0; u < tw.units(); ++u) {
+            const float want = sr(S::scale_index(t * 8 + r, u * S::block, cols));
+            ASSERT_EQ(std::bit_cast<std::uint32_t>(decoded[u * 8 + r]), std::bit_cast<std::uint32_t>(want))
+                << name<S>() << " special " << special << " row " << t * 8 + r << " unit " << u;
+          }
+      }
+      for (std::size_t tokens : {1, 2}) { // 1: decoded in the kernel on plain tiles, 2: into scratch first
+        const auto x = lowbit_test::gaussian(tokens * cols, 105);
+        std::vector<float> got(tokens * rows), want(tokens * rows);
+        linear(std::span<const float>(x), tokens, tw, std::span<float>(got));
+        reference::linear_int8_tiled(std::span<const float>(x), tokens, w, std::span<float>(want));
+        EXPECT_EQ(first_bit_difference(got, want), got.size())
+            << name<S>() << " special " << special << " row " << special_row << " tokens " << tokens;
+      }
     }
-    for (std::size_t tokens : {1, 2}) { // 1: decoded in the kernel on plain tiles, 2: into scratch first
-      const auto x = lowbit_test::gaussian(tokens * cols, 105);
-      std::vector<float> got(tokens * rows), want(tokens * rows);
-      linear(std::span<const float>(x), tokens, tw, std::span<float>(got));
-      reference::linear_int8_tiled(std::span<const float>(x), tokens, w, std::span<float>(want));
-      EXPECT_EQ(first_bit_difference(got, want), got.size())
-          << name<S>() << " special " << special << " tokens " << tokens;
-    }
-  }
 }
 
 TEST(int8_tiles, plain_scale_codes_take_the_short_decode) {
