@@ -109,7 +109,7 @@ struct tile_token_rows {
 
 // Whether tiles tile0 .. tile0 + n - 1 all hold plain scale codes (int8_tiled::tile_plain; compact
 // scales only): the one-token kernels decode scales in place only on such tiles, with no branch or
-// special case in their loop (with both, GCC spilled registers there and NVFP4 ran at 0.6x MXFP4's
+// special case in their loop (with both, GCC spilled registers there and NVFP4 ran at 0.7x MXFP4's
 // weights per second). Other tiles take the decode into scratch, which has the special cases.
 template <int8_tiles_scheme S>
 bool tiles_plain(const int8_tiled<S>& w, std::size_t tile0, int n) noexcept {
