@@ -5,8 +5,8 @@
 // bench/ab/prefetch_sweep.sh, on a copy of the headers whose prefetch constants it turns into
 // variables; the library itself keeps them constexpr.
 //
-// Per round: the 2-thread read probe (1 GiB), then per scheme linear() at N = 1 (or a tile kernel
-// named in the scheme, see run_tiles) over a pool of >= 256 MiB of linear_weights copies of one
+// Per round: the 2-thread read probe (>= 1 GiB), then per scheme linear() at N = 1 (or a tile kernel
+// named in the scheme, see run_tiles) over a pool of >= 256 MiB (and >= 4x the LLC) of linear_weights copies of one
 // 4096 x 8192 matrix (3 passes per setting), the settings taking turns CALL BY CALL (each first in
 // turn), so that they meet the same memory state, which on these shared machines moves within a
 // second. Printed per setting and scheme: the median GB/s of weights, the median of the per-round
@@ -36,7 +36,8 @@
 
 namespace {
 using namespace lowbit;
-constexpr std::size_t rows = 4096, cols = 8192, pool_bytes = std::size_t{256} << 20;
+constexpr std::size_t rows = 4096, cols = 8192;
+const std::size_t pool_bytes = lowbit_bench::dram_bytes(std::size_t{256} << 20); // >= 4x the LLC too
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
@@ -50,7 +51,7 @@ std::vector<float> gaussian(std::size_t n, unsigned seed, float sigma) {
 
 // The streaming read of kernels_bench.cpp's probe_read_bandwidth, one pass, in GB/s.
 double probe() {
-  static const std::vector<float> buf(std::size_t{1} << 28, 1.0f);
+  static const std::vector<float> buf(lowbit_bench::probe_floats(), 1.0f);
   const double t0 = now();
   const float total = lowbit_bench::stream_sum(buf.data(), buf.size());
   const double t = now() - t0;
@@ -133,11 +134,13 @@ scheme_run make(const char* name) {
     pool->push_back(kernels::pack_for_lut<kernels::lut_layout::permute>(q));
   else
     pool->emplace_back(q);
-  while (pool->size() * bytes < pool_bytes) pool->push_back(pool->front());
   auto x = std::make_shared<std::vector<float>>(gaussian(cols, 8, 1.0f));
   auto y = std::make_shared<std::vector<float>>(rows);
   auto work = std::make_shared<linear_workspace>();
+  // The copies are made per round and freed after it (the copy takes a fraction of a second; every
+  // scheme's >= 4x LLC pool at once would not fit in memory where the LLC is 260 MiB).
   return {name, bytes, [=](const std::vector<setting>& settings) {
+            while (pool->size() * bytes < pool_bytes) pool->push_back(pool->front());
             const std::size_t calls = 3 * pool->size(), n = settings.size();
             std::vector<double> t(n, 0.0);
             for (std::size_t i = 0; i < calls; ++i)
@@ -149,6 +152,7 @@ scheme_run make(const char* name) {
                 t[k] += now() - t0;
               }
             for (auto& v : t) v = static_cast<double>(bytes * calls) * 1e-9 / v;
+            pool->erase(pool->begin() + 1, pool->end());
             return t;
           }};
 }

@@ -10,6 +10,7 @@
 //   15
 // Prints per kernel the GB/s of the packed matrix over all rounds and, per round, the speed
 // against the AVX2 kernel (median, min, max).
+#include "../read_probe.hpp"
 #include "ab_common.hpp"
 #include "lowbit/lowbit.hpp"
 
@@ -58,7 +59,8 @@ int main(int argc, char** argv) {
   const std::size_t rows = 4096, cols = 8192;
   std::vector<kernels::lut_matrix<S>> pool;
   pool.push_back(kernels::pack_for_lut(quantize<S>(lowbit_ab::gaussian(rows * cols, 1), rows, cols)));
-  while (pool.size() * pool[0].storage_bytes() < (std::size_t{256} << 20)) pool.push_back(pool[0]);
+  while (pool.size() * pool[0].storage_bytes() < lowbit_bench::dram_bytes(std::size_t{256} << 20))
+    pool.push_back(pool[0]);
   const auto x = lowbit_ab::gaussian(cols, 2);
   kernels::lut_activations a;
   kernels::avx2::build_lut_tables(std::span<const float>(x), 1, cols, a);
