@@ -1,12 +1,12 @@
 // Linear-layer kernels on packed schemes, beside the machine's own limits measured in the same
-// binary: a streaming read-bandwidth probe (1 GiB), an fp32 FMA peak probe, an int8 maddubs peak
+// binary: a streaming read-bandwidth probe (>= 1 GiB), an fp32 FMA peak probe, an int8 maddubs peak
 // probe, and Eigen fp32 GEMV / GEMM on the same shapes (when Eigen is installed).
 //
 // GEMV (one token): "dram" cycles through copies of a 4096 x 8192 matrix totalling >= 128 MiB of
-// packed weights (4x the 32 MiB L3), as in decoding; "cache" is one 4096 x 4096 matrix, L3
-// resident. GEMM: 4096 x 4096 with N tokens. Counters: weights_GB/s (packed bytes of W streamed
-// per second: codes, scales, zero points), GFLOP/s (2 N K rows per call) and, for the probes,
-// GB/s, GFLOP/s and GOP/s (int8 multiply + add, 2 per multiply-accumulate).
+// packed weights and >= 4x the last-level cache (lowbit_bench::dram_bytes), as in decoding;
+// "cache" is one 4096 x 4096 matrix, L3 resident. GEMM: 4096 x 4096 with N tokens. Counters: weights_GB/s (packed bytes
+// of W streamed per second: codes, scales, zero points), GFLOP/s (2 N K rows per call) and, for the probes, GB/s,
+// GFLOP/s and GOP/s (int8 multiply + add, 2 per multiply-accumulate).
 #include "lowbit/kernels/linear.hpp"
 #include "lowbit/schemes/all.hpp"
 #include "read_probe.hpp"
@@ -57,7 +57,7 @@ std::vector<float> gaussian(std::size_t n, std::uint32_t seed, float sigma = 1.0
 
 void probe_read_bandwidth(benchmark::State& state) {
   set_threads(state, 0);
-  static const std::vector<float> buf(std::size_t{1} << 28, 1.0f); // 1 GiB
+  static const std::vector<float> buf(lowbit_bench::probe_floats(), 1.0f); // >= 1 GiB, >= 4x the LLC
   const std::size_t n = buf.size();
   for (auto _ : state) {
     const float total = lowbit_bench::stream_sum(buf.data(), n);
@@ -126,18 +126,18 @@ void probe_fma512_peak(benchmark::State& state) {
 BENCHMARK(probe_fma512_peak)->Arg(1)->Arg(2)->UseRealTime();
 #endif
 
-#if LOWBIT_HAS_AVX512_VNNI
-// The int8 peak where the integer-dot kernels use VNNI: 256-bit `vpdpbusd`, 4 products added into
-// each int32 lane (the instruction the kernels run).
+#if LOWBIT_HAS_AVX512_VNNI || LOWBIT_HAS_AVX_VNNI
+// The int8 peak where the integer-dot kernels use VNNI: 256-bit `vpdpbusd` (AVX-512 VNNI or
+// AVX-VNNI), 4 products added into each int32 lane (the instruction the kernels run).
 void probe_vnni_peak(benchmark::State& state) {
   const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(-2);
   peak_probe<__m256i>(
       state, "GOP/s", 2.0 * 32, [](int i) { return _mm256_set1_epi32(i); },
-      [&](__m256i v) LOWBIT_ALWAYS_INLINE { return _mm256_dpbusd_epi32(v, u, s); },
+      [&](__m256i v) LOWBIT_ALWAYS_INLINE { return kernels::avx2::dpbusd(v, u, s); },
       [](__m256i a, __m256i c) { return _mm256_add_epi32(a, c); });
 }
 BENCHMARK(probe_vnni_peak)->Arg(1)->Arg(2)->UseRealTime();
-#if LOWBIT_HAS_AVX512_BW
+#if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
 // The same with 512-bit `vpdpbusd`, which the int8 tiles run at every token count where AVX-512 BW is
 // compiled too (kernels/avx512/int8_tiles.hpp): the int8 peak of those builds.
 void probe_vnni512_peak(benchmark::State& state) {
@@ -156,7 +156,26 @@ BENCHMARK(probe_read_bandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::
 // ---- weights -------------------------------------------------------------------------------
 
 constexpr std::size_t dram_rows = 4096, dram_cols = 8192, cache_dim = 4096;
-constexpr std::size_t dram_bytes = std::size_t{128} << 20;
+const std::size_t dram_bytes = lowbit_bench::dram_bytes(std::size_t{128} << 20);
+
+// The one live instance of a pool holder (weights<S>, packed_weights<S, Pack>, layers<S>): asking
+// for another type's frees the last, so that a run of every DRAM benchmark holds one pool of each
+// holder at a time (with 4x a 260 MiB L3 per pool, all of them at once would not fit in memory).
+template <template <class...> class Holder>
+struct sole_slot {
+  static inline std::shared_ptr<void> current;
+  static inline const std::type_info* type = nullptr;
+};
+template <template <class...> class Holder, class T>
+T& sole() {
+  using slot = sole_slot<Holder>;
+  if (slot::type != &typeid(T)) {
+    slot::current.reset();
+    slot::current = std::make_shared<T>();
+    slot::type = &typeid(T);
+  }
+  return *static_cast<T*>(slot::current.get());
+}
 
 // A quantized matrix of S; for an int8 packing (kernels::pack_for_int8), the packed matrix of its
 // source scheme.
@@ -169,26 +188,16 @@ qmatrix<S> make_weights(const std::vector<float>& v, std::size_t rows, std::size
 }
 
 // A scheme's matrices: a pool of copies of one quantized dram_rows x dram_cols matrix, one
-// cache_dim^2 matrix and the smoke one. Built on first use and kept for the life of the process
-// (the statics below are per scheme), so that interleaved runs do not rebuild them; a run of every
-// DRAM benchmark holds several GiB.
+// cache_dim^2 matrix and the smoke one. Built on first use and kept until a benchmark asks for
+// another scheme's (sole), so benchmarks run in registration order build each once; interleaved
+// runs (--benchmark_enable_random_interleaving) rebuild them.
 template <class S>
 struct weights {
   std::vector<qmatrix<S>> pool;
   qmatrix<S> square;
   qmatrix<S> small;
 
-  static weights& get() {
-    static std::shared_ptr<void> current;
-    static const std::type_info* type = nullptr;
-    if (type != &typeid(S)) {
-      current.reset();
-      auto w = std::make_shared<weights>();
-      type = &typeid(S);
-      current = w;
-    }
-    return *static_cast<weights*>(current.get());
-  }
+  static weights& get() { return sole<weights, weights>(); }
   const std::vector<qmatrix<S>>& dram() {
     if (pool.empty()) {
       pool.push_back(make_weights<S>(gaussian(dram_rows * dram_cols, 1, 0.02f), dram_rows, dram_cols));
@@ -344,10 +353,7 @@ struct packed_weights {
   using packed = decltype(Pack{}(std::declval<const qmatrix<S>&>()));
   std::vector<packed> pool;
   packed square, small;
-  static packed_weights& get() {
-    static packed_weights w;
-    return w;
-  }
+  static packed_weights& get() { return sole<packed_weights, packed_weights>(); }
   const packed& at(int where, std::size_t i) {
     auto& src = weights<S>::get();
     if (where == 0) {
@@ -683,15 +689,13 @@ LOWBIT_SMALL_BATCH(ternary_absmean_base3);
 
 // linear_weights<S> of the same matrices as weights<S> (a pool of copies of the dram matrix that
 // holds >= dram_bytes of qmatrix bytes, the square and the smoke one); each copy also holds the
-// packed layouts linear_weights keeps. Built on first use and kept, as weights<S>.
+// packed layouts linear_weights keeps. Built on first use and kept while S's benchmarks run, as
+// weights<S>.
 template <class S>
 struct layers {
   std::vector<linear_weights<S>> pool;
   std::optional<linear_weights<S>> square, small;
-  static layers& get() {
-    static layers l;
-    return l;
-  }
+  static layers& get() { return sole<layers, layers>(); }
   const linear_weights<S>& at(int where, std::size_t i) {
     if (where == 0) {
       if (pool.empty()) {
@@ -844,16 +848,19 @@ BENCHMARK(ternary_tables)
 // ---- Eigen fp32 baselines -------------------------------------------------------------------
 
 #if defined(LOWBIT_BENCH_EIGEN)
-// Args: where (0: 4096 x 8192 fp32 = 128 MiB, from DRAM; 1: 4096 x 4096 = 64 MiB), threads.
+// Args: where (0: copies of a 4096 x 8192 fp32 matrix, 128 MiB each, cycled through >= dram_bytes,
+// from DRAM; 1: one 4096 x 4096 = 64 MiB), threads.
 void eigen_gemv(benchmark::State& state) {
   set_threads(state, 1);
   const bool dram = state.range(0) == 0;
   const Eigen::Index rows = 4096, cols = dram ? 8192 : 4096;
-  const Eigen::MatrixXf w = Eigen::MatrixXf::Random(cols, rows); // column r = row r of W
+  std::vector<Eigen::MatrixXf> w(1, Eigen::MatrixXf::Random(cols, rows)); // column r = row r of W
+  while (dram && w.size() * static_cast<std::size_t>(rows * cols) * sizeof(float) < dram_bytes) w.push_back(w[0]);
   const Eigen::VectorXf x = Eigen::VectorXf::Random(cols);
   Eigen::VectorXf y(rows);
+  std::size_t i = 0;
   for (auto _ : state) {
-    y.noalias() = w.transpose() * x;
+    y.noalias() = w[i++ % w.size()].transpose() * x;
     benchmark::DoNotOptimize(y.data());
   }
   const double it = static_cast<double>(state.iterations());
