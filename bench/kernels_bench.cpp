@@ -55,12 +55,17 @@ std::vector<float> gaussian(std::size_t n, std::uint32_t seed, float sigma = 1.0
 
 // ---- machine probes ------------------------------------------------------------------------
 
+// Args: threads, prefetch (0: the hardware prefetchers alone; 1: also software prefetch 4 KiB
+// ahead into L2, see stream_sum). A kernel's share of "the measured read bandwidth" is against the
+// higher of the two.
 void probe_read_bandwidth(benchmark::State& state) {
   set_threads(state, 0);
   static const std::vector<float> buf(lowbit_bench::probe_floats(), 1.0f); // >= 1 GiB, >= 4x the LLC
   const std::size_t n = buf.size();
+  const bool prefetch = state.range(1) != 0;
   for (auto _ : state) {
-    const float total = lowbit_bench::stream_sum(buf.data(), n);
+    const float total =
+        prefetch ? lowbit_bench::stream_sum<4096>(buf.data(), n) : lowbit_bench::stream_sum(buf.data(), n);
     benchmark::DoNotOptimize(total);
   }
   state.counters["GB/s"] =
@@ -151,7 +156,8 @@ BENCHMARK(probe_vnni512_peak)->Arg(1)->Arg(2)->UseRealTime();
 #endif
 #endif
 #endif
-BENCHMARK(probe_read_bandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+// Unnamed arguments, so that the filters of bench/README.md ('probe_read_bandwidth/2') take both.
+BENCHMARK(probe_read_bandwidth)->ArgsProduct({{1, 2}, {0, 1}})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // ---- weights -------------------------------------------------------------------------------
 
