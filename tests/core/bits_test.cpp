@@ -26,6 +26,9 @@ TEST(config, isa_matches_the_compiler_flags) {
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512F__) && defined(__AVX512BW__) &&   \
     !defined(LOWBIT_NO_AVX512)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx512bw);
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVXVNNI__) && !defined(LOWBIT_NO_AVX_VNNI)
+  EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx2_vnni); // AVX-VNNI (LOWBIT_NO_AVX512, or no AVX-512)
+  EXPECT_STREQ(lowbit::isa_name(lowbit::compiled_isa), "avx2+vnni");
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   EXPECT_EQ(lowbit::compiled_isa, lowbit::isa::avx2);
 #else

@@ -730,7 +730,7 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   prepared_dispatch<int_asym<4, 128>>(); // LUT at N = 1 (not with VNNI), then int8 tiles with zero points
   prepared_dispatch<int_asym<2, 32>>();  // LUT, then int8 tiles with zero points
 #if LOWBIT_HAS_AVX2
-  EXPECT_EQ((lut_max_tokens<int_asym<4, 128>>()), LOWBIT_HAS_AVX512_VNNI ? 0u : 1u);
+  EXPECT_EQ((lut_max_tokens<int_asym<4, 128>>()), LOWBIT_HAS_VNNI ? 0u : 1u);
   EXPECT_EQ(lut_max_tokens<int2_g32>(), std::size_t{LOWBIT_LUT_MAX_TOKENS_2BIT});
   EXPECT_EQ((lut_max_tokens<int_sym<3, 32>>()), std::size_t{LOWBIT_LUT_MAX_TOKENS_4BIT});
   // Ternary on the base-3 kernel (tensor scales) has its own range, which follows the bit-plane
@@ -741,7 +741,7 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
             std::size_t{LOWBIT_TERNARY_BASE3_LUT ? LOWBIT_LUT_MAX_TOKENS_BASE3 : LOWBIT_LUT_MAX_TOKENS_TERNARY});
   EXPECT_EQ((lut_max_tokens<ternary_scheme<granularity::group, 64>>()), std::size_t{LOWBIT_LUT_MAX_TOKENS_TERNARY});
   EXPECT_EQ(std::string_view(linear_weights<int_asym<4, 128>>::kernel_for(1)),
-            LOWBIT_HAS_AVX512_VNNI ? "int8_tiles" : "lut");
+            LOWBIT_HAS_VNNI ? "int8_tiles" : "lut");
 #endif
 }
 

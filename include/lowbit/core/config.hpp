@@ -3,7 +3,7 @@
 // defining LOWBIT_NO_SIMD forces every entry point onto its scalar reference path. Where AVX-512
 // VNNI and VL are compiled too (-mavx512vnni -mavx512vl, or -march=native on Ice Lake, Zen 4 and
 // later), the AVX2 integer-dot GEMM kernels use 256-bit `vpdpbusd`; defining LOWBIT_NO_AVX512
-// keeps them on AVX2 alone.
+// keeps them on AVX2 (with AVX-VNNI where that is compiled, see LOWBIT_HAS_AVX_VNNI).
 #pragma once
 
 #define LOWBIT_VERSION_MAJOR 0
@@ -21,6 +21,18 @@
 #else
 #define LOWBIT_HAS_AVX512_VNNI 0
 #endif
+
+// AVX-VNNI, the VEX form of 256-bit `vpdpbusd` (-mavxvnni, or -march=native on Alder Lake and later
+// Intel cores, Sapphire Rapids, Zen 5): where AVX-512 VNNI is not compiled (a machine without
+// AVX-512, or LOWBIT_NO_AVX512), the AVX2 integer-dot kernels use it the same way, on their 16
+// registers (the tile shapes stay those of AVX2). LOWBIT_NO_AVX_VNNI keeps them on `maddubs`.
+#if LOWBIT_HAS_AVX2 && !LOWBIT_HAS_AVX512_VNNI && defined(__AVXVNNI__) && !defined(LOWBIT_NO_AVX_VNNI)
+#define LOWBIT_HAS_AVX_VNNI 1
+#else
+#define LOWBIT_HAS_AVX_VNNI 0
+#endif
+// Either: the AVX2 integer-dot kernels multiply with 256-bit `vpdpbusd`.
+#define LOWBIT_HAS_VNNI (LOWBIT_HAS_AVX512_VNNI || LOWBIT_HAS_AVX_VNNI)
 
 // Where AVX-512 BW is compiled too (-mavx512bw, or -march=native on Skylake-X, Zen 4 and later),
 // the LUT kernels of kernels/avx512/ and the float path's panel products run on 512-bit registers;
@@ -72,7 +84,8 @@
 
 namespace lowbit {
 
-// avx2_vnni: the AVX2 kernels, whose integer dot products use AVX-512 VNNI on 256-bit registers.
+// avx2_vnni: the AVX2 kernels, whose integer dot products use 256-bit `vpdpbusd` (AVX-512 VNNI, or
+// AVX-VNNI where AVX-512 is not compiled).
 // avx512bw: the AVX2 kernels, and the LUT kernels and the float path's panel products (from 4
 // tokens) on 512-bit registers (kernels/avx512/).
 // avx512_vnni: as avx2_vnni, and the LUT kernels, the int8 tiles and the float
@@ -83,6 +96,7 @@ enum class isa { scalar, avx2, avx2_vnni, avx512bw, avx512_vnni };
 inline constexpr isa compiled_isa = LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW ? isa::avx512_vnni
                                     : LOWBIT_HAS_AVX512_VNNI                       ? isa::avx2_vnni
                                     : LOWBIT_HAS_AVX512_BW                         ? isa::avx512bw
+                                    : LOWBIT_HAS_AVX_VNNI                          ? isa::avx2_vnni
                                     : LOWBIT_HAS_AVX2                              ? isa::avx2
                                                                                    : isa::scalar;
 

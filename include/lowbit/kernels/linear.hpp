@@ -70,7 +70,7 @@
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 8
 #elif LOWBIT_HAS_AVX512_VNNI && LOWBIT_HAS_AVX512_BW
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 4
-#elif LOWBIT_HAS_AVX512_VNNI
+#elif LOWBIT_HAS_VNNI
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 2
 #else
 #define LOWBIT_LUT_MAX_TOKENS_2BIT 8
@@ -110,7 +110,7 @@
 #ifndef LOWBIT_LUT_MAX_TOKENS_4BIT
 #if LOWBIT_HAS_AVX512_VBMI
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 8
-#elif LOWBIT_HAS_AVX512_VNNI
+#elif LOWBIT_HAS_VNNI
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 4
 #else
 #define LOWBIT_LUT_MAX_TOKENS_4BIT 8
@@ -316,13 +316,16 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
 // With the 512-bit tiles as well (AVX-512 BW and VNNI): INT2 4, ternary 2 (its own macro,
 // LOWBIT_LUT_MAX_TOKENS_TERNARY), INT3 4 (run 18, a Zen 5); with VBMI as well, on the permute
 // layouts, INT2 8, ternary on the base-3 kernel 512 (LOWBIT_LUT_MAX_TOKENS_BASE3, runs 23-24) and
-// INT3 8 (run 24).
+// INT3 8 (run 24). With AVX-VNNI and no AVX-512 the choices of AVX-512 VNNI without BW: on a Xeon
+// (run 26, AVX2 + AVX-VNNI build, 4096^2 in L3, 2 threads) the LUT kernels took 0.60-0.86x the
+// tiles' time at N = 1 on INT2-g32 and ternary, tied at N = 2 and took 1.14-1.26x at N = 4-8; the
+// tiles were faster at N = 1 on INT4-g128 with zero points (239 against 291 us).
 template <scheme S>
 constexpr std::size_t lut_max_tokens() noexcept {
   if constexpr (!kernels::lut_scheme<S> || !LOWBIT_HAS_AVX2) {
     return 0;
   } else if constexpr (kernels::int8_tiles_scheme<S> && S::code_bits == 4) {
-    return S::has_zero_point && !LOWBIT_HAS_AVX512_VNNI ? 1 : 0;
+    return S::has_zero_point && !LOWBIT_HAS_VNNI ? 1 : 0;
   } else {
     constexpr int bits = kernels::lut_traits<S>::bits;
     if constexpr (std::is_same_v<typename S::element, ternary>)

@@ -6,8 +6,8 @@
 // lane's activation sum subtracted in int32), or |w| times sign(x, w) where the table is too wide
 // for that. The per-lane scale product is applied in fp32 once per span, exactly as
 // reference::linear_int8 spells out. A tile of R rows x T tokens shares each decoded chunk across
-// T tokens and each activation chunk across R rows. With AVX-512 VNNI (LOWBIT_HAS_AVX512_VNNI) one
-// 256-bit `vpdpbusd` takes the place of each `maddubs` and its widening, into the same int32 sums.
+// T tokens and each activation chunk across R rows. With VNNI (AVX-512 VNNI or AVX-VNNI: has_vnni)
+// one 256-bit `vpdpbusd` takes the place of each `maddubs` and its widening, into the same int32 sums.
 #pragma once
 
 #include "lowbit/core/config.hpp"

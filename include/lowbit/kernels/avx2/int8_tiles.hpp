@@ -5,7 +5,7 @@
 // broadcast, by `maddubs`. A segment's products add in int16 (as many as cannot overflow, then into
 // int32), and one fp32 fma per segment advances 8 rows. A block of R tiles x T tokens shares every
 // decoded register across T tokens and every broadcast across R tiles.
-// With AVX-512 VNNI (LOWBIT_HAS_AVX512_VNNI) one 256-bit `vpdpbusd` replaces each `maddubs` and its
+// With VNNI (AVX-512 VNNI or AVX-VNNI: has_vnni) one 256-bit `vpdpbusd` replaces each `maddubs` and its
 // widening: it adds the 4-byte products into int32 with no int16 step, so values need no bound and
 // signed ones are offset by 128 (xor 0x80) instead of `abs` / `sign` per token; 128 x segment sum is
 // subtracted per segment. The int32 sums are the same integers, so results are bit-identical.
