@@ -44,7 +44,8 @@ double median(std::vector<double> v) {
 void pair_kernel(const kernels::lut_matrix<S>& w, const kernels::lut_activations& a, std::span<float> y) {
   const std::size_t tiles = w.tiles();
   kernels::avx2::run_lut_tiles<kernels::avx512::lut_pair_rows, 1>(
-      kernels::avx512::detail::tile_pairs<S>{w}, 1, y, {}, [&](auto, std::size_t p, std::size_t t, auto* out) {
+      kernels::avx512::detail::tile_pairs<S>{w}, 1, a.row_entries(), y, {},
+      [&](auto, std::size_t p, std::size_t t, auto* out) {
         if (2 * p + 1 < tiles)
           kernels::avx512::detail::lut_tile_pair<S, 1>(w, a, 2 * p, t, out);
         else
