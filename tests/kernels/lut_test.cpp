@@ -740,8 +740,7 @@ TEST(linear_weights, picks_the_lut_kernel_up_to_its_recorded_token_count) {
   EXPECT_EQ(lut_max_tokens<ternary_absmean_base3>(),
             std::size_t{LOWBIT_TERNARY_BASE3_LUT ? LOWBIT_LUT_MAX_TOKENS_BASE3 : LOWBIT_LUT_MAX_TOKENS_TERNARY});
   EXPECT_EQ((lut_max_tokens<ternary_scheme<granularity::group, 64>>()), std::size_t{LOWBIT_LUT_MAX_TOKENS_TERNARY});
-  EXPECT_EQ(std::string_view(linear_weights<int_asym<4, 128>>::kernel_for(1)),
-            LOWBIT_HAS_VNNI ? "int8_tiles" : "lut");
+  EXPECT_EQ(std::string_view(linear_weights<int_asym<4, 128>>::kernel_for(1)), LOWBIT_HAS_VNNI ? "int8_tiles" : "lut");
 #endif
 }
 
