@@ -12,8 +12,8 @@
 
 namespace lowbit_bench {
 
-// The last-level cache as the C library reports it (sysconf; on Linux from CPUID), 32 MiB where it
-// reports nothing. A VM reports the whole socket's L3 (260 MiB on the Xeon of run 26), the safe side.
+// The last-level cache as the C library reports it (sysconf; on Linux from CPUID): L3, else L2, else
+// 32 MiB where it reports neither. A VM reports the whole socket's L3 (260 MiB on the Xeon of run 26), the safe side.
 inline std::size_t llc_bytes() {
   long b = -1;
 #if defined(_SC_LEVEL3_CACHE_SIZE)

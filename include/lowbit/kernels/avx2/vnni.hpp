@@ -14,7 +14,7 @@
 
 namespace lowbit::kernels::avx2 {
 
-inline constexpr bool has_vnni = LOWBIT_HAS_AVX512_VNNI != 0 || LOWBIT_HAS_AVX_VNNI != 0;
+inline constexpr bool has_vnni = LOWBIT_HAS_VNNI != 0;
 
 LOWBIT_ALWAYS_INLINE inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s) noexcept {
 #if LOWBIT_HAS_AVX512_VNNI
