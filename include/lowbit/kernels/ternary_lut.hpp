@@ -112,19 +112,6 @@ inline constexpr ternary_weight_rows ternary_entry_weights = [] {
   return w;
 }();
 
-// The ternary_block_cols activations of the block starting at column c0 of a row of `cols`, as
-// fp32 into xs, zeros past cols (the SIMD table builders' input).
-template <activation_type T>
-void load_ternary_block(const T* x, std::size_t cols, std::size_t c0, float* xs) noexcept {
-  const std::size_t n = c0 < cols ? std::min(ternary_block_cols, cols - c0) : 0;
-  if constexpr (std::is_same_v<T, float>) {
-    std::copy_n(x + c0, n, xs);
-  } else {
-    for (std::size_t c = 0; c < n; ++c) xs[c] = lowbit::detail::widen(x[c0 + c]);
-  }
-  std::fill(xs + n, xs + ternary_block_cols, 0.0f);
-}
-
 // W packed for the base-3 LUT kernels in layout L (see the header comment); made by
 // pack_for_ternary_lut<L>.
 template <ternary_lut_scheme S, ternary_lut_layout L = ternary_lut_layout::shuffle>

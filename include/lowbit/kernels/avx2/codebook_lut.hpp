@@ -33,15 +33,15 @@ static_assert(codebook_tokens >= 1 && codebook_tokens <= 4, "LOWBIT_CODEBOOK_TOK
 
 namespace detail {
 
-// The 32 values of p, rounded to nearest even (the default rounding mode, like std::nearbyint),
-// clamped to [-127, 127] and narrowed with saturating packs (exact: the values are integers in
-// range) into dst (32-byte aligned), in order.
+// The 32 values of p, rounded in the current (nearest-even) mode like std::nearbyint and narrowed
+// with saturating packs into dst (32-byte aligned), in order. The callers' values lie within
+// 127 * (1 + 2^-23) of zero (entries times 127 / max|entry|), so the specs' clamp to [-127, 127]
+// never binds and one conversion per vector is clamp(nearbyint(p), -127, 127); no NaN reaches it
+// (the builders zero a block holding one).
 LOWBIT_ALWAYS_INLINE inline void store_rounded_i8(const __m256 (&p)[4], std::int8_t* dst) noexcept {
-  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-  constexpr int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   __m256i i[4];
-  for (std::size_t k = 0; k < 4; ++k)
-    i[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_round_ps(p[k], mode), lo), hi));
+  LOWBIT_UNROLL
+  for (std::size_t k = 0; k < 4; ++k) i[k] = _mm256_cvtps_epi32(p[k]);
   // packs work per 128-bit lane: (a0 b0 a1 b1) x 4 bytes, then put back in order.
   const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
   _mm256_store_si256(reinterpret_cast<__m256i*>(dst),
@@ -74,8 +74,7 @@ LOWBIT_ALWAYS_INLINE inline void add_block_sums(const __m256i (&isum)[NT][4], co
 
 // build_codebook_table_row with AVX2, bit for bit (q must be 32-byte aligned, as the rows of
 // codebook_activations are): per column, the 16 products in two vectors,
-// times 127 / m, rounded to nearest even (the default rounding mode, like std::nearbyint), clamped
-// to [-127, 127] and narrowed with saturating packs (exact: the values are integers in range).
+// times 127 / m, then detail::store_rounded_i8.
 template <scheme S, activation_type T>
 void build_codebook_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale) noexcept {
   using tr = codebook_lut_traits<S>;
@@ -85,10 +84,10 @@ void build_codebook_table_row(const T* x, std::size_t cols, std::size_t blocks, 
   const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
   alignas(32) float xb[B];
   for (std::size_t b = 0; b < blocks; ++b) {
-    for (std::size_t c = 0; c < B; ++c) xb[c] = b * B + c < cols ? lowbit::detail::widen(x[b * B + c]) : 0.0f;
+    const float* xp = detail::block_floats(x, cols, b * B, B, xb);
     __m256 amax = _mm256_setzero_ps(), nonfinite = _mm256_setzero_ps();
     for (std::size_t c = 0; c < B; c += 8) {
-      const __m256 a = _mm256_and_ps(_mm256_load_ps(xb + c), abs_mask);
+      const __m256 a = _mm256_and_ps(_mm256_loadu_ps(xp + c), abs_mask);
       // !(a < inf): NaN and inf both set the mask.
       nonfinite = _mm256_or_ps(nonfinite, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));
       amax = _mm256_max_ps(amax, a);
@@ -107,8 +106,9 @@ void build_codebook_table_row(const T* x, std::size_t cols, std::size_t blocks, 
     const __m256 inv = _mm256_set1_ps(127.0f / m);
     for (std::size_t c = 0; c < B; c += 2) {
       __m256 p[4];
+      LOWBIT_UNROLL
       for (std::size_t k = 0; k < 2; ++k) {
-        const __m256 xc = _mm256_set1_ps(xb[c + k]);
+        const __m256 xc = _mm256_set1_ps(xp[c + k]);
         p[2 * k] = _mm256_mul_ps(_mm256_mul_ps(xc, v0), inv);
         p[2 * k + 1] = _mm256_mul_ps(_mm256_mul_ps(xc, v1), inv);
       }

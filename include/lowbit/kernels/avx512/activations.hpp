@@ -59,15 +59,15 @@ void build_lut_table_row(const T* x, std::size_t cols, std::size_t blocks, std::
   const __m512 zero = _mm512_setzero_ps();
   alignas(64) float xb[lut_block];
   for (std::size_t b = 0; b < blocks; ++b) {
-    avx2::detail::load_block(x, cols, b * lut_block, lut_block, xb);
-    const __m512 xlo = _mm512_load_ps(xb), xhi = _mm512_load_ps(xb + 16);
+    const float* xp = avx2::detail::block_floats(x, cols, b * lut_block, lut_block, xb);
+    const __m512 xlo = _mm512_loadu_ps(xp), xhi = _mm512_loadu_ps(xp + 16);
     // NaN lanes of x - x: a NaN or inf input.
     const __mmask16 nonfinite = _mm512_cmp_ps_mask(_mm512_sub_ps(xlo, xlo), zero, _CMP_UNORD_Q) |
                                 _mm512_cmp_ps_mask(_mm512_sub_ps(xhi, xhi), zero, _CMP_UNORD_Q);
     // The spec's sum: v[l] = ((x[l] + x[8 + l]) + x[16 + l]) + x[24 + l], then the halves.
-    const __m256 v =
-        _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_load_ps(xb), _mm256_load_ps(xb + 8)), _mm256_load_ps(xb + 16)),
-                      _mm256_load_ps(xb + 24));
+    const __m256 v = _mm256_add_ps(
+        _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xp), _mm256_loadu_ps(xp + 8)), _mm256_loadu_ps(xp + 16)),
+        _mm256_loadu_ps(xp + 24));
     const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
     xsum[b] = _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
@@ -75,7 +75,7 @@ void build_lut_table_row(const T* x, std::size_t cols, std::size_t blocks, std::
     __m512 amax = zero;
     LOWBIT_UNROLL
     for (std::size_t j = 0; j < lut_tables_per_block; ++j) {
-      const float* g = xb + j * lut_group;
+      const float* g = xp + j * lut_group;
       const __m512 e = _mm512_mul_ps(_mm512_set1_ps(g[0]), s0);
       t[j] = _mm512_fmadd_ps(_mm512_set1_ps(g[3]), s3,
                              _mm512_fmadd_ps(_mm512_set1_ps(g[2]), s2, _mm512_fmadd_ps(_mm512_set1_ps(g[1]), s1, e)));
@@ -118,14 +118,14 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
   alignas(64) float xs[ternary_block_cols];
   __m512 t[ternary_block_triads];
   for (std::size_t b = 0; b < blocks; ++b) {
-    load_ternary_block(x, cols, b * ternary_block_cols, xs);
+    const float* xp = avx2::detail::block_floats(x, cols, b * ternary_block_cols, ternary_block_cols, xs);
     __mmask16 nonfinite = 0; // !(|x| < inf): NaN and inf both set it
     for (std::size_t c = 0; c < ternary_block_cols; c += 16)
-      nonfinite |= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_load_ps(xs + c)), inf, _CMP_NLT_UQ);
+      nonfinite |= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(xp + c)), inf, _CMP_NLT_UQ);
     __m512 amax = _mm512_setzero_ps();
     LOWBIT_UNROLL
     for (std::size_t j = 0; j < ternary_block_triads; ++j) {
-      const float* g = xs + 3 * j;
+      const float* g = xp + 3 * j;
       t[j] = _mm512_fmadd_ps(w2, _mm512_set1_ps(g[2]),
                              _mm512_fmadd_ps(w1, _mm512_set1_ps(g[1]), _mm512_mul_ps(w0, _mm512_set1_ps(g[0]))));
       amax = _mm512_maskz_max_ps(0xFFFF, amax, _mm512_abs_ps(t[j]));
