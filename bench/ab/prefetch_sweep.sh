@@ -6,7 +6,8 @@
 #   bash bench/ab/prefetch_sweep.sh 11 0:2048:0 4096:6144:1 2048:6144:1:0
 # Arguments: rounds (default 9), then settings tiles:lut:hint[:side] (bytes ahead; hint 0 = L1,
 # 1 = L2; side 1 = scales and zero points prefetched too, the default, 0 = codes only).
-# GEMV_DRAM_SCHEMES=name,name,... keeps those schemes only (see gemv_dram.cpp).
+# GEMV_DRAM_SCHEMES=name,name,... keeps those schemes only (see gemv_dram.cpp). EXTRA_FLAGS adds
+# compiler flags, e.g. EXTRA_FLAGS='-mno-avx512f -mno-avxvnni' for the AVX2 kernels on an AVX-512 machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -35,5 +36,5 @@ for f in lut_dot.hpp lut_perm.hpp ternary_lut.hpp ternary_perm.hpp int8_tiles.hp
   edit "$work/include/lowbit/kernels/avx512/$f" 's/if constexpr (avx2::side_prefetch)/if (avx2::side_prefetch)/' \
     'if (avx2::side_prefetch)'
 done
-g++ -std=gnu++20 -O2 -DNDEBUG -march=native -fopenmp -I "$work/include" "$root/bench/ab/gemv_dram.cpp" -o "$work/gemv_dram"
+g++ -std=gnu++20 -O2 -DNDEBUG -march=native ${EXTRA_FLAGS:-} -fopenmp -I "$work/include" "$root/bench/ab/gemv_dram.cpp" -o "$work/gemv_dram"
 "$work/gemv_dram" "$@"
