@@ -497,7 +497,7 @@ void tiled_avx2(benchmark::State& state) {
       [](std::span<const float> x, std::size_t tokens, const kernels::int8_tiled<S>& w, std::span<float> y,
          linear_workspace& work) {
         kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), work.activations);
-        kernels::prepare_tile_activations<S>(work.activations, work.tile_segments);
+        kernels::avx2::prepare_tile_activations<S>(work.activations, work.tile_segments);
         work.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_tiles_scratch_size(w));
         kernels::avx2::linear_int8_tiled(w, work.activations, work.tile_segments, y, {}, work.scratch.data());
       });

@@ -115,7 +115,7 @@ void run_tiles(const W& w, std::span<const float> x, std::span<float> y, linear_
   } else {
     const auto& t = w.tiles();
     kernels::avx2::quantize_activations<S>(x, 1, t.cols(), ws.activations);
-    kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
+    kernels::avx2::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
     ws.scratch.resize(static_cast<std::size_t>(max_threads()) * kernels::avx2::int8_tiles_scratch_size(t) * 4);
 #if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
     if constexpr (Kernel == 2)

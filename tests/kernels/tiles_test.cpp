@@ -73,6 +73,17 @@ void tiles_match_reference() {
     kernels::tile_activations ta;
     kernels::quantize_activations<S>(std::span<const float>(x), s.tokens, s.cols, a);
     kernels::prepare_tile_activations<S>(a, ta);
+#if LOWBIT_HAS_AVX2
+    {
+      // The AVX2 segment sums (what linear() uses) are the scalar ones.
+      kernels::tile_activations t2;
+      kernels::avx2::prepare_tile_activations<S>(a, t2);
+      ASSERT_EQ(t2.per_token, ta.per_token);
+      ASSERT_EQ(first_bit_difference(t2.scale, ta.scale), ta.scale.size()) << name<S>() << " cols " << s.cols;
+      ASSERT_TRUE(t2.offset == ta.offset) << name<S>() << " cols " << s.cols;
+      ASSERT_TRUE(t2.sum == ta.sum) << name<S>() << " cols " << s.cols;
+    }
+#endif
 #if LOWBIT_HAS_AVX512_BW && LOWBIT_HAS_AVX512_VNNI
     // linear() ran the 512-bit kernel; the AVX2 kernel on every shape, and the 512-bit pair kernel
     // called directly at every token count, one token included (its one-token blocks decode scales

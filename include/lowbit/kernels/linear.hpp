@@ -290,7 +290,7 @@ void linear(std::span<const T> x, std::size_t tokens, const kernels::int8_tiled<
   linear_workspace& ws = workspace ? *workspace : local;
 #if LOWBIT_HAS_AVX2
   kernels::avx2::quantize_activations<S>(x, tokens, w.cols(), ws.activations);
-  kernels::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
+  kernels::avx2::prepare_tile_activations<S>(ws.activations, ws.tile_segments);
   ws.scratch.resize(static_cast<std::size_t>(max_threads()) * detail::tile_kernels::int8_tiles_scratch_size(w));
   detail::tile_kernels::linear_int8_tiled(w, ws.activations, ws.tile_segments, y, bias, ws.scratch.data());
 #else
