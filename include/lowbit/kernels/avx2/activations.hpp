@@ -86,6 +86,21 @@ LOWBIT_ALWAYS_INLINE inline __m256i pack32(__m256i a, __m256i b, __m256i c, __m2
   return _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+// The 8 lane sums of one span's int8 activations in kernel positions (qs): lane l adds the 4 bytes
+// at h * chunk + 4 l of every chunk h, by one maddubs and one madd per chunk (pairs of int8 into
+// int16, then int32: exact).
+template <scheme S>
+LOWBIT_ALWAYS_INLINE inline __m256i span_lane_sums(const std::int8_t* qs) noexcept {
+  static_assert(chunk == 32);
+  __m256i sum = _mm256_setzero_si256();
+  LOWBIT_UNROLL
+  for (std::size_t h = 0; h < chunk_geometry<S>::chunks_per_span; ++h) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + h * chunk));
+    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1)));
+  }
+  return sum;
+}
+
 // The codes of one span in natural order (q, span bytes) into kernel positions (qs), as
 // chunk_geometry<S>::code_at spells out.
 template <scheme S>
@@ -175,14 +190,8 @@ void quantize_activation_row(const T* x, std::size_t cols, std::int8_t* q, float
     detail::to_kernel_order<S>(qn, qs);
     for (std::size_t l = 0; l < 8; ++l) ls[sp * 8 + l] = s[(c0 + G::lane_code(l)) / B];
     if constexpr (offset != 0) {
-      // Lane sums of q over the span's chunks (4 bytes of each chunk per lane), exact in int32.
-      __m256i sum = _mm256_setzero_si256();
-      for (std::size_t h = 0; h < G::chunks_per_span; ++h) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + h * chunk));
-        sum = _mm256_add_epi32(sum,
-                               _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1)));
-      }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + sp * 8), _mm256_mullo_epi32(sum, _mm256_set1_epi32(offset)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + sp * 8),
+                          _mm256_mullo_epi32(detail::span_lane_sums<S>(qs), _mm256_set1_epi32(offset)));
     } else {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + sp * 8), _mm256_setzero_si256());
     }

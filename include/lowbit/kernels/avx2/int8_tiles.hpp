@@ -16,6 +16,7 @@
 
 #include "lowbit/core/config.hpp"
 #include "lowbit/core/threading.hpp"
+#include "lowbit/kernels/avx2/activations.hpp"
 #include "lowbit/kernels/avx2/int8_dot.hpp"
 #include "lowbit/kernels/avx2/prefetch.hpp"
 #include "lowbit/kernels/avx2/scale_decode.hpp"
@@ -364,30 +365,21 @@ void split_tiles(const int8_tiled<S>& w, std::size_t tokens, float* scratch, std
 } // namespace detail
 
 // prepare_tile_activations (kernels/int8_tiles.hpp) with AVX2, the same integers and scales: each
-// span's 8 lane sums of q by one maddubs and one madd per chunk (exact: pairs of int8 into int16,
-// then int32), added per segment. The scalar version sums the span's bytes one by one, 1.3-2.3 us
-// of a one-token GEMV at K = 8192 (half the AVX2 quantizer's time before it).
+// span's 8 lane sums at once (detail::span_lane_sums, as the quantizer's offsets), added per
+// segment, where the scalar version sums the span's bytes one by one (at K = 8192: 2.30 -> 0.87 us
+// for NVFP4, 1.26 -> 0.79 us for INT4-g128; bench/README.md, run 27).
 template <int8_tiles_scheme S>
 void prepare_tile_activations(const int8_activations& a, tile_activations& out) {
   using G = chunk_geometry<S>;
   using TG = tile_geometry<S>;
   constexpr std::size_t SL = TG::segment_lanes, NS = TG::segments;
-  static_assert(G::span == G::chunks_per_span * chunk && chunk == 32);
   out.per_token = a.spans * NS;
   out.scale.resize(a.tokens * out.per_token);
   out.offset.resize(a.tokens * out.per_token);
   out.sum.resize(a.tokens * out.per_token);
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   for (std::size_t t = 0; t < a.tokens; ++t)
     for (std::size_t sp = 0; sp < a.spans; ++sp) {
-      const std::int8_t* q = a.q_row(t) + sp * G::span;
-      __m256i v = _mm256_setzero_si256();
-      LOWBIT_UNROLL
-      for (std::size_t h = 0; h < G::chunks_per_span; ++h)
-        v = _mm256_add_epi32(
-            v, _mm256_madd_epi16(
-                   _mm256_maddubs_epi16(ones8, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + h * chunk))),
-                   ones16));
+      const __m256i v = detail::span_lane_sums<S>(a.q_row(t) + sp * G::span);
       alignas(32) std::int32_t lane_sum[8];
       _mm256_store_si256(reinterpret_cast<__m256i*>(lane_sum), v);
       const std::int32_t* lo = a.lane_offset_row(t) + sp * 8;

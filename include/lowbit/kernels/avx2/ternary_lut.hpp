@@ -56,7 +56,7 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
       nonfinite =
           _mm256_or_ps(nonfinite, _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(xp + c), abs_mask), inf, _CMP_NLT_UQ));
     // Four running maxima (max is exact in any order), two triads per step: the block's 64 max
-    // steps in four chains of 16 rather than one of 64, which bounded the builder's rate.
+    // steps in four chains of 16 rather than one of 64 (22.2 -> 19.5 us at K = 8192 by itself).
     __m256 mx[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}};
     for (std::size_t j0 = 0; j0 < ternary_block_triads; j0 += 2) {
       LOWBIT_UNROLL
