@@ -39,10 +39,10 @@
 // row d's index of triad c0 + k in its low nibble and row 16 + d's in its high nibble; then, for
 // each quad, 16 sign bytes: two little-endian 64-bit words, bit 4 d + k of the first the sign of
 // the low nibble of index byte 4 d + k, of the second that of its high nibble. Byte 4 d + k made
-// into index | k << 4 | sign << 6 selects, by one two-table byte permute (vpermt2b) of the quad's
-// four tables [T_c0 .. T_c0+3] and their negations, row d's signed entry of triad c0 + k; a
-// vpdpbusd with ones then adds each row's four into an int32 lane. No sign operation, no unpack,
-// no int16 step; the sums are the same integers.
+// into index | k << 4 selects, by one byte permute (vpermb) of the quad's four tables
+// [T_c0 .. T_c0+3], row d's entry of triad c0 + k; a masked negation by the sign word and a
+// vpdpbusd with ones then add each row's four into an int32 lane. No unpack, no int16 step; the
+// sums are the same integers.
 //
 // Arithmetic, per block b, row r and token t, in this order (the kernels are bit-exact against
 // reference::linear_ternary_lut, which writes it out from the qmatrix itself):

@@ -82,14 +82,13 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
   __m512 ws = _mm512_setzero_ps();
   [[maybe_unused]] __m512 kz = ws;
   for (std::size_t b = 0; b < blocks; ++b, cp += TB) {
-    // Independent sums per token (quad x nibble, or nibble from 3 tokens on, where the tokens' own
-    // sums hide the latency), so that a vpdpbusd seldom waits on the one before; added at the end of
-    // the block (exact).
-    constexpr std::size_t CH = NT <= 2 ? 4 : 2;
-    __m512i isum[NT][CH];
+    // Two sums per token (low and high nibbles), added at the end of the block (exact). Four (quad x
+    // nibble) at up to 2 tokens, so that a vpdpbusd seldom waited on the one before, cost two more
+    // additions per block and took 1.03-1.07x the time at N = 1-2 (Xeon, bench/README.md run 28): a
+    // block's chains are short, and the next block's start independently.
+    __m512i isum[NT][2];
     LOWBIT_UNROLL
-    for (std::size_t t = 0; t < NT; ++t)
-      for (std::size_t i = 0; i < CH; ++i) isum[t][i] = _mm512_setzero_si512();
+    for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
     if constexpr (avx2::lut_prefetch != 0)
       if (first) avx2::prefetch_l2<TB>(cp, avx2::lut_prefetch);
     LOWBIT_UNROLL
@@ -101,9 +100,8 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
       LOWBIT_UNROLL
       for (std::size_t t = 0; t < NT; ++t) {
         const __m512i tab = _mm512_loadu_si512(q[t] + (b * lut_tables_per_block + 4 * quad) * 16);
-        const std::size_t c = 2 * quad % CH;
-        isum[t][c] = _mm512_dpbusd_epi32(isum[t][c], wpat[p], permute_bytes(lo, tab));
-        isum[t][c + 1] = _mm512_dpbusd_epi32(isum[t][c + 1], wpat[p], permute_bytes(hi, tab));
+        isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], wpat[p], permute_bytes(lo, tab));
+        isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], wpat[p], permute_bytes(hi, tab));
       }
     }
     if constexpr (lone) {
@@ -113,7 +111,6 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
       LOWBIT_UNROLL
       for (std::size_t t = 0; t < NT; ++t) {
         const std::int8_t* tab = q[t] + b * lut_tables_per_block * 16;
-        // sums 0 and 1: the last pair's first quad, the longer ago, added to them
         isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], wlone, permute_bytes(lo, _mm512_loadu_si512(tab)));
         isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], wlone, permute_bytes(hi, _mm512_loadu_si512(tab + 64)));
       }
@@ -137,9 +134,7 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
     }
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t) {
-      __m512i s = _mm512_add_epi32(isum[t][0], isum[t][1]);
-      if constexpr (CH == 4) s = _mm512_add_epi32(s, _mm512_add_epi32(isum[t][2], isum[t][3]));
-      const __m512 f = cvt_ps(s);
+      const __m512 f = cvt_ps(_mm512_add_epi32(isum[t][0], isum[t][1]));
       const __m512 sg = _mm512_set1_ps(a.scale_row(t0 + t)[b] * g);
       const float xs = a.xsum_row(t0 + t)[b];
       __m512 v;

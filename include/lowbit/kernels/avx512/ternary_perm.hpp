@@ -1,14 +1,16 @@
 // AVX-512 VBMI + VNNI base-3 LUT kernel on the permute layout (kernels/ternary_lut.hpp has the
 // algorithm, the tables and both layouts). Per quad of triads and tile (128 lookups: 32 rows x 4
 // triads), shared by the tokens: one 64-byte load of the index bytes, the low and the high nibbles
-// made into index | k << 4 (one vpternlogd each, the high after a shift), and the sign bits, loaded
-// as two 64-bit masks, added as bit 6 (one masked vpaddb each). Per token: the quad's four tables
-// (64 contiguous bytes of the token's table row) and their negation (one vpsubb), one vpermt2b per
-// half of the tile picking each lane's signed entry, one vpdpbusd per half adding each row's four
-// lookups into its int32 lane: 5 vector operations per quad and token where the AVX-512 BW kernel
-// on the shuffle layout spends 10 (two shuffles, two masked negations, two unpacks, two maddubs,
-// two adds), and as many shared ones (5). The int32 sums are the same integers, so the results are
-// bit-identical to reference::linear_ternary_lut and to the other kernels.
+// made into index | k << 4 (one vpternlogd each, the high after a shift), and the sign bits loaded
+// as two 64-bit masks. Per token: one vpermb per half of the tile picks each lane's entry from the
+// quad's four tables (64 contiguous bytes of the token's table row), one masked vpsubb negates the
+// lanes whose sign bit is set, and one vpdpbusd per half adds each row's four lookups into its
+// int32 lane: 6 single-uop vector operations per quad and token, and 3 shared. Until run 28 the
+// sign went into the index (bit 6, one masked vpaddb each, shared) and a two-table vpermt2b over the
+// tables and their negation (one vpsubb per token) picked the signed entry: 5 operations per token,
+// but vpermt2b is 3 uops on Intel (1 on Zen 5), and on a Xeon the kernel took 0.74-0.76x the time
+// with vpermb at N = 1-8 (4096 x 4096 in L3, bench/README.md run 28). The int32 sums are the same
+// integers, so the results are bit-identical to reference::linear_ternary_lut and to the other kernels.
 #pragma once
 
 #include "lowbit/core/config.hpp"
@@ -55,7 +57,6 @@ template <ternary_lut_scheme S, std::size_t NT>
 void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activations& a, std::size_t tile, std::size_t t0,
                        float (*out)[ternary_tile_rows]) noexcept {
   const __m512i nib = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
-  const __m512i neg_bit = _mm512_set1_epi8(0x40);
   const __m512i sel = _mm512_set1_epi32(0x30201000); // byte 4 d + k reads table k of the quad
   __m512 acc[NT][2];
   LOWBIT_UNROLL
@@ -82,18 +83,17 @@ void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activation
     LOWBIT_UNROLL
     for (std::size_t quad = 0; quad < ternary_block_triads / 4; ++quad) {
       const __m512i v = _mm512_loadu_si512(cp + 64 * quad);
-      __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel, 0xEA); // (v & nib) | sel
-      __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel, 0xEA);
-      lo = _mm512_mask_add_epi8(lo, load_mask64(cp + 512 + 16 * quad), lo, neg_bit);
-      hi = _mm512_mask_add_epi8(hi, load_mask64(cp + 512 + 16 * quad + 8), hi, neg_bit);
+      const __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel, 0xEA); // (v & nib) | sel
+      const __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel, 0xEA);
+      const __mmask64 neg_lo = load_mask64(cp + 512 + 16 * quad), neg_hi = load_mask64(cp + 512 + 16 * quad + 8);
       const std::size_t g0 = (b * ternary_block_triads + 4 * quad) * 16;
       LOWBIT_UNROLL
       for (std::size_t t = 0; t < NT; ++t) {
         const __m512i tq = _mm512_loadu_si512(q[t] + g0);
-        const __m512i tn = _mm512_sub_epi8(zero, tq);
         const std::size_t c = quad % C;
-        isum[t][c] = _mm512_dpbusd_epi32(isum[t][c], ones, _mm512_permutex2var_epi8(tq, lo, tn));
-        isum[t][C + c] = _mm512_dpbusd_epi32(isum[t][C + c], ones, _mm512_permutex2var_epi8(tq, hi, tn));
+        const __m512i elo = permute_bytes(lo, tq), ehi = permute_bytes(hi, tq);
+        isum[t][c] = _mm512_dpbusd_epi32(isum[t][c], ones, _mm512_mask_sub_epi8(elo, neg_lo, zero, elo));
+        isum[t][C + c] = _mm512_dpbusd_epi32(isum[t][C + c], ones, _mm512_mask_sub_epi8(ehi, neg_hi, zero, ehi));
       }
     }
     const std::size_t u = w.unit_of_block(b);
