@@ -60,7 +60,7 @@ std::vector<float> gaussian(std::size_t n, std::uint32_t seed, float sigma = 1.0
 // higher of the two.
 void probe_read_bandwidth(benchmark::State& state) {
   set_threads(state, 0);
-  static const std::vector<float> buf(lowbit_bench::probe_floats(), 1.0f); // >= 1 GiB, >= 4x the LLC
+  const auto& buf = lowbit_bench::probe_buffer(); // >= 1 GiB, >= 4x the LLC
   const std::size_t n = buf.size();
   const bool prefetch = state.range(1) != 0;
   for (auto _ : state) {
@@ -694,7 +694,8 @@ LOWBIT_SMALL_BATCH(ternary_absmean_base3);
 // ---- What linear_weights<S> runs: the kernel it picks per token count ---------------------------
 
 // linear_weights<S> of the same matrices as weights<S> (a pool of copies of the dram matrix that
-// holds >= dram_bytes of qmatrix bytes, the square and the smoke one); each copy also holds the
+// holds >= dram_bytes of what its one-token kernel streams, lowbit_bench::streamed_bytes; the
+// square and the smoke one); each copy also holds the
 // packed layouts linear_weights keeps. Built on first use and kept while S's benchmarks run, as
 // weights<S>.
 template <class S>
@@ -706,7 +707,8 @@ struct layers {
     if (where == 0) {
       if (pool.empty()) {
         pool.emplace_back(make_weights<S>(gaussian(dram_rows * dram_cols, 1, 0.02f), dram_rows, dram_cols));
-        while (pool.size() * pool[0].matrix().storage_bytes() < dram_bytes) pool.push_back(pool[0]);
+        const std::size_t held = lowbit_bench::streamed_bytes(pool[0], pool[0].matrix().storage_bytes());
+        while (pool.size() * held < dram_bytes) pool.push_back(pool[0]);
       }
       return pool[i % pool.size()];
     }
@@ -860,8 +862,14 @@ void eigen_gemv(benchmark::State& state) {
   set_threads(state, 1);
   const bool dram = state.range(0) == 0;
   const Eigen::Index rows = 4096, cols = dram ? 8192 : 4096;
-  std::vector<Eigen::MatrixXf> w(1, Eigen::MatrixXf::Random(cols, rows)); // column r = row r of W
-  while (dram && w.size() * static_cast<std::size_t>(rows * cols) * sizeof(float) < dram_bytes) w.push_back(w[0]);
+  // Column r = row r of W. Held in the library's allocator, as the packed weights and the read probe
+  // are (huge pages where Linux allows them), and mapped for Eigen.
+  const Eigen::MatrixXf w0 = Eigen::MatrixXf::Random(cols, rows);
+  std::vector<lowbit::aligned_vector<float>> store(1, lowbit::aligned_vector<float>(w0.data(), w0.data() + w0.size()));
+  while (dram && store.size() * static_cast<std::size_t>(rows * cols) * sizeof(float) < dram_bytes)
+    store.push_back(store[0]);
+  std::vector<Eigen::Map<const Eigen::MatrixXf>> w;
+  for (const auto& s : store) w.emplace_back(s.data(), cols, rows);
   const Eigen::VectorXf x = Eigen::VectorXf::Random(cols);
   Eigen::VectorXf y(rows);
   std::size_t i = 0;

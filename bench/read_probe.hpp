@@ -2,6 +2,7 @@
 // of bench/ab/, and the sizes that keep their "from DRAM" data out of the last-level cache.
 #pragma once
 
+#include "lowbit/core/buffer.hpp"
 #include "lowbit/kernels/layout.hpp"
 
 #include <immintrin.h>
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 
 namespace lowbit_bench {
 
@@ -27,6 +29,25 @@ inline std::size_t llc_bytes() {
 // benchmarks used on the 32 MiB L3 machines, so their runs stay comparable there) and at least four
 // times the last-level cache, as issue 6 asks (128 MiB is less than half the Xeon's L3).
 inline std::size_t dram_bytes(std::size_t floor) { return std::max(floor, 4 * llc_bytes()); }
+// Bytes of w (a linear_weights, or a kernel's packed matrix) that one token's GEMV reads: for
+// linear_weights the copy that linear() runs at one token (the base-3 copy of a ternary scheme holds
+// 1.67 bits per weight where the qmatrix holds 2), else qmatrix_bytes. The DRAM pools are sized by
+// these (from run 28), so that what the kernel streams is at least dram_bytes.
+template <class W>
+std::size_t streamed_bytes(const W& w, std::size_t qmatrix_bytes) {
+  if constexpr (requires { w.storage_bytes(); }) {
+    return w.storage_bytes();
+  } else {
+    const std::string k = W::kernel_for(1);
+    if constexpr (requires { w.ternary_lut(); })
+      if (k == "ternary_lut") return w.ternary_lut().storage_bytes();
+    if constexpr (requires { w.lut(); })
+      if (k == "lut") return w.lut().storage_bytes();
+    if constexpr (requires { w.tiles(); })
+      if (k == "int8_tiles") return w.tiles().storage_bytes();
+    return qmatrix_bytes;
+  }
+}
 
 // Floats in the read probe's buffer: dram_bytes(1 GiB), rounded up to stream_sum's 64 Ki-float chunks.
 inline std::size_t probe_floats() {
@@ -34,7 +55,16 @@ inline std::size_t probe_floats() {
   return (dram_bytes(std::size_t{1} << 30) / sizeof(float) + chunk - 1) / chunk * chunk;
 }
 
-// Sums n floats (n a multiple of 65536; buf 32-byte aligned, as a std::vector of this size is) in
+// The probe's buffer of probe_floats() ones, made once, by the allocator that holds the library's
+// weights (lowbit::aligned_allocator: huge pages where Linux allows them), so that the probe and the
+// kernels read memory through pages of the same size. On the Xeon of run 26 huge pages were worth
+// 1.06x to the probe (31.5 against 33.5 GB/s, 2 threads, prefetched; bench/README.md run 28).
+inline const lowbit::aligned_vector<float>& probe_buffer() {
+  static const lowbit::aligned_vector<float> buf(probe_floats(), 1.0f);
+  return buf;
+}
+
+// Sums n floats (n a multiple of 65536; buf 32-byte aligned, as probe_buffer() is) in
 // 64 Ki-float chunks split statically across the OpenMP threads, with four independent AVX2
 // accumulators per thread, so that only the loads limit it. Prefetch > 0: each 128 bytes read also
 // prefetches the 128 bytes Prefetch ahead into L2, as the kernels prefetch their code streams. On

@@ -6,7 +6,8 @@
 // variables; the library itself keeps them constexpr.
 //
 // Per round: the 2-thread read probe (>= 1 GiB), then per scheme linear() at N = 1 (or a tile kernel
-// named in the scheme, see run_tiles) over a pool of >= 256 MiB (and >= 4x the LLC) of linear_weights copies of one
+// named in the scheme, see run_tiles) over a pool of >= 256 MiB (and >= 4x the LLC) of what the kernel streams (see
+// streamed_bytes; from run 28) in linear_weights copies of one
 // 4096 x 8192 matrix (3 passes per setting), the settings taking turns CALL BY CALL (each first in
 // turn), so that they meet the same memory state, which on these shared machines moves within a
 // second. Printed per setting and scheme: the median GB/s of weights, the median of the per-round
@@ -52,7 +53,7 @@ std::vector<float> gaussian(std::size_t n, unsigned seed, float sigma) {
 // The streaming read of kernels_bench.cpp's probe_read_bandwidth, in GB/s: the better of one pass
 // without and one with software prefetch (4 KiB ahead into L2).
 double probe() {
-  static const std::vector<float> buf(lowbit_bench::probe_floats(), 1.0f);
+  const auto& buf = lowbit_bench::probe_buffer();
   double best = 0.0;
   for (int prefetch = 0; prefetch < 2; ++prefetch) {
     const double t0 = now();
@@ -140,13 +141,14 @@ scheme_run make(const char* name) {
     pool->push_back(kernels::pack_for_lut<kernels::lut_layout::permute>(q));
   else
     pool->emplace_back(q);
+  const std::size_t held = lowbit_bench::streamed_bytes(pool->front(), bytes);
   auto x = std::make_shared<std::vector<float>>(gaussian(cols, 8, 1.0f));
   auto y = std::make_shared<std::vector<float>>(rows);
   auto work = std::make_shared<linear_workspace>();
   // The copies are made per round and freed after it (the copy takes a fraction of a second; every
   // scheme's >= 4x LLC pool at once would not fit in memory where the LLC is 260 MiB).
   return {name, bytes, [=](const std::vector<setting>& settings) {
-            while (pool->size() * bytes < pool_bytes) pool->push_back(pool->front());
+            while (pool->size() * held < pool_bytes) pool->push_back(pool->front());
             const std::size_t calls = 3 * pool->size(), n = settings.size();
             std::vector<double> t(n, 0.0);
             for (std::size_t i = 0; i < calls; ++i)
