@@ -13,8 +13,8 @@
 // second. Printed per setting and scheme: the median GB/s of weights, the median of the per-round
 // shares of the round's probe, and (settings after the first) the median of the per-round speed
 // against the first setting.
-//   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint[:side] (bytes, bytes, 0 = L1 / 1 = L2,
-//   side streams prefetched 1 (default) / 0)
+//   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint[:side[:pages]] (bytes, bytes, 0 = L1 /
+//   1 = L2, side streams prefetched 1 (default) / 0, weights advised to huge pages 1 (default) / 0)
 // GEMV_DRAM_SCHEMES=name,name,... runs only those schemes (names as printed), in that order; last
 // printed is each scheme's time per matrix against the first scheme's, the median of the rounds'
 // ratios (issue 7's "2-bit <= 0.55x the 4-bit time"):
@@ -26,6 +26,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -69,6 +70,7 @@ double probe() {
 struct setting {
   std::size_t tiles, lut;
   int hint, side;
+  int pages; // 1: the pool advised to huge pages (the library's default), 0: not (4 KiB pages)
 };
 
 void apply(const setting& s) {
@@ -147,20 +149,30 @@ scheme_run make(const char* name) {
   auto work = std::make_shared<linear_workspace>();
   // The copies are made per round and freed after it (the copy takes a fraction of a second; every
   // scheme's >= 4x LLC pool at once would not fit in memory where the LLC is 260 MiB).
+  // A pool per page setting, [0] on 4 KiB pages and [1] advised to huge pages, each of the same
+  // number of copies of pool->front() (made with the advice on).
+  auto by_pages = std::make_shared<std::array<std::vector<W>, 2>>();
   return {name, bytes, [=](const std::vector<setting>& settings) {
-            while (pool->size() * held < pool_bytes) pool->push_back(pool->front());
-            const std::size_t calls = 3 * pool->size(), n = settings.size();
+            std::size_t copies = 0;
+            while (copies * held < pool_bytes) ++copies;
+            for (int m = 0; m < 2; ++m)
+              if (std::any_of(settings.begin(), settings.end(), [&](const setting& s) { return (s.pages != 0) == m; })) {
+                lowbit::huge_page_advice = m != 0;
+                while ((*by_pages)[m].size() < copies) (*by_pages)[m].push_back(pool->front());
+              }
+            lowbit::huge_page_advice = true;
+            const std::size_t calls = 3 * copies, n = settings.size();
             std::vector<double> t(n, 0.0);
             for (std::size_t i = 0; i < calls; ++i)
               for (std::size_t j = 0; j < n; ++j) {
                 const std::size_t k = (i + j) % n;
                 apply(settings[k]);
                 const double t0 = now();
-                run_tiles<S, Kernel>((*pool)[(i * n + j) % pool->size()], *x, *y, *work);
+                run_tiles<S, Kernel>((*by_pages)[settings[k].pages != 0][(i * n + j) % copies], *x, *y, *work);
                 t[k] += now() - t0;
               }
             for (auto& v : t) v = static_cast<double>(bytes * calls) * 1e-9 / v;
-            pool->erase(pool->begin() + 1, pool->end());
+            for (auto& p : *by_pages) p.clear();
             return t;
           }};
 }
@@ -176,12 +188,12 @@ int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 9;
   std::vector<setting> settings;
   for (int i = 2; i < argc; ++i) {
-    setting s{0, 0, 0, 1};
-    if (std::sscanf(argv[i], "%zu:%zu:%d:%d", &s.tiles, &s.lut, &s.hint, &s.side) < 3)
+    setting s{0, 0, 0, 1, 1};
+    if (std::sscanf(argv[i], "%zu:%zu:%d:%d:%d", &s.tiles, &s.lut, &s.hint, &s.side, &s.pages) < 3)
       return std::fprintf(stderr, "bad %s\n", argv[i]), 2;
     settings.push_back(s);
   }
-  if (settings.empty()) settings = {{0, 2048, 0, 1}, {0, 0, 1, 1}, {4096, 6144, 0, 1}, {4096, 6144, 1, 1}};
+  if (settings.empty()) settings = {{0, 2048, 0, 1, 1}, {0, 0, 1, 1, 1}, {4096, 6144, 0, 1, 1}, {4096, 6144, 1, 1, 1}};
   // GEMV_DRAM_SCHEMES=name,name,... keeps those schemes only, in that order (the first is the
   // baseline of the time ratios printed last).
   std::vector<std::string> only;
@@ -251,14 +263,14 @@ int main(int argc, char** argv) {
   }
   std::printf("read probe, 2 threads: median %.1f GB/s, min %.1f, max %.1f (%d rounds)\n", median(probes),
               *std::min_element(probes.begin(), probes.end()), *std::max_element(probes.begin(), probes.end()), rounds);
-  std::printf("| tiles : LUT : hint : side |");
+  std::printf("| tiles : LUT : hint : side : pages |");
   for (const auto& s : schemes) std::printf(" %s |", s.name);
   std::printf("\n|---|");
   for (std::size_t j = 0; j < schemes.size(); ++j) std::printf("---|");
   std::printf("\n");
   for (std::size_t v = 0; v < settings.size(); ++v) {
-    std::printf("| %zu : %zu : %s : %s |", settings[v].tiles, settings[v].lut, settings[v].hint == 0 ? "L1" : "L2",
-                settings[v].side != 0 ? "on" : "off");
+    std::printf("| %zu : %zu : %s : %s : %s |", settings[v].tiles, settings[v].lut, settings[v].hint == 0 ? "L1" : "L2",
+                settings[v].side != 0 ? "on" : "off", settings[v].pages != 0 ? "huge" : "4K");
     for (std::size_t j = 0; j < schemes.size(); ++j)
       if (v == 0)
         std::printf(" %.1f (%.0f %%) |", median(gbs[v][j]), 100.0 * median(shares[v][j]));

@@ -4,8 +4,9 @@
 # prefetch_l2's hint and the side streams' prefetch (LOWBIT_SIDE_PREFETCH) into variables in the
 # copy, and times every setting in one process.
 #   bash bench/ab/prefetch_sweep.sh 11 0:2048:0 4096:6144:1 2048:6144:1:0
-# Arguments: rounds (default 9), then settings tiles:lut:hint[:side] (bytes ahead; hint 0 = L1,
-# 1 = L2; side 1 = scales and zero points prefetched too, the default, 0 = codes only).
+# Arguments: rounds (default 9), then settings tiles:lut:hint[:side[:pages]] (bytes ahead; hint 0 = L1,
+# 1 = L2; side 1 = scales and zero points prefetched too, the default, 0 = codes only; pages 1 = the
+# weights advised to huge pages, the library's default, 0 = not, for a page-size A/B in one process).
 # GEMV_DRAM_SCHEMES=name,name,... keeps those schemes only (see gemv_dram.cpp). EXTRA_FLAGS adds
 # compiler flags, e.g. EXTRA_FLAGS='-mno-avx512f -mno-avxvnni' for the AVX2 kernels on an AVX-512 machine.
 set -euo pipefail
@@ -28,6 +29,9 @@ for f in int8_tiles.hpp lut_dot.hpp ternary_lut.hpp codebook_lut.hpp; do
   edit "$k/$f" 's/if constexpr (\(tiled\|lut\)_prefetch != 0)/if (\1_prefetch != 0)/' 'if (\(tiled\|lut\)_prefetch != 0)'
   edit "$k/$f" 's/if constexpr (side_prefetch)/if (side_prefetch)/' 'if (side_prefetch)'
 done
+# Huge-page advice switchable at run time (setting field pages), for the pool copies gemv_dram makes.
+edit "$work/include/lowbit/core/buffer.hpp" 's/^inline constexpr std::size_t huge_page_bytes/inline bool huge_page_advice = true;\n&/' 'inline bool huge_page_advice'
+edit "$work/include/lowbit/core/buffer.hpp" 's/if (alignment(n) == huge_page_bytes) (void)::madvise/if (huge_page_advice \&\& alignment(n) == huge_page_bytes) (void)::madvise/' 'huge_page_advice &&'
 # The 512-bit kernels read avx2's distances.
 for f in lut_dot.hpp lut_perm.hpp ternary_lut.hpp ternary_perm.hpp int8_tiles.hpp; do
   edit "$work/include/lowbit/kernels/avx512/$f" \
