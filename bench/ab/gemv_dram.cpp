@@ -152,29 +152,30 @@ scheme_run make(const char* name) {
   // A pool per page setting, [0] on 4 KiB pages and [1] advised to huge pages, each of the same
   // number of copies of pool->front() (made with the advice on).
   auto by_pages = std::make_shared<std::array<std::vector<W>, 2>>();
-  return {name, bytes, [=](const std::vector<setting>& settings) {
-            std::size_t copies = 0;
-            while (copies * held < pool_bytes) ++copies;
-            for (int m = 0; m < 2; ++m)
-              if (std::any_of(settings.begin(), settings.end(), [&](const setting& s) { return (s.pages != 0) == m; })) {
-                lowbit::huge_page_advice = m != 0;
-                while ((*by_pages)[m].size() < copies) (*by_pages)[m].push_back(pool->front());
-              }
-            lowbit::huge_page_advice = true;
-            const std::size_t calls = 3 * copies, n = settings.size();
-            std::vector<double> t(n, 0.0);
-            for (std::size_t i = 0; i < calls; ++i)
-              for (std::size_t j = 0; j < n; ++j) {
-                const std::size_t k = (i + j) % n;
-                apply(settings[k]);
-                const double t0 = now();
-                run_tiles<S, Kernel>((*by_pages)[settings[k].pages != 0][(i * n + j) % copies], *x, *y, *work);
-                t[k] += now() - t0;
-              }
-            for (auto& v : t) v = static_cast<double>(bytes * calls) * 1e-9 / v;
-            for (auto& p : *by_pages) p.clear();
-            return t;
-          }};
+  return {
+      name, bytes, [=](const std::vector<setting>& settings) {
+        std::size_t copies = 0;
+        while (copies * held < pool_bytes) ++copies;
+        for (int m = 0; m < 2; ++m)
+          if (std::any_of(settings.begin(), settings.end(), [&](const setting& s) { return (s.pages != 0) == m; })) {
+            lowbit::huge_page_advice = m != 0;
+            while ((*by_pages)[m].size() < copies) (*by_pages)[m].push_back(pool->front());
+          }
+        lowbit::huge_page_advice = true;
+        const std::size_t calls = 3 * copies, n = settings.size();
+        std::vector<double> t(n, 0.0);
+        for (std::size_t i = 0; i < calls; ++i)
+          for (std::size_t j = 0; j < n; ++j) {
+            const std::size_t k = (i + j) % n;
+            apply(settings[k]);
+            const double t0 = now();
+            run_tiles<S, Kernel>((*by_pages)[settings[k].pages != 0][(i * n + j) % copies], *x, *y, *work);
+            t[k] += now() - t0;
+          }
+        for (auto& v : t) v = static_cast<double>(bytes * calls) * 1e-9 / v;
+        for (auto& p : *by_pages) p.clear();
+        return t;
+      }};
 }
 
 double median(std::vector<double> v) {

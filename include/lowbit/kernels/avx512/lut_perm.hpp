@@ -84,8 +84,8 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
   for (std::size_t b = 0; b < blocks; ++b, cp += TB) {
     // Two sums per token (low and high nibbles), added at the end of the block (exact). Four (quad x
     // nibble) at up to 2 tokens, so that a vpdpbusd seldom waited on the one before, cost two more
-    // additions per block and took 1.03-1.07x the time at N = 1-2 (Xeon, bench/README.md run 28): a
-    // block's chains are short, and the next block's start independently.
+    // additions per block and took 1.01-1.10x the time at N = 1-2 in L2 and L3 (Xeon, bench/README.md
+    // run 28): a block's chains are short, and the next block's start independently.
     __m512i isum[NT][2];
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();

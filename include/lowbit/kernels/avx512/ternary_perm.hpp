@@ -8,8 +8,8 @@
 // int32 lane: 6 single-uop vector operations per quad and token, and 3 shared. Until run 28 the
 // sign went into the index (bit 6, one masked vpaddb each, shared) and a two-table vpermt2b over the
 // tables and their negation (one vpsubb per token) picked the signed entry: 5 operations per token,
-// but vpermt2b is 3 uops on Intel (1 on Zen 5), and on a Xeon the kernel took 0.74-0.76x the time
-// with vpermb at N = 1-8 (4096 x 4096 in L3, bench/README.md run 28). The int32 sums are the same
+// but vpermt2b is 3 uops on Intel (1 on Zen 5), and on a Xeon the kernel took 0.73-0.79x the time
+// with vpermb at N = 1-128 (4096 x 4096 in L3, bench/README.md run 28). The int32 sums are the same
 // integers, so the results are bit-identical to reference::linear_ternary_lut and to the other kernels.
 #pragma once
 
