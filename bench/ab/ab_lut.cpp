@@ -5,11 +5,12 @@
 //   -DAB_SIDE=old with the old headers and -Dlowbit=lowbit_old (its own namespace, no ODR clash),
 //   -DAB_SIDE=new with the working tree's headers,
 //   -DAB_MAIN for the benchmarks, which call both sides through plain functions.
-// Cases: 4096 x 4096 weights (L3-resident), tokens 1-128 (1, 2 and 8 for the tile A/B); run.sh sets 2 threads by
-// default. old_tiles / new_tiles on schemes 3, 6 and 7 compare the int8 tile kernels alone. The LUT side of the base-3
-// schemes (4, 5) is the base-3 kernel (pack_for_ternary_lut); that of schemes 8 and 9 (the same matrices) the base-3
-// kernel on the permute layout where the headers have it (LOWBIT_HAS_AVX512_VBMI defined), else on the shuffle layout:
-// old_lut against new_lut on 8 and 9 compares the two layouts when OLD predates the permute layout.
+// Cases: 4096 x 4096 weights (L3-resident; AB_ROWS x 4096 with -DAB_ROWS), tokens 1-128 (1, 2 and 8 for the tile A/B);
+// run.sh sets 2 threads by default. old_tiles / new_tiles on schemes 3, 6 and 7 compare the int8 tile kernels alone.
+// The LUT side of the base-3 schemes (4, 5) is the base-3 kernel (pack_for_ternary_lut); that of schemes 8 and 9 (the
+// same matrices) the base-3 kernel on the permute layout where the headers have it (LOWBIT_HAS_AVX512_VBMI defined),
+// else on the shuffle layout: old_lut against new_lut on 8 and 9 compares the two layouts when OLD predates the permute
+// layout.
 #if defined(AB_MAIN)
 #include <benchmark/benchmark.h>
 
@@ -69,7 +70,12 @@ BENCHMARK_TEMPLATE(ab, 2)->Name("new_tiles")->Apply([](auto* b) { tile_cases(b, 
 #include <vector>
 
 namespace {
-constexpr std::size_t n = 4096, max_tokens = 512;
+// AB_ROWS (compile flag, default 4096) sets the rows: AB_FLAGS='-DAB_ROWS=512' with OMP_NUM_THREADS=1
+// puts one core's weights in its L2.
+#ifndef AB_ROWS
+#define AB_ROWS 4096
+#endif
+constexpr std::size_t n = 4096, rows = AB_ROWS, max_tokens = 512;
 using namespace lowbit;
 
 using lowbit_ab::gaussian;
@@ -79,11 +85,11 @@ template <class Packed>
 struct bench_case {
   Packed w;
   linear_workspace ws;
-  std::vector<float> x = gaussian(max_tokens * n, 2), y = std::vector<float>(max_tokens * n);
+  std::vector<float> x = gaussian(max_tokens * n, 2), y = std::vector<float>(max_tokens * rows);
   template <class Pack>
   explicit bench_case(Pack&& pack) : w(pack()) {}
   float run(std::size_t tokens) {
-    linear(std::span<const float>(x).first(tokens * n), tokens, w, std::span<float>(y).first(tokens * n), {}, &ws);
+    linear(std::span<const float>(x).first(tokens * n), tokens, w, std::span<float>(y).first(tokens * rows), {}, &ws);
     return y[0];
   }
 };
@@ -94,7 +100,7 @@ struct bench_case {
 template <class S, int Kernel>
 float run(std::size_t tokens) {
   static auto c = [] {
-    auto q = quantize<S>(gaussian(n * n, 1), n, n);
+    auto q = quantize<S>(gaussian(rows * n, 1), rows, n);
     if constexpr (Kernel == 0)
       return bench_case<kernels::lut_matrix<S>>([&] { return kernels::pack_for_lut(q); });
     else if constexpr (Kernel == 1)

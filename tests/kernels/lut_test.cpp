@@ -208,11 +208,13 @@ TEST(lut_tables, tables_split_into_tasks_match_one_pass) {
 
 // The AVX2 and AVX-512 table builders against the scalar spec, byte for byte and bit for bit: fp32,
 // fp16 and bf16 input, K with and without partial 32-column blocks, tokens with zero, NaN, inf,
-// overflowing, subnormal and tied (x.5 after scaling) blocks.
+// overflowing, subnormal and tied (x.5 after scaling) blocks, each special block both first and
+// second of a pair of blocks (the AVX-512 VBMI builder takes two blocks at a time) beside an
+// ordinary one.
 template <class T, class Builder>
 void simd_tables_match_scalar(Builder&& build, const char* isa) {
   for (std::size_t cols : {32, 64, 96, 100, 129, 255, 256, 4096 + 7}) {
-    const std::size_t tokens = 6;
+    const std::size_t tokens = 8;
     const auto g = lowbit_test::gaussian(tokens * cols, 91);
     std::vector<T> x(g.size());
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = T(g[i]);
@@ -225,9 +227,31 @@ void simd_tables_match_scalar(Builder&& build, const char* isa) {
       x[4 * cols + 1] = T(3e38f);
     }
     for (std::size_t c = 0; c < cols; ++c) x[5 * cols + c] = T(c % 3 == 0 ? 1e-40f : static_cast<float>(c % 7) - 3.0f);
+    // Token 6: NaN in block 1, inf in block 2, overflowing sums in block 5 (blocks 0, 3 and 4 ordinary).
+    // Token 7: a zero block 1 and a subnormal block 2.
+    const auto at = [&](std::size_t t, std::size_t c, float v) {
+      if (c < cols) x[t * cols + c] = T(v);
+    };
+    at(6, 40, std::numeric_limits<float>::quiet_NaN());
+    at(6, 70, std::numeric_limits<float>::infinity());
+    if constexpr (!std::is_same_v<T, half>) {
+      at(6, 160, -3e38f);
+      at(6, 161, -3e38f);
+    }
+    for (std::size_t c = 32; c < 64; ++c) at(7, c, 0.0f);
+    for (std::size_t c = 64; c < 96; ++c) at(7, c, c % 2 ? -1e-40f : 2e-39f);
     kernels::lut_activations want, got;
     kernels::build_lut_tables(std::span<const T>(x), tokens, cols, want);
     build(std::span<const T>(x), tokens, cols, got);
+    if (cols >= 96) { // the special blocks are there
+      ASSERT_TRUE(std::isnan(want.scale_row(6)[1]) && std::isnan(want.scale_row(6)[2]));
+      ASSERT_TRUE(std::isfinite(want.scale_row(6)[0]) && want.scale_row(6)[0] > 0.0f);
+      ASSERT_EQ(want.scale_row(7)[1], 0.0f);
+      ASSERT_EQ(want.scale_row(7)[2], 0.0f);
+      if (cols >= 192 && !std::is_same_v<T, half>) {
+        ASSERT_TRUE(std::isnan(want.scale_row(6)[5]));
+      }
+    }
     ASSERT_EQ(got.q.size(), want.q.size());
     for (std::size_t i = 0; i < want.q.size(); ++i)
       ASSERT_EQ(got.q[i], want.q[i]) << isa << " cols " << cols << " at " << i;

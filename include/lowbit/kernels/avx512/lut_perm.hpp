@@ -24,6 +24,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -81,70 +82,90 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
                                      z_ahead = avx2::side_ahead(avx2::lut_prefetch, side_bytes, blocks * TB);
   __m512 ws = _mm512_setzero_ps();
   [[maybe_unused]] __m512 kz = ws;
-  for (std::size_t b = 0; b < blocks; ++b, cp += TB) {
-    // Two sums per token (low and high nibbles), added at the end of the block (exact). Four (quad x
-    // nibble) at up to 2 tokens, so that a vpdpbusd seldom waited on the one before, cost two more
-    // additions per block and took 1.01-1.10x the time at N = 1-2 in L2 and L3 (Xeon, bench/README.md
-    // run 28): a block's chains are short, and the next block's start independently.
-    __m512i isum[NT][2];
+  // Each token's per-block factors s(t, b) * g and (k * g) * xsum(t, b), the same fp32 products
+  // the block epilogue formed, computed 16 blocks per vector multiply for a chunk of blocks and read
+  // back by broadcast loads (load ports only), where a scalar multiply and a register broadcast per
+  // block and token took the 512-bit ports 0 and 5 as well: 0.79-0.92x the time at N = 2-8 (Xeon,
+  // INT2-g32 and INT3-g32 in L2 and L3, bench/README.md run 29), no change at N = 1.
+  constexpr std::size_t FB = 32; // blocks per chunk
+  alignas(64) float sgb[NT][FB];
+  [[maybe_unused]] alignas(64) float kxb[NT][FB];
+  for (std::size_t b0 = 0; b0 < blocks; b0 += FB) {
+    const std::size_t b1 = std::min(blocks, b0 + FB);
     LOWBIT_UNROLL
-    for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
-    if constexpr (avx2::lut_prefetch != 0)
-      if (first) avx2::prefetch_l2<TB>(cp, avx2::lut_prefetch);
-    LOWBIT_UNROLL
-    for (std::size_t p = 0; p < P; ++p) LOWBIT_UNROLL
-    for (std::size_t quad = 0; quad < 2; ++quad) {
-      const __m512i v = _mm512_loadu_si512(cp + (2 * p + quad) * 64);
-      const __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel_lo, 0xEA); // (v & nib) | sel
-      const __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel_hi, 0xEA);
-      LOWBIT_UNROLL
-      for (std::size_t t = 0; t < NT; ++t) {
-        const __m512i tab = _mm512_loadu_si512(q[t] + (b * lut_tables_per_block + 4 * quad) * 16);
-        isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], wpat[p], permute_bytes(lo, tab));
-        isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], wpat[p], permute_bytes(hi, tab));
+    for (std::size_t t = 0; t < NT; ++t)
+      for (std::size_t i = 0; i < b1 - b0; i += 16) {
+        const __mmask16 m = static_cast<__mmask16>(b1 - b0 - i >= 16 ? 0xFFFF : (1u << (b1 - b0 - i)) - 1);
+        _mm512_store_ps(sgb[t] + i,
+                        _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a.scale_row(t0 + t) + b0 + i), _mm512_set1_ps(g)));
+        if constexpr (!S::has_zero_point && tr::k != 0.0f)
+          _mm512_store_ps(kxb[t] + i,
+                          _mm512_mul_ps(_mm512_set1_ps(kg), _mm512_maskz_loadu_ps(m, a.xsum_row(t0 + t) + b0 + i)));
       }
-    }
-    if constexpr (lone) {
-      const __m512i v = _mm512_loadu_si512(cp + 2 * P * 64);
-      const __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel_one, 0xEA);
-      const __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel_one, 0xEA);
+    for (std::size_t b = b0; b < b1; ++b, cp += TB) {
+      // Two sums per token (low and high nibbles), added at the end of the block (exact). Four (quad x
+      // nibble) at up to 2 tokens, so that a vpdpbusd seldom waited on the one before, cost two more
+      // additions per block and took 1.01-1.10x the time at N = 1-2 in L2 and L3 (Xeon, bench/README.md
+      // run 28): a block's chains are short, and the next block's start independently.
+      __m512i isum[NT][2];
       LOWBIT_UNROLL
-      for (std::size_t t = 0; t < NT; ++t) {
-        const std::int8_t* tab = q[t] + b * lut_tables_per_block * 16;
-        isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], wlone, permute_bytes(lo, _mm512_loadu_si512(tab)));
-        isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], wlone, permute_bytes(hi, _mm512_loadu_si512(tab + 64)));
-      }
-    }
-    const std::size_t u = tr::unit_of_block(b);
-    if (u != unit) {
-      unit = u;
-      if constexpr (avx2::side_prefetch)
-        if (first && avx2::lut_prefetch != 0) {
-          avx2::prefetch_l2<64>(w.tile_scales(tile, u), s_ahead);
-          if constexpr (S::has_zero_point) avx2::prefetch_l2<64>(w.tile_zeros(tile, u), z_ahead);
+      for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
+      if constexpr (avx2::lut_prefetch != 0)
+        if (first) avx2::prefetch_l2<TB>(cp, avx2::lut_prefetch);
+      LOWBIT_UNROLL
+      for (std::size_t p = 0; p < P; ++p) LOWBIT_UNROLL
+      for (std::size_t quad = 0; quad < 2; ++quad) {
+        const __m512i v = _mm512_loadu_si512(cp + (2 * p + quad) * 64);
+        const __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel_lo, 0xEA); // (v & nib) | sel
+        const __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel_hi, 0xEA);
+        LOWBIT_UNROLL
+        for (std::size_t t = 0; t < NT; ++t) {
+          const __m512i tab = _mm512_loadu_si512(q[t] + (b * lut_tables_per_block + 4 * quad) * 16);
+          isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], wpat[p], permute_bytes(lo, tab));
+          isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], wpat[p], permute_bytes(hi, tab));
         }
-      if constexpr (tr::half_scales)
-        ws = cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.tile_scales(tile, u))));
-      else
-        ws = _mm512_loadu_ps(w.tile_scales(tile, u));
-      if constexpr (S::has_zero_point) {
-        const __m128i z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.tile_zeros(tile, u)));
-        kz = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(tr::k), cvt_ps(cvtepu8_epi32(z))), _mm512_set1_ps(g));
       }
-    }
-    LOWBIT_UNROLL
-    for (std::size_t t = 0; t < NT; ++t) {
-      const __m512 f = cvt_ps(_mm512_add_epi32(isum[t][0], isum[t][1]));
-      const __m512 sg = _mm512_set1_ps(a.scale_row(t0 + t)[b] * g);
-      const float xs = a.xsum_row(t0 + t)[b];
-      __m512 v;
-      if constexpr (S::has_zero_point)
-        v = _mm512_fmadd_ps(f, sg, _mm512_mul_ps(kz, _mm512_set1_ps(xs)));
-      else if constexpr (tr::k != 0.0f)
-        v = _mm512_fmadd_ps(f, sg, _mm512_set1_ps(kg * xs));
-      else
-        v = _mm512_mul_ps(f, sg);
-      acc[t] = _mm512_fmadd_ps(v, ws, acc[t]);
+      if constexpr (lone) {
+        const __m512i v = _mm512_loadu_si512(cp + 2 * P * 64);
+        const __m512i lo = _mm512_ternarylogic_epi32(v, nib, sel_one, 0xEA);
+        const __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, sel_one, 0xEA);
+        LOWBIT_UNROLL
+        for (std::size_t t = 0; t < NT; ++t) {
+          const std::int8_t* tab = q[t] + b * lut_tables_per_block * 16;
+          isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], wlone, permute_bytes(lo, _mm512_loadu_si512(tab)));
+          isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], wlone, permute_bytes(hi, _mm512_loadu_si512(tab + 64)));
+        }
+      }
+      const std::size_t u = tr::unit_of_block(b);
+      if (u != unit) {
+        unit = u;
+        if constexpr (avx2::side_prefetch)
+          if (first && avx2::lut_prefetch != 0) {
+            avx2::prefetch_l2<64>(w.tile_scales(tile, u), s_ahead);
+            if constexpr (S::has_zero_point) avx2::prefetch_l2<64>(w.tile_zeros(tile, u), z_ahead);
+          }
+        if constexpr (tr::half_scales)
+          ws = cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.tile_scales(tile, u))));
+        else
+          ws = _mm512_loadu_ps(w.tile_scales(tile, u));
+        if constexpr (S::has_zero_point) {
+          const __m128i z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.tile_zeros(tile, u)));
+          kz = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(tr::k), cvt_ps(cvtepu8_epi32(z))), _mm512_set1_ps(g));
+        }
+      }
+      LOWBIT_UNROLL
+      for (std::size_t t = 0; t < NT; ++t) {
+        const __m512 f = cvt_ps(_mm512_add_epi32(isum[t][0], isum[t][1]));
+        const __m512 sg = _mm512_set1_ps(sgb[t][b - b0]);
+        __m512 v;
+        if constexpr (S::has_zero_point)
+          v = _mm512_fmadd_ps(f, sg, _mm512_mul_ps(kz, _mm512_set1_ps(a.xsum_row(t0 + t)[b])));
+        else if constexpr (tr::k != 0.0f)
+          v = _mm512_fmadd_ps(f, sg, _mm512_set1_ps(kxb[t][b - b0]));
+        else
+          v = _mm512_mul_ps(f, sg);
+        acc[t] = _mm512_fmadd_ps(v, ws, acc[t]);
+      }
     }
   }
   LOWBIT_UNROLL
