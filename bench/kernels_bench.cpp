@@ -159,6 +159,24 @@ BENCHMARK(probe_vnni512_peak)->Arg(1)->Arg(2)->UseRealTime();
 // Unnamed arguments, so that the filters of bench/README.md ('probe_read_bandwidth/2') take both.
 BENCHMARK(probe_read_bandwidth)->ArgsProduct({{1, 2}, {0, 1}})->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// Args: threads, MiB. The same streaming read over a buffer of that size, read again and again:
+// what the caches give the "L3" (cache-resident) rows, whose working sets are a few MiB (a
+// 4096 x 4096 matrix of 2-bit codes with fp16 scales per 32 columns is 5 MiB). On the Xeon of runs
+// 26-29 a core read the L3 at about 28 GB/s, what DRAM gave two (bench/README.md, run 29).
+void probe_cache_read(benchmark::State& state) {
+  set_threads(state, 0);
+  const std::size_t n = static_cast<std::size_t>(state.range(1)) << 18; // MiB of floats
+  const lowbit::aligned_vector<float> buf(n, 1.0f);
+  for (auto _ : state) benchmark::DoNotOptimize(lowbit_bench::stream_sum(buf.data(), n));
+  state.counters["GB/s"] =
+      benchmark::Counter(static_cast<double>(n * sizeof(float)) * 1e-9 * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+BENCHMARK(probe_cache_read)
+    ->ArgsProduct({{1, 2}, {1, 2, 4, 5, 8, 16, 32}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
 // ---- weights -------------------------------------------------------------------------------
 
 constexpr std::size_t dram_rows = 4096, dram_cols = 8192, cache_dim = 4096;

@@ -48,10 +48,6 @@ LOWBIT_ALWAYS_INLINE inline void store_i8(std::int8_t* dst, __m512 p) noexcept {
                    _mm512_maskz_cvtsepi32_epi8(0xFFFF, _mm512_maskz_cvtps_epi32(0xFFFF, p)));
 }
 
-} // namespace detail
-
-namespace detail {
-
 // The spec's xsum of the 32 activations at xp: v[l] = ((x[l] + x[8 + l]) + x[16 + l]) + x[24 + l],
 // h[i] = v[i] + v[i + 4], (h[0] + h[2]) + (h[1] + h[3]).
 LOWBIT_ALWAYS_INLINE inline float block_sum(const float* xp) noexcept {
@@ -227,9 +223,6 @@ void build_lut_tables(std::span<const T> x, std::size_t tokens, std::size_t cols
   kernels::build_lut_tables_by_row(x, tokens, cols, out, avx512::build_lut_table_row<T>, 4);
 }
 
-// build_ternary_table_row (kernels/ternary_lut.hpp) bit for bit, one triad's 16 entries per
-// register: (x0 w0 + x1 w1) + x2 w2 with the last two steps as fma, as the AVX2 builder does (the
-// products by -1, 0, 1 are exact, so the fma rounds the spec's sums), then quantized as above.
 #if LOWBIT_HAS_AVX512_VBMI
 namespace detail {
 
@@ -326,9 +319,17 @@ LOWBIT_ALWAYS_INLINE inline float ternary_block_tables(const float* xp, std::int
 } // namespace detail
 #endif
 
+// build_ternary_table_row (kernels/ternary_lut.hpp) bit for bit. With VBMI, one triad per lane
+// (detail::ternary_block_tables); otherwise one triad's 16 entries per register: (x0 w0 + x1 w1) +
+// x2 w2 with the last two steps as fma, as the AVX2 builder does (the products by -1, 0, 1 are exact,
+// so the fma rounds the spec's sums), then quantized as above.
 template <activation_type T>
 void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, std::int8_t* q, float* scale) noexcept {
-#if LOWBIT_HAS_AVX512_VBMI
+#if !LOWBIT_HAS_AVX512_VBMI
+  const auto& wv = ternary_entry_weights.v;
+  const __m512 w0 = _mm512_load_ps(wv[0]), w1 = _mm512_load_ps(wv[1]), w2 = _mm512_load_ps(wv[2]);
+  __m512 t[ternary_block_triads];
+#endif
   const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
   alignas(64) float xs[ternary_block_cols];
   for (std::size_t b = 0; b < blocks; ++b) {
@@ -337,26 +338,9 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
     for (std::size_t c = 0; c < ternary_block_cols; c += 16)
       nonfinite |= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(xp + c)), inf, _CMP_NLT_UQ);
     std::int8_t* qb = q + b * ternary_block_triads * 16;
-    const float m = detail::ternary_block_tables(xp, qb);
-    const bool bad = nonfinite != 0 || !std::isfinite(m);
-    if (bad || !std::isfinite(127.0f / m)) {
-      std::fill(qb, qb + ternary_block_triads * 16, std::int8_t{0});
-      scale[b] = bad ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
-    } else {
-      scale[b] = m / 127.0f;
-    }
-  }
+#if LOWBIT_HAS_AVX512_VBMI
+    const float m = detail::ternary_block_tables(xp, qb); // the bytes are written; a bad block is zeroed below
 #else
-  const auto& wv = ternary_entry_weights.v;
-  const __m512 w0 = _mm512_load_ps(wv[0]), w1 = _mm512_load_ps(wv[1]), w2 = _mm512_load_ps(wv[2]);
-  const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
-  alignas(64) float xs[ternary_block_cols];
-  __m512 t[ternary_block_triads];
-  for (std::size_t b = 0; b < blocks; ++b) {
-    const float* xp = avx2::detail::block_floats(x, cols, b * ternary_block_cols, ternary_block_cols, xs);
-    __mmask16 nonfinite = 0; // !(|x| < inf): NaN and inf both set it
-    for (std::size_t c = 0; c < ternary_block_cols; c += 16)
-      nonfinite |= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(xp + c)), inf, _CMP_NLT_UQ);
     __m512 amax = _mm512_setzero_ps();
     LOWBIT_UNROLL
     for (std::size_t j = 0; j < ternary_block_triads; ++j) {
@@ -365,20 +349,21 @@ void build_ternary_table_row(const T* x, std::size_t cols, std::size_t blocks, s
                              _mm512_fmadd_ps(w1, _mm512_set1_ps(g[1]), _mm512_mul_ps(w0, _mm512_set1_ps(g[0]))));
       amax = _mm512_maskz_max_ps(0xFFFF, amax, _mm512_abs_ps(t[j]));
     }
-    const bool bad = nonfinite != 0;
-    const float m = bad ? 0.0f : detail::hmax(amax);
-    std::int8_t* qb = q + b * ternary_block_triads * 16;
-    if (bad || !std::isfinite(m) || !std::isfinite(127.0f / m)) {
+    const float m = nonfinite != 0 ? 0.0f : detail::hmax(amax);
+#endif
+    const bool bad = nonfinite != 0 || !std::isfinite(m);
+    if (bad || !std::isfinite(127.0f / m)) {
       std::fill(qb, qb + ternary_block_triads * 16, std::int8_t{0});
-      scale[b] = bad || !std::isfinite(m) ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+      scale[b] = bad ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
       continue;
     }
+#if !LOWBIT_HAS_AVX512_VBMI
     const __m512 inv = _mm512_set1_ps(127.0f / m);
     LOWBIT_UNROLL
     for (std::size_t j = 0; j < ternary_block_triads; ++j) detail::store_i8(qb + 16 * j, _mm512_mul_ps(t[j], inv));
+#endif
     scale[b] = m / 127.0f;
   }
-#endif
 }
 
 // The base-3 tables with the row builder above: with one triad per register 2.6-2.7x the AVX2
