@@ -132,25 +132,27 @@ void run_tiles(const W& w, std::span<const float> x, std::span<float> y, linear_
 template <class S, int Kernel = 0>
 scheme_run make(const char* name) {
   using W = typename pool_entry<S, Kernel>::type;
-  auto pool = std::make_shared<std::vector<W>>();
   const auto q = quantize<S>(gaussian(rows * cols, 1, 0.02f), rows, cols);
   const std::size_t bytes = q.storage_bytes(); // the qmatrix's bytes, whichever copy runs
-  if constexpr (Kernel == 3)
-    pool->push_back(kernels::pack_for_ternary_lut(q));
-  else if constexpr (Kernel == 4)
-    pool->push_back(kernels::pack_for_lut(q));
-  else if constexpr (Kernel == 5)
-    pool->push_back(kernels::pack_for_lut<kernels::lut_layout::permute>(q));
-  else
-    pool->emplace_back(q);
-  const std::size_t held = lowbit_bench::streamed_bytes(pool->front(), bytes);
+  // The prototype every timed copy is made from.
+  const auto proto = std::make_shared<const W>([&]() -> W {
+    if constexpr (Kernel == 3)
+      return kernels::pack_for_ternary_lut(q);
+    else if constexpr (Kernel == 4)
+      return kernels::pack_for_lut(q);
+    else if constexpr (Kernel == 5)
+      return kernels::pack_for_lut<kernels::lut_layout::permute>(q);
+    else
+      return W(q);
+  }());
+  const std::size_t held = lowbit_bench::streamed_bytes(*proto, bytes);
   auto x = std::make_shared<std::vector<float>>(gaussian(cols, 8, 1.0f));
   auto y = std::make_shared<std::vector<float>>(rows);
   auto work = std::make_shared<linear_workspace>();
   // The copies are made per round and freed after it (the copy takes a fraction of a second; every
   // scheme's >= 4x LLC pool at once would not fit in memory where the LLC is 260 MiB).
   // A pool per page setting, [0] on 4 KiB pages and [1] advised to huge pages, each of the same
-  // number of copies of pool->front() (made with the advice on).
+  // number of copies of *proto (made with the advice on).
   auto by_pages = std::make_shared<std::array<std::vector<W>, 2>>();
   return {
       name, bytes, [=](const std::vector<setting>& settings) {
@@ -159,7 +161,7 @@ scheme_run make(const char* name) {
         for (int m = 0; m < 2; ++m)
           if (std::any_of(settings.begin(), settings.end(), [&](const setting& s) { return (s.pages != 0) == m; })) {
             lowbit::huge_page_advice = m != 0;
-            while ((*by_pages)[m].size() < copies) (*by_pages)[m].push_back(pool->front());
+            while ((*by_pages)[m].size() < copies) (*by_pages)[m].push_back(*proto);
           }
         lowbit::huge_page_advice = true;
         const std::size_t calls = 3 * copies, n = settings.size();
