@@ -15,6 +15,10 @@
 // against the first setting.
 //   prefetch_sweep.sh [ROUNDS] [SETTING ...]   SETTING = tiles:lut:hint[:side[:pages]] (bytes, bytes, 0 = L1 /
 //   1 = L2, side streams prefetched 1 (default) / 0, weights advised to huge pages 1 (default) / 0)
+// Each round also reads, call by call between the kernels' calls, a pool of as many bytes with the
+// probe (from run 30), and prints each kernel's share of that probe: the same memory state within
+// milliseconds, where the round's 1 GiB probe ran a second or more before. AB_THREADS sets the
+// threads (default 2), AB_ROWS / AB_COLS (in EXTRA_FLAGS, -D) the matrix.
 // GEMV_DRAM_SCHEMES=name,name,... runs only those schemes (names as printed), in that order; last
 // printed is each scheme's time per matrix against the first scheme's, the median of the rounds'
 // ratios (issue 7's "2-bit <= 0.55x the 4-bit time"):
@@ -38,7 +42,15 @@
 
 namespace {
 using namespace lowbit;
-constexpr std::size_t rows = 4096, cols = 8192;
+// The matrix: 4096 x 8192 unless EXTRA_FLAGS sets -DAB_ROWS / -DAB_COLS (e.g. 8192 x 4096, the
+// same bytes with half the LUT kernels' tables per token).
+#ifndef AB_ROWS
+#define AB_ROWS 4096
+#endif
+#ifndef AB_COLS
+#define AB_COLS 8192
+#endif
+constexpr std::size_t rows = AB_ROWS, cols = AB_COLS;
 const std::size_t pool_bytes = lowbit_bench::dram_bytes(std::size_t{256} << 20); // >= 4x the LLC too
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -82,8 +94,10 @@ void apply(const setting& s) {
 
 struct scheme_run {
   const char* name;
-  std::size_t bytes;                                                   // per matrix
-  std::function<std::vector<double>(const std::vector<setting>&)> run; // GB/s of weights per setting
+  std::size_t bytes; // per matrix
+  // GB/s of weights per setting, then last the read probe's GB/s over a pool of the same size,
+  // timed call by call between the kernels' calls (see make)
+  std::function<std::vector<double>(const std::vector<setting>&)> run;
 };
 
 // Which kernel a scheme_run times on the int8 tiles: linear() (0; where the 512-bit tile kernel is
@@ -163,10 +177,16 @@ scheme_run make(const char* name) {
             lowbit::huge_page_advice = m != 0;
             while ((*by_pages)[m].size() < copies) (*by_pages)[m].push_back(*proto);
           }
+        // The probe's pool: as many buffers of the streamed bytes (in whole 64 Ki-float chunks) on
+        // huge pages, each read (2 threads, prefetched) once per call round, between the kernels'
+        // calls, so that its GB/s meets the memory state the kernels meet, not the one of a second before.
+        const std::size_t chunk = std::size_t{1} << 16, probe_n = (held / sizeof(float) + chunk - 1) / chunk * chunk;
+        std::vector<aligned_vector<float>> probe_pool;
+        while (probe_pool.size() < copies) probe_pool.emplace_back(probe_n, 1.0f);
         lowbit::huge_page_advice = true;
         const std::size_t calls = 3 * copies, n = settings.size();
-        std::vector<double> t(n, 0.0);
-        for (std::size_t i = 0; i < calls; ++i)
+        std::vector<double> t(n + 1, 0.0);
+        for (std::size_t i = 0; i < calls; ++i) {
           for (std::size_t j = 0; j < n; ++j) {
             const std::size_t k = (i + j) % n;
             apply(settings[k]);
@@ -174,6 +194,10 @@ scheme_run make(const char* name) {
             run_tiles<S, Kernel>((*by_pages)[settings[k].pages != 0][(i * n + j) % copies], *x, *y, *work);
             t[k] += now() - t0;
           }
+          const double t0 = now();
+          if (lowbit_bench::stream_sum<4096>(probe_pool[i % copies].data(), probe_n) == 0.0f) std::puts("");
+          t[n] += (now() - t0) * static_cast<double>(bytes) / static_cast<double>(probe_n * sizeof(float));
+        }
         for (auto& v : t) v = static_cast<double>(bytes * calls) * 1e-9 / v;
         for (auto& p : *by_pages) p.clear();
         return t;
@@ -187,7 +211,8 @@ double median(std::vector<double> v) {
 } // namespace
 
 int main(int argc, char** argv) {
-  omp_set_num_threads(2);
+  // 2 threads (issue 6's setting) unless AB_THREADS says otherwise; the probes use as many.
+  omp_set_num_threads(std::getenv("AB_THREADS") != nullptr ? std::max(1, std::atoi(std::getenv("AB_THREADS"))) : 2);
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 9;
   std::vector<setting> settings;
   for (int i = 2; i < argc; ++i) {
@@ -248,24 +273,28 @@ int main(int argc, char** argv) {
   for (const auto& s : schemes) s.run({settings[0]}); // warm up: tables, workspace, page faults
   std::vector<double> probes;
   std::vector<std::vector<std::vector<double>>> gbs(settings.size(), std::vector<std::vector<double>>(schemes.size())),
-      shares = gbs, speed = gbs, ratio = gbs;
+      shares = gbs, speed = gbs, ratio = gbs, paired = gbs;
+  std::vector<std::vector<double>> pair_probe(schemes.size());
   for (int r = 0; r < rounds; ++r) {
     const double p = probe();
     probes.push_back(p);
     for (std::size_t j = 0; j < schemes.size(); ++j) {
       const std::vector<double> g = schemes[j].run(settings);
+      pair_probe[j].push_back(g.back());
       for (std::size_t v = 0; v < settings.size(); ++v) {
         gbs[v][j].push_back(g[v]);
         // time per matrix against the first scheme's in this round
         ratio[v][j].push_back(static_cast<double>(schemes[j].bytes) / g[v] /
                               (static_cast<double>(schemes[0].bytes) / gbs[v][0].back()));
         shares[v][j].push_back(g[v] / p);
+        paired[v][j].push_back(g[v] / g.back());
         speed[v][j].push_back(g[v] / g[0]);
       }
     }
   }
-  std::printf("read probe, 2 threads: median %.1f GB/s, min %.1f, max %.1f (%d rounds)\n", median(probes),
-              *std::min_element(probes.begin(), probes.end()), *std::max_element(probes.begin(), probes.end()), rounds);
+  std::printf("read probe, %d threads: median %.1f GB/s, min %.1f, max %.1f (%d rounds)\n", max_threads(),
+              median(probes), *std::min_element(probes.begin(), probes.end()),
+              *std::max_element(probes.begin(), probes.end()), rounds);
   std::printf("| tiles : LUT : hint : side : pages |");
   for (const auto& s : schemes) std::printf(" %s |", s.name);
   std::printf("\n|---|");
@@ -279,6 +308,15 @@ int main(int argc, char** argv) {
         std::printf(" %.1f (%.0f %%) |", median(gbs[v][j]), 100.0 * median(shares[v][j]));
       else
         std::printf(" %.1f (%.0f %%) %.3fx |", median(gbs[v][j]), 100.0 * median(shares[v][j]), median(speed[v][j]));
+    std::printf("\n");
+  }
+  std::printf("\nthe probe read call by call between the kernels' calls (GB/s, median of the rounds), and each "
+              "kernel's share of it (median of the rounds' shares), per setting:\n|");
+  for (std::size_t j = 0; j < schemes.size(); ++j) std::printf(" %s %.1f |", schemes[j].name, median(pair_probe[j]));
+  std::printf("\n");
+  for (std::size_t v = 0; v < settings.size(); ++v) {
+    std::printf("|");
+    for (std::size_t j = 0; j < schemes.size(); ++j) std::printf(" %.0f %% |", 100.0 * median(paired[v][j]));
     std::printf("\n");
   }
   std::printf("\ntime per matrix / %s's (median of the rounds), per setting:\n", schemes[0].name);

@@ -8,7 +8,10 @@
 # 1 = L2; side 1 = scales and zero points prefetched too, the default, 0 = codes only; pages 1 = the
 # weights advised to huge pages, the library's default, 0 = not, for a page-size A/B in one process).
 # GEMV_DRAM_SCHEMES=name,name,... keeps those schemes only (see gemv_dram.cpp). EXTRA_FLAGS adds
-# compiler flags, e.g. EXTRA_FLAGS='-mno-avx512f -mno-avxvnni' for the AVX2 kernels on an AVX-512 machine.
+# compiler flags, e.g. EXTRA_FLAGS='-mno-avx512f -mno-avxvnni' for the AVX2 kernels on an AVX-512 machine,
+# or -DAB_ROWS=8192 -DAB_COLS=4096 for another matrix; AB_THREADS=1 times one thread (default 2).
+# Each scheme's share is printed twice: of the round's 1 GiB probe, and of the same probe read call by
+# call between the kernels' calls (from run 30), the latter the steadier.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -40,5 +43,13 @@ for f in lut_dot.hpp lut_perm.hpp ternary_lut.hpp ternary_perm.hpp int8_tiles.hp
   edit "$work/include/lowbit/kernels/avx512/$f" 's/if constexpr (avx2::side_prefetch)/if (avx2::side_prefetch)/' \
     'if (avx2::side_prefetch)'
 done
+# AB_EDIT_FILE (a header under include/lowbit/) and AB_EDIT (a sed script): one more edit of the copy,
+# for timing experiments that change a kernel (bench/README.md run 30); it must change the file.
+if [ -n "${AB_EDIT:-}" ]; then
+  f="$work/include/lowbit/${AB_EDIT_FILE:?AB_EDIT_FILE names the header AB_EDIT edits}"
+  before=$(md5sum < "$f")
+  sed -i "$AB_EDIT" "$f"
+  [ "$(md5sum < "$f")" != "$before" ] || { echo "prefetch_sweep.sh: AB_EDIT did not change $f" >&2; exit 1; }
+fi
 g++ -std=gnu++20 -O2 -DNDEBUG -march=native ${EXTRA_FLAGS:-} -fopenmp -I "$work/include" "$root/bench/ab/gemv_dram.cpp" -o "$work/gemv_dram"
 "$work/gemv_dram" "$@"
