@@ -14,6 +14,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -44,7 +45,10 @@ const shape shapes[] = {{1, 32, 1},
                         {49, 160, 3},
                         // 16.6 KiB of tables per token: run_lut_tiles takes the 19 tokens in blocks
                         // (12 + 7 at 4 tokens a pass, 14 + 5 at 2), with every remainder step
-                        {21, 4160, 19}};
+                        {21, 4160, 19},
+                        // rows of three column runs on the permute layout (LOWBIT_LUT_RUN_COLS), the
+                        // last short, over 3 tiles, at 4 + 2 tokens
+                        {37, 8392, 6}};
 
 using int2_g64 = int_sym<2, 64>;
 using int2_g32 = int_sym<2, 32>;
@@ -401,34 +405,70 @@ TEST(linear_lut, permute_layout_bit_exact) {
 // bits of its codes' patterns (the padding columns' codes included); rows past the matrix and
 // columns past the padded row zero. Planes in pairs, an odd last one on its own (3 planes: a pair
 // and a lone plane; 1: a lone plane; 4: two pairs), and no other bytes: planes x 64 per block.
+// Rows longer than LOWBIT_LUT_RUN_COLS are stored in column runs, every tile's blocks of a run
+// before the next run's: the blocks' places are counted out here in that order, independently of
+// lut_matrix::block_codes.
 template <class S>
-void permute_layout_reads_back() {
+void permute_layout_reads_back(std::size_t cols) {
   using tr = kernels::lut_traits<S>;
-  const std::size_t rows = 21, cols = 200; // 2 tiles (the second one partial), 7 blocks, a partial one
+  const std::size_t rows = 21; // 2 tiles, the second one partial
   const auto w = random_weights<S>(rows, cols, 29);
   const auto p = kernels::pack_for_lut<lut_layout::permute>(w);
-  ASSERT_EQ(p.blocks(), 7u);
+  ASSERT_EQ(p.blocks(), (cols + 31) / 32);
   const std::size_t block_bytes = tr::planes * 64;
-  ASSERT_EQ(p.tile_codes(1) - p.tile_codes(0), static_cast<std::ptrdiff_t>(p.blocks() * block_bytes));
+  const std::size_t unit = S::gran == granularity::group ? S::block / kernels::lut_block : 1;
+  const std::size_t run = (LOWBIT_LUT_RUN_COLS / kernels::lut_block + unit - 1) / unit * unit;
+  std::vector<std::size_t> place(p.tiles() * p.blocks());
+  std::size_t at = 0;
+  for (std::size_t b0 = 0; b0 < p.blocks(); b0 += run)
+    for (std::size_t t = 0; t < p.tiles(); ++t)
+      for (std::size_t b = b0; b < std::min(p.blocks(), b0 + run); ++b, at += block_bytes)
+        place[t * p.blocks() + b] = at;
+  ASSERT_EQ(p.run_blocks(), p.blocks() > run ? run : 0u);
+  for (std::size_t t = 0; t < p.tiles(); ++t)
+    for (std::size_t b = 0; b < p.blocks(); ++b)
+      ASSERT_EQ(p.block_codes(t, b) - p.tile_codes(0), static_cast<std::ptrdiff_t>(place[t * p.blocks() + b]))
+          << "tile " << t << " block " << b << " cols " << cols;
   std::vector<std::uint8_t> codes(w.padded_cols());
   for (std::size_t row = 0; row < 32; ++row) {
     if (row < rows) unpack_codes(S::layout, S::code_bits, w.row_codes(row), codes);
-    const std::uint8_t* tile = p.tile_codes(row / 16);
-    for (std::size_t b = 0; b < p.blocks(); ++b)
+    for (std::size_t b = 0; b < p.blocks(); ++b) {
+      const std::uint8_t* block = p.tile_codes(0) + place[row / 16 * p.blocks() + b];
       for (std::size_t j = 0; j < kernels::lut_tables_per_block; ++j)
         for (std::size_t i = 0; i < tr::planes; ++i) {
           const bool paired = i < tr::planes / 2 * 2;
-          const std::size_t byte = b * block_bytes + 4 * (row % 16) +
-                                   (paired ? (i / 2 * 2 + j / 4) * 64 + 2 * (j % 2) + i % 2 : i * 64 + j % 4);
-          const unsigned idx = tile[byte] >> (paired ? 4 * (j % 4 / 2) : 4 * (j / 4)) & 15u;
+          const std::size_t byte =
+              4 * (row % 16) + (paired ? (i / 2 * 2 + j / 4) * 64 + 2 * (j % 2) + i % 2 : i * 64 + j % 4);
+          const unsigned idx = block[byte] >> (paired ? 4 * (j % 4 / 2) : 4 * (j / 4)) & 15u;
           unsigned want = 0;
           for (std::size_t l = 0; l < kernels::lut_group; ++l) {
             const std::size_t c = b * kernels::lut_block + j * kernels::lut_group + l;
             if (row < rows && c < w.padded_cols()) want |= (tr::dec.pattern[codes[c]] >> i & 1u) << l;
           }
-          ASSERT_EQ(idx, want) << "row " << row << " block " << b << " group " << j << " plane " << i;
+          ASSERT_EQ(idx, want) << "row " << row << " block " << b << " group " << j << " plane " << i << " cols "
+                               << cols;
         }
+    }
   }
+  // Scales and zero points in the same runs (a run's units of one tile contiguous, tile after tile),
+  // counted out here in that order; their values those of the shuffle layout, which keeps them tile
+  // after tile (rows past the matrix included).
+  const auto sh = kernels::pack_for_lut<lut_layout::shuffle>(w);
+  const std::size_t ru = run / unit;
+  std::size_t at_u = 0;
+  for (std::size_t u0 = 0; u0 < p.units(); u0 += ru)
+    for (std::size_t t = 0; t < p.tiles(); ++t)
+      for (std::size_t u = u0; u < std::min(p.units(), u0 + ru); ++u, at_u += 16) {
+        ASSERT_EQ(p.tile_scales(t, u) - p.tile_scales(0, 0), static_cast<std::ptrdiff_t>(at_u))
+            << "tile " << t << " unit " << u << " cols " << cols;
+        ASSERT_EQ(std::memcmp(p.tile_scales(t, u), sh.tile_scales(t, u), 16 * sizeof(*p.tile_scales(t, u))), 0)
+            << "tile " << t << " unit " << u << " cols " << cols;
+        if constexpr (S::has_zero_point) {
+          ASSERT_EQ(p.tile_zeros(t, u) - p.tile_zeros(0, 0), static_cast<std::ptrdiff_t>(at_u));
+          ASSERT_EQ(std::memcmp(p.tile_zeros(t, u), sh.tile_zeros(t, u), 16), 0) << "tile " << t << " unit " << u;
+        }
+      }
+  ASSERT_EQ(at_u, p.tiles() * p.units() * 16);
 }
 // The shuffle layout likewise: per block, pair of groups gp and plane pair p, 32 bytes (byte 2l + k:
 // plane 2p + k of row lut_row_of_lane(l), group 2gp low nibble, 2gp + 1 high); an odd last plane after
@@ -471,10 +511,14 @@ TEST(lut_layout, shuffle_layout_reads_back_as_the_plane_bits) {
 }
 
 TEST(lut_layout, permute_layout_reads_back_as_the_plane_bits) {
-  permute_layout_reads_back<int3_g128>();
-  permute_layout_reads_back<uint1_g64>();
-  permute_layout_reads_back<int4_g32>();
-  permute_layout_reads_back<int2_g32>();
+  permute_layout_reads_back<int3_g128>(200);
+  permute_layout_reads_back<int3_g128>(8392); // runs of 4096 columns, the last short
+  permute_layout_reads_back<uint1_g64>(200);
+  permute_layout_reads_back<uint1_g64>(8392); // runs of 4096 columns, the last short
+  permute_layout_reads_back<int4_g32>(200);
+  permute_layout_reads_back<int4_g32>(8392); // runs of 4096 columns, the last short
+  permute_layout_reads_back<int2_g32>(200);
+  permute_layout_reads_back<int2_g32>(8392); // runs of 4096 columns, the last short
 }
 
 // The spec against the exact product with the dequantized matrix (double): per row and token at

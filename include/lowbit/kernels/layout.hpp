@@ -356,6 +356,16 @@ inline void store_tile_outputs(std::size_t rows, std::size_t tile, std::size_t t
       y[(t0 + t) * rows + r0 + r] = bias.empty() ? out[t][r] : out[t][r] + bias[r0 + r];
 }
 
+// The inverse of store_tile_outputs without bias: tokens t0 .. t0 + NT - 1 of tile `tile` from y
+// into out, rows past the matrix 0 (the sums so far of a kernel that takes a row in column runs).
+template <std::size_t Rows, std::size_t NT>
+inline void load_tile_outputs(std::size_t rows, std::size_t tile, std::size_t t0, std::span<const float> y,
+                              float (*out)[Rows]) noexcept {
+  const std::size_t r0 = tile * Rows, nr = std::min(Rows, rows - r0);
+  for (std::size_t t = 0; t < NT; ++t)
+    for (std::size_t r = 0; r < Rows; ++r) out[t][r] = r < nr ? y[(t0 + t) * rows + r0 + r] : 0.0f;
+}
+
 // Shared argument checks of the linear entry points (W is rows x cols).
 inline void check_linear_shape(const char* fn, std::size_t rows, std::size_t cols, std::size_t x_size,
                                std::size_t tokens, std::size_t y_size, std::size_t bias_size) {

@@ -43,7 +43,14 @@
 // The last plane of an odd count (INT3, INT1) is not paired with an empty one: after the pairs,
 // 64 bytes per tile and block, byte 4 d + k holding row d's index of group k in its low nibble and
 // of group 4 + k in its high one; so the permute layout too stores planes x 64 bytes per tile and
-// block.
+// block. Rows longer than LOWBIT_LUT_RUN_COLS columns are stored in column runs of that many
+// (whole scale units; the last run shorter): all tiles' blocks of the first run, tile after tile,
+// then all tiles' blocks of the second, and the scales and zero points in the same runs; the
+// drivers take the runs in that order, so that a thread reads its codes and its scales as two
+// streams while a run's tables (16 KiB at 4096 columns) stay in L1 (lut_matrix::block_codes and
+// side_index). From DRAM that took INT2 from 68-76 % of the read bandwidth to 79-89 % (Xeon, K =
+// 8192, 2 threads, bench/README.md run 31); runs whose scales stayed in whole rows, or whose
+// prefetch leads followed the jumps between runs block by block, had gained nothing (run 30).
 // Scales are kept per tile and scale unit, 16 at a time (fp16 as stored where the scheme's scales
 // are fp16, fp32 otherwise); zero points likewise as bytes.
 //
@@ -218,6 +225,13 @@ struct lut_traits {
 // permute for the AVX-512 VBMI + VNNI kernel.
 enum class lut_layout { shuffle, permute };
 
+// Columns per run of the permute layout (see the header comment; rounded up to whole scale units).
+#ifndef LOWBIT_LUT_RUN_COLS
+#define LOWBIT_LUT_RUN_COLS 4096
+#endif
+static_assert(LOWBIT_LUT_RUN_COLS >= 32 && LOWBIT_LUT_RUN_COLS % 32 == 0,
+              "LOWBIT_LUT_RUN_COLS must be a positive multiple of 32");
+
 // Schemes the LUT kernels run on: 2-4-bit codes whose values are affine in their bits (signed and
 // unsigned integers, zero points, mid-rise grids, ternary in either layout), with tensor, row or
 // group scales (groups a multiple of 32).
@@ -247,16 +261,43 @@ public:
   // fp32 scales hold the tensor scale and the multiplier already).
   float scale_multiplier() const noexcept { return traits::half_scales ? tensor_scale_ * mult() : 1.0f; }
 
-  const std::uint8_t* tile_codes(std::size_t t) const noexcept {
-    return codes_.data() + t * blocks() * tile_block_bytes;
+  // Blocks per column run: 0 where the codes are stored tile after tile (the shuffle layout, and
+  // rows of at most one run), else the run length of the permute layout (the header comment).
+  std::size_t run_blocks() const noexcept {
+    if constexpr (L == lut_layout::permute) {
+      const std::size_t unit = S::gran == granularity::group ? S::block / lut_block : 1;
+      const std::size_t rb = (LOWBIT_LUT_RUN_COLS / lut_block + unit - 1) / unit * unit;
+      return blocks() > rb ? rb : 0;
+    } else {
+      return 0;
+    }
   }
+  // The tile_block_bytes of block b of tile t; a run's blocks of one tile are contiguous.
+  const std::uint8_t* block_codes(std::size_t t, std::size_t b) const noexcept {
+    const std::size_t rb = run_blocks();
+    if (rb == 0) return codes_.data() + (t * blocks() + b) * tile_block_bytes;
+    const std::size_t r0 = b / rb * rb, n = std::min(rb, blocks() - r0);
+    return codes_.data() + (r0 * tiles() + t * n + (b - r0)) * tile_block_bytes;
+  }
+  // Tile t's first block (its whole row of blocks where run_blocks() is 0).
+  const std::uint8_t* tile_codes(std::size_t t) const noexcept { return block_codes(t, 0); }
   // 16 scales (rows of tile t) of scale unit u; for fp16 schemes raw fp16 bits, else fp32 with
   // the tensor scale and the int8 table's multiplier folded in.
   const scale_type* tile_scales(std::size_t t, std::size_t u) const noexcept {
-    return scales_.data() + (t * units() + u) * lut_tile_rows;
+    return scales_.data() + side_index(t, u);
   }
   const std::uint8_t* tile_zeros(std::size_t t, std::size_t u) const noexcept {
-    return zeros_.data() + (t * units() + u) * lut_tile_rows;
+    return zeros_.data() + side_index(t, u);
+  }
+  // Where tile t's 16 scales (zero points) of unit u start: tile after tile, or in the runs of the
+  // codes (a run's units of one tile contiguous, tile after tile), so that a thread reading a run
+  // reads its scales as one stream too.
+  std::size_t side_index(std::size_t t, std::size_t u) const noexcept {
+    const std::size_t rb = run_blocks();
+    if (rb == 0) return (t * units() + u) * lut_tile_rows;
+    const std::size_t ru = traits::unit_of_block(rb) == 0 ? 1 : traits::unit_of_block(rb), r0 = u / ru * ru,
+                      n = std::min(ru, units() - r0);
+    return (r0 * tiles() + t * n + (u - r0)) * lut_tile_rows;
   }
   std::size_t storage_bytes() const noexcept {
     return codes_.size() + scales_.size() * sizeof(scale_type) + zeros_.size();
@@ -297,9 +338,10 @@ auto pack_for_lut(const qmatrix<T>& w) {
       if (codes[c] >= tr::valid_codes)
         throw error("pack_for_lut: row " + std::to_string(r) + " column " + std::to_string(c) + " holds code " +
                     std::to_string(codes[c]) + ", which the element does not define");
-    std::uint8_t* dst = m.codes_.data() + tile * blocks * M::tile_block_bytes;
     for (std::size_t b = 0; b < blocks; ++b)
       for (std::size_t j = 0; j < lut_tables_per_block; ++j) {
+        // Block b's bytes (runs of the permute layout: lut_matrix::block_codes).
+        std::uint8_t* dst = m.codes_.data() + (m.block_codes(tile, b) - m.codes_.data());
         const std::size_t gp = j / 2, shift = 4 * (j % 2);
         for (std::size_t i = 0; i < tr::planes; ++i) {
           unsigned idx = 0;
@@ -312,22 +354,21 @@ auto pack_for_lut(const qmatrix<T>& w) {
           const std::size_t p = i / 2, k = i % 2;
           if constexpr (L == lut_layout::permute) {
             if (i < tr::planes / 2 * 2) // a plane pair
-              dst[b * M::tile_block_bytes + (p * 2 + j / 4) * 64 + 4 * rr + 2 * (j % 2) + k] |=
+              dst[(p * 2 + j / 4) * 64 + 4 * rr + 2 * (j % 2) + k] |=
                   static_cast<std::uint8_t>(idx << (4 * (j % 4 / 2)));
             else // the last plane of an odd count, on its own
-              dst[b * M::tile_block_bytes + i * 64 + 4 * rr + j % 4] |= static_cast<std::uint8_t>(idx << (4 * (j / 4)));
+              dst[i * 64 + 4 * rr + j % 4] |= static_cast<std::uint8_t>(idx << (4 * (j / 4)));
           } else if (i < tr::planes / 2 * 2) { // a plane pair
-            dst[b * M::tile_block_bytes + (gp * (tr::planes / 2) + p) * 32 + 2 * lut_lane_of_row(rr) + k] |=
+            dst[(gp * (tr::planes / 2) + p) * 32 + 2 * lut_lane_of_row(rr) + k] |=
                 static_cast<std::uint8_t>(idx << shift);
           } else { // the last plane of an odd count, after the pairs
-            dst[b * M::tile_block_bytes + tr::planes / 2 * 128 + gp * 16 + lut_lane_of_row(rr)] |=
-                static_cast<std::uint8_t>(idx << shift);
+            dst[tr::planes / 2 * 128 + gp * 16 + lut_lane_of_row(rr)] |= static_cast<std::uint8_t>(idx << shift);
           }
         }
       }
     for (std::size_t u = 0; u < units; ++u) {
       const std::size_t su = T::scale_index(r, u * (T::gran == granularity::group ? T::block : 0), w.cols());
-      auto& s = m.scales_[(tile * units + u) * lut_tile_rows + rr];
+      auto& s = m.scales_[m.side_index(tile, u) + rr];
       if constexpr (tr::half_scales)
         s = w.scales()[su];
       else
@@ -337,7 +378,7 @@ auto pack_for_lut(const qmatrix<T>& w) {
         if (z >= (1u << T::code_bits))
           throw error("pack_for_lut: zero point " + std::to_string(z) + " of row " + std::to_string(r) +
                       " is out of range");
-        m.zeros_[(tile * units + u) * lut_tile_rows + rr] = z;
+        m.zeros_[m.side_index(tile, u) + rr] = z;
       }
     }
   }
@@ -461,9 +502,9 @@ void linear_lut(const lut_matrix<S, L>& w, const lut_activations& a, std::span<f
     for (std::size_t tile = tile0; tile < tile1; ++tile)
       for (std::size_t t = 0; t < a.tokens; ++t) {
         float acc[lut_tile_rows] = {};
-        const std::uint8_t* cp = w.tile_codes(tile);
         const std::int8_t* q = a.q_row(t);
         for (std::size_t b = 0; b < blocks; ++b) {
+          const std::uint8_t* cp = w.block_codes(tile, b);
           std::int32_t isum[lut_tile_rows] = {};
           if constexpr (L == lut_layout::permute) {
             for (std::size_t p = 0; p < tr::planes / 2; ++p)

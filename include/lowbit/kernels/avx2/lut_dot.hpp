@@ -190,12 +190,25 @@ void lut_tile(const lut_matrix<S>& w, const lut_activations& a, std::size_t tile
 #define LOWBIT_LUT_TABLE_BUDGET (256 * 1024)
 #endif
 
+// A run of one tile's blocks, for kernels on layouts stored in column runs (the bit-plane permute
+// layout, lut_matrix::run_blocks): blocks [begin, end); acc_in, where not null, the tile's sums so far (the kernel
+// adds the run's blocks to them in the order one pass over the row would, so the sums are the same
+// fp32 values).
+struct tile_run {
+  std::size_t begin = 0, end = 0;
+  const float* acc_in = nullptr;
+};
+
 // The driver of the LUT kernels: row tiles of `Rows` split across threads; per thread, the tokens
 // in blocks whose tables (table_bytes each) fit in LOWBIT_LUT_TABLE_BUDGET, so that they stay in
 // L2 while the block runs over the thread's tiles (at one block, all tokens: the tile's codes are
 // read from DRAM once); per tile and block, NT tokens at a time, then (NT >= 4) NT / 2 at a time,
 // then one by one: tile(nt, tile, t0, out) writes nt x Rows sums (nt a std::integral_constant),
-// then store_tile_outputs. The kernels prefetch a tile's codes on the pass of token 0 only: later
+// then store_tile_outputs. A kernel that takes a tile_run (tile(nt, tile, t0, run, out)) gets the
+// matrix's column runs (w.run_blocks(); 0: one run) in turn, all the thread's tiles' first run,
+// then their second, and so on, each run continuing from the sums kept in y (load_tile_outputs),
+// the bias added after the last: the order in which the permute layout stores them.
+// The kernels prefetch a tile's codes on the pass of token 0 only: later
 // blocks find them in L3 (or, past it, leave them to the hardware prefetchers). Every token's sums
 // are computed the same way in any block, so the results do not depend on the blocking.
 template <std::size_t Rows, std::size_t NT, class Packed, class Tile>
@@ -203,24 +216,40 @@ void run_lut_tiles(const Packed& w, std::size_t tokens, std::size_t table_bytes,
                    std::span<const float> bias, Tile&& tile) {
   const std::size_t fit = table_bytes == 0 ? tokens : LOWBIT_LUT_TABLE_BUDGET / table_bytes;
   const std::size_t block = std::max<std::size_t>(NT, fit / NT * NT);
+  constexpr bool runs = std::is_invocable_v<Tile&, std::integral_constant<std::size_t, 1>, std::size_t, std::size_t,
+                                            const tile_run&, float(*)[Rows]>;
+  std::size_t blocks = 1, rb = 1; // one pass where the kernel takes no runs
+  if constexpr (runs) {
+    blocks = w.blocks();
+    rb = w.run_blocks() != 0 ? w.run_blocks() : blocks;
+  }
   parallel_rows(w.tiles(), w.rows() * w.cols() * tokens, [&](std::size_t begin, std::size_t end) {
     float out[NT][Rows];
     for (std::size_t tb = 0; tb < tokens; tb += block) {
       const std::size_t te = std::min(tokens, tb + block);
-      for (std::size_t i = begin; i < end; ++i) {
-        std::size_t t = tb;
-        for (; t + NT <= te; t += NT) {
-          tile(std::integral_constant<std::size_t, NT>{}, i, t, out);
-          store_tile_outputs<Rows, NT>(w.rows(), i, t, out, y, bias);
-        }
-        if constexpr (NT >= 4)
-          for (; t + NT / 2 <= te; t += NT / 2) {
-            tile(std::integral_constant<std::size_t, NT / 2>{}, i, t, out);
-            store_tile_outputs<Rows, NT / 2>(w.rows(), i, t, out, y, bias);
+      for (std::size_t c0 = 0; c0 < blocks; c0 += rb) {
+        const std::size_t c1 = std::min(blocks, c0 + rb);
+        // nt tokens from t of tile i into out (this run of columns, where the kernel takes runs).
+        auto pass = [&](auto nt, std::size_t i, std::size_t t) {
+          constexpr std::size_t n = decltype(nt)::value;
+          if constexpr (runs) {
+            tile_run run{c0, c1};
+            if (c0 != 0) {
+              load_tile_outputs<Rows, n>(w.rows(), i, t, y, out);
+              run.acc_in = &out[0][0];
+            }
+            tile(nt, i, t, run, out);
+          } else {
+            tile(nt, i, t, out);
           }
-        for (; t < te; ++t) {
-          tile(std::integral_constant<std::size_t, 1>{}, i, t, out);
-          store_tile_outputs<Rows, 1>(w.rows(), i, t, out, y, bias);
+          store_tile_outputs<Rows, n>(w.rows(), i, t, out, y, c1 == blocks ? bias : std::span<const float>{});
+        };
+        for (std::size_t i = begin; i < end; ++i) {
+          std::size_t t = tb;
+          for (; t + NT <= te; t += NT) pass(std::integral_constant<std::size_t, NT>{}, i, t);
+          if constexpr (NT >= 4)
+            for (; t + NT / 2 <= te; t += NT / 2) pass(std::integral_constant<std::size_t, NT / 2>{}, i, t);
+          for (; t < te; ++t) pass(std::integral_constant<std::size_t, 1>{}, i, t);
         }
       }
     }
@@ -234,6 +263,14 @@ void run_lut_tiles(const Packed& w, std::size_t tokens, std::size_t table_bytes,
 // (22 KiB of tables) took 6 us more than the kernel alone, against the build's 2 us (Zen 5, 2
 // threads, bench/README.md run 22). The copies are the same bytes (the builders are deterministic),
 // so the results are those of the shared tables. `tables` (one per thread) is kept by the caller.
+//
+// A kernel that takes a tile_run (tile(tables, tile, run, out)) gets the thread's tiles run by run
+// (w.run_blocks(); 0: whole tiles), all its tiles' first run, then their second, and so on, the
+// sums between runs kept in y: on the permute layout, stored in that order, the thread reads its
+// weights as one stream per run while the run's tables stay in L1. With whole rows, 64 KiB (INT2
+// at K = 8192: the token's 32 KiB of tables and a tile's 32 KiB of codes) pass through L1 between
+// two reads of a table line, more than its 48 KiB on the Xeon of bench/README.md run 31, where runs
+// of 4096 columns took INT2 from 72-77 % of the read bandwidth to 81-82 % (medians of six passes).
 template <std::size_t Rows, class Packed, class Tables, class Build, class Tile>
 void run_lut_token(const Packed& w, std::span<float> y, std::span<const float> bias, std::vector<Tables>& tables,
                    Build&& build, Tile&& tile) {
@@ -243,9 +280,25 @@ void run_lut_token(const Packed& w, std::span<float> y, std::span<const float> b
     Tables& a = tables[static_cast<std::size_t>(thread_index())];
     build(a);
     float out[1][Rows];
-    for (std::size_t i = begin; i < end; ++i) {
-      tile(std::as_const(a), i, out);
-      store_tile_outputs<Rows, 1>(w.rows(), i, 0, out, y, bias);
+    if constexpr (std::is_invocable_v<Tile&, const Tables&, std::size_t, const tile_run&, float(*)[Rows]>) {
+      const std::size_t blocks = w.blocks(), rb = w.run_blocks() == 0 ? blocks : w.run_blocks();
+      for (std::size_t c0 = 0; c0 < blocks; c0 += rb) {
+        const std::size_t c1 = std::min(blocks, c0 + rb);
+        for (std::size_t i = begin; i < end; ++i) {
+          tile_run run{c0, c1};
+          if (c0 != 0) { // the sums so far, kept in y
+            load_tile_outputs<Rows, 1>(w.rows(), i, 0, y, out);
+            run.acc_in = &out[0][0];
+          }
+          tile(std::as_const(a), i, run, out);
+          store_tile_outputs<Rows, 1>(w.rows(), i, 0, out, y, c1 == blocks ? bias : std::span<const float>{});
+        }
+      }
+    } else {
+      for (std::size_t i = begin; i < end; ++i) {
+        tile(std::as_const(a), i, out);
+        store_tile_outputs<Rows, 1>(w.rows(), i, 0, out, y, bias);
+      }
     }
   });
 }

@@ -45,10 +45,11 @@ using lut_perm_matrix = lut_matrix<S, lut_layout::permute>;
 
 namespace detail {
 
-// Tokens t0 .. t0 + NT - 1 of one tile; out receives NT x 16 sums (before bias).
+// Tokens t0 .. t0 + NT - 1 of one tile, over the blocks of `run` (avx2::tile_run: continuing
+// from its sums where it has them); out receives NT x 16 sums (before bias).
 template <lut_scheme S, std::size_t NT>
 void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::size_t tile, std::size_t t0,
-                   float (*out)[lut_tile_rows]) noexcept {
+                   const avx2::tile_run& run, float (*out)[lut_tile_rows]) noexcept {
   using tr = lut_traits<S>;
   constexpr std::size_t P = tr::planes / 2; // plane pairs; an odd last plane follows them on its own
   constexpr bool lone = tr::planes % 2 != 0;
@@ -67,14 +68,19 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
   }
   __m512 acc[NT];
   LOWBIT_UNROLL
-  for (std::size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (std::size_t t = 0; t < NT; ++t)
+    acc[t] = run.acc_in != nullptr ? _mm512_loadu_ps(run.acc_in + t * lut_tile_rows) : _mm512_setzero_ps();
   const std::int8_t* q[NT];
   LOWBIT_UNROLL
   for (std::size_t t = 0; t < NT; ++t) q[t] = a.q_row(t0 + t);
-  const std::uint8_t* cp = w.tile_codes(tile);
-  [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
+  const std::uint8_t* cp = w.block_codes(tile, run.begin); // a run's blocks are contiguous
+  [[maybe_unused]] const bool first = t0 == 0;             // later tokens find the tile's codes in cache
   const std::size_t blocks = w.blocks();
   std::size_t unit = ~std::size_t{0};
+  // The run's scales and zero points: its units of this tile are contiguous (lut_matrix::side_index).
+  const std::size_t u0 = tr::unit_of_block(run.begin);
+  const typename tr::scale_type* const sp = w.tile_scales(tile, u0);
+  [[maybe_unused]] const std::uint8_t* const zp = S::has_zero_point ? w.tile_zeros(tile, u0) : nullptr;
   [[maybe_unused]] const float g = w.scale_multiplier(), kg = tr::k * g;
   [[maybe_unused]] const std::size_t side_bytes = w.units() * lut_tile_rows,
                                      s_ahead = avx2::side_ahead(
@@ -90,8 +96,8 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
   constexpr std::size_t FB = 32; // blocks per chunk
   alignas(64) float sgb[NT][FB];
   [[maybe_unused]] alignas(64) float kxb[NT][FB];
-  for (std::size_t b0 = 0; b0 < blocks; b0 += FB) {
-    const std::size_t b1 = std::min(blocks, b0 + FB);
+  for (std::size_t b0 = run.begin; b0 < run.end; b0 += FB) {
+    const std::size_t b1 = std::min(run.end, b0 + FB);
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t)
       for (std::size_t i = 0; i < b1 - b0; i += 16) {
@@ -110,6 +116,9 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
       __m512i isum[NT][2];
       LOWBIT_UNROLL
       for (std::size_t t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
+      // The lead runs on in memory: within a run a thread's tiles follow one another, and past its
+      // last tile it reaches the next thread's (a few KiB, once per run and thread). Following the
+      // jumps between runs block by block put scalar work into every block (bench/README.md run 31).
       if constexpr (avx2::lut_prefetch != 0)
         if (first) avx2::prefetch_l2<TB>(cp, avx2::lut_prefetch);
       LOWBIT_UNROLL
@@ -141,15 +150,15 @@ void lut_perm_tile(const lut_perm_matrix<S>& w, const lut_activations& a, std::s
         unit = u;
         if constexpr (avx2::side_prefetch)
           if (first && avx2::lut_prefetch != 0) {
-            avx2::prefetch_l2<64>(w.tile_scales(tile, u), s_ahead);
-            if constexpr (S::has_zero_point) avx2::prefetch_l2<64>(w.tile_zeros(tile, u), z_ahead);
+            avx2::prefetch_l2<64>(sp + (u - u0) * lut_tile_rows, s_ahead);
+            if constexpr (S::has_zero_point) avx2::prefetch_l2<64>(zp + (u - u0) * lut_tile_rows, z_ahead);
           }
         if constexpr (tr::half_scales)
-          ws = cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.tile_scales(tile, u))));
+          ws = cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + (u - u0) * lut_tile_rows)));
         else
-          ws = _mm512_loadu_ps(w.tile_scales(tile, u));
+          ws = _mm512_loadu_ps(sp + (u - u0) * lut_tile_rows);
         if constexpr (S::has_zero_point) {
-          const __m128i z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.tile_zeros(tile, u)));
+          const __m128i z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(zp + (u - u0) * lut_tile_rows));
           kz = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(tr::k), cvt_ps(cvtepu8_epi32(z))), _mm512_set1_ps(g));
         }
       }
@@ -181,19 +190,22 @@ void linear_lut(const lut_perm_matrix<S>& w, const lut_activations& a, std::span
                 std::span<const float> bias) {
   check_lut_call("avx512::linear_lut", w, a, y.size(), bias.size());
   avx2::run_lut_tiles<lut_tile_rows, lut_perm_tokens>(
-      w, a.tokens, a.row_entries(), y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
-        detail::lut_perm_tile<S, decltype(nt)::value>(w, a, tile, t, out);
+      w, a.tokens, a.row_entries(), y, bias,
+      [&](auto nt, std::size_t tile, std::size_t t, const avx2::tile_run& run, auto* out) {
+        detail::lut_perm_tile<S, decltype(nt)::value>(w, a, tile, t, run, out);
       });
 }
 
 // One token on the permute layout, each thread building its own copy of the tables
-// (avx2::run_lut_token) with the AVX-512 table builder.
+// (avx2::run_lut_token) with the AVX-512 table builder; long rows run by run (lut_matrix::run_blocks),
+// all tiles' first run, then their second, so that a run's tables stay in L1.
 template <lut_scheme S, activation_type T>
 void linear_lut_token(const lut_perm_matrix<S>& w, std::span<const T> x, std::span<float> y,
                       std::span<const float> bias, std::vector<lut_activations>& tables) {
-  avx2::detail::lut_token(
-      w, x, y, bias, tables, build_lut_table_row<T>,
-      [&](const lut_activations& a, std::size_t tile, auto* out) { detail::lut_perm_tile<S, 1>(w, a, tile, 0, out); });
+  avx2::detail::lut_token(w, x, y, bias, tables, build_lut_table_row<T>,
+                          [&](const lut_activations& a, std::size_t tile, const avx2::tile_run& run, auto* out) {
+                            detail::lut_perm_tile<S, 1>(w, a, tile, 0, run, out);
+                          });
 }
 
 } // namespace lowbit::kernels::avx512
