@@ -133,8 +133,8 @@ template <class S, class Tables, class Pack, class Reference, class Token>
 void expect_one_token_bit_exact(std::uint32_t seed, Pack&& pack, Reference&& reference,
                                 [[maybe_unused]] Token&& token) {
   lowbit::linear_workspace ws;
-  // 77 x 8576: rows that the bit-plane permute layout stores in column runs (lut_matrix::run_blocks),
-  // the last run short, over 5 tiles split unevenly between threads.
+  // 77 x 8576: rows that the permute layouts store in column runs (lut_matrix::run_blocks: 3 runs;
+  // ternary_lut_matrix::run_blocks: 9), the last run short, over the tiles split unevenly between threads.
   const shape shapes[] = {{517, 4096, 1}, {300, 1000, 1}, {1000, 100, 1}, {65, 1057, 1}, {129, 700, 1}, {77, 8576, 1}};
   for (const shape& s : shapes) {
     const auto w = random_weights<S>(s.rows, s.cols, seed);

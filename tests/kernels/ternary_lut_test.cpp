@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -42,8 +43,21 @@ static_assert(!kernels::ternary_lut_scheme<ternary_scheme<granularity::group, 64
 // Rows below, at and past one or two tiles of 32; K not a multiple of 3 or of 96 (partial triads
 // and blocks); 1-9 tokens; and 19 tokens whose tables (13 KiB each at K = 4160) run_lut_tiles
 // takes in blocks (16 + 3 at 4 tokens a pass, 18 + 1 at 2).
-const shape shapes[] = {{1, 3, 1}, {5, 64, 2},   {32, 96, 3},   {33, 160, 5}, {64, 200, 4},  {70, 385, 9},
-                        {3, 1, 1}, {31, 256, 7}, {40, 1024, 6}, {7, 4160, 2}, {40, 4160, 19}};
+const shape shapes[] = {{1, 3, 1},
+                        {5, 64, 2},
+                        {32, 96, 3},
+                        {33, 160, 5},
+                        {64, 200, 4},
+                        {70, 385, 9},
+                        {3, 1, 1},
+                        {31, 256, 7},
+                        {40, 1024, 6},
+                        {7, 4160, 2},
+                        {40, 4160, 19},
+                        // rows in column runs on the permute layout (LOWBIT_TERNARY_RUN_COLS = 1024:
+                        // 89 blocks in 8 runs of 11 and one of 1; at groups of 192, 7 of 12 and one
+                        // of 5), over 2 tiles, at 4 + 2 tokens (4160: 4 runs of 11; 3 of 12 and 8)
+                        {37, 8500, 6}};
 
 using kernels::ternary_lut_layout;
 
@@ -403,7 +417,12 @@ void layout_reads_back() {
     if (row < rows) unpack_codes(S::layout, S::code_bits, w.row_codes(row), codes);
     const std::size_t t = row / 32;
     for (std::size_t j = 0; j < tw.blocks() * kernels::ternary_block_triads; ++j) {
-      const auto [idx, sign] = stored_triad<L>(tw.tile_codes(t), row % 32, j);
+      // Blocks tile after tile here (the permute layout's runs: permute_runs_read_back).
+      if (tw.run_blocks() == 0) {
+        ASSERT_EQ(tw.block_codes(t, j / 32) - tw.tile_codes(0),
+                  static_cast<std::ptrdiff_t>((t * tw.blocks() + j / 32) * kernels::ternary_block_bytes));
+      }
+      const auto [idx, sign] = stored_triad<L>(tw.block_codes(t, j / 32), row % 32, j % 32);
       for (std::size_t l = 0; l < 3; ++l) {
         const std::size_t c = 3 * j + l;
         const int want = row < rows && c < cols ? static_cast<int>(codes[c]) - 1 : 0;
@@ -420,6 +439,68 @@ void layout_reads_back() {
 
 TEST(ternary_lut, layout_reads_back_as_the_codes) { layout_reads_back<ternary_lut_layout::shuffle>(); }
 TEST(ternary_lut, permute_layout_reads_back_as_the_codes) { layout_reads_back<ternary_lut_layout::permute>(); }
+
+// The permute layout's column runs: rows longer than LOWBIT_TERNARY_RUN_COLS are stored run by
+// run, every tile's blocks of a run before the next run's, and the scales likewise (a run's units
+// of one tile contiguous, tile after tile). The places are counted out here in that order,
+// independently of ternary_lut_matrix::block_codes and tile_scales; each block read back as the
+// row's codes, each scale as the shuffle layout's (which keeps them tile after tile).
+template <class S>
+void permute_runs_read_back(std::size_t cols) {
+  const std::size_t rows = 45; // 2 tiles, the second one partial
+  const auto w = random_weights<S>(rows, cols, 152);
+  const auto tp = kernels::pack_for_ternary_lut<ternary_lut_layout::permute>(w);
+  const auto ts = kernels::pack_for_ternary_lut<ternary_lut_layout::shuffle>(w);
+  const std::size_t blocks = (cols + 95) / 96, unit = S::gran == granularity::group ? S::block / 96 : 1;
+  const std::size_t run = (LOWBIT_TERNARY_RUN_COLS + 96 * unit - 1) / (96 * unit) * unit;
+  ASSERT_EQ(tp.blocks(), blocks);
+  ASSERT_EQ(tp.run_blocks(), blocks > run ? run : 0u) << cols;
+  ASSERT_EQ(ts.run_blocks(), 0u);
+  std::vector<std::size_t> place(2 * blocks);
+  std::size_t at = 0;
+  for (std::size_t b0 = 0; b0 < blocks; b0 += run)
+    for (std::size_t t = 0; t < 2; ++t)
+      for (std::size_t b = b0; b < std::min(blocks, b0 + run); ++b, at += kernels::ternary_block_bytes)
+        place[t * blocks + b] = at;
+  ASSERT_EQ(at, tp.storage_bytes() - 2 * tp.units() * 32 * sizeof(float));
+  for (std::size_t t = 0; t < 2; ++t)
+    for (std::size_t b = 0; b < blocks; ++b)
+      ASSERT_EQ(tp.block_codes(t, b) - tp.tile_codes(0), static_cast<std::ptrdiff_t>(place[t * blocks + b]))
+          << "tile " << t << " block " << b << " cols " << cols;
+  std::vector<std::uint8_t> codes(w.padded_cols());
+  for (std::size_t row = 0; row < 64; ++row) {
+    if (row < rows) unpack_codes(S::layout, S::code_bits, w.row_codes(row), codes);
+    for (std::size_t j = 0; j < blocks * kernels::ternary_block_triads; ++j) {
+      const std::uint8_t* blk = tp.tile_codes(0) + place[row / 32 * blocks + j / 32];
+      const auto [idx, sign] = stored_triad<ternary_lut_layout::permute>(blk, row % 32, j % 32);
+      for (std::size_t l = 0; l < 3; ++l) {
+        const std::size_t c = 3 * j + l;
+        const int want = row < rows && c < cols ? static_cast<int>(codes[c]) - 1 : 0;
+        ASSERT_EQ((sign ? -1 : 1) * kernels::ternary_entry_weight(idx, l), want)
+            << "row " << row << " triad " << j << " weight " << l << " cols " << cols;
+      }
+    }
+  }
+  const std::size_t ru = run / unit;
+  std::size_t at_u = 0;
+  for (std::size_t u0 = 0; u0 < tp.units(); u0 += ru)
+    for (std::size_t t = 0; t < 2; ++t)
+      for (std::size_t u = u0; u < std::min(tp.units(), u0 + ru); ++u, at_u += 32) {
+        ASSERT_EQ(tp.tile_scales(t, u) - tp.tile_scales(0, 0), static_cast<std::ptrdiff_t>(at_u))
+            << "tile " << t << " unit " << u << " cols " << cols;
+        ASSERT_EQ(std::memcmp(tp.tile_scales(t, u), ts.tile_scales(t, u), 32 * sizeof(float)), 0)
+            << "tile " << t << " unit " << u << " cols " << cols;
+      }
+  ASSERT_EQ(at_u, 2 * tp.units() * 32);
+}
+
+TEST(ternary_lut, permute_layout_column_runs_read_back) {
+  for (const std::size_t cols : {200, 1056, 1100, 4160, 8500, 12400}) {
+    permute_runs_read_back<ternary_absmean_base3>(cols);
+    permute_runs_read_back<ternary_g192>(cols);
+    permute_runs_read_back<ternary_b3_g96>(cols);
+  }
+}
 
 TEST(ternary_lut, half_and_bfloat16_activations_match_their_float_widening) {
   const auto w = random_weights<ternary_absmean>(13, 130, 150);

@@ -366,6 +366,17 @@ inline void load_tile_outputs(std::size_t rows, std::size_t tile, std::size_t t0
     for (std::size_t r = 0; r < Rows; ++r) out[t][r] = r < nr ? y[(t0 + t) * rows + r0 + r] : 0.0f;
 }
 
+// The place (in items) of item i (a block of codes, or a scale unit's row of scales) of tile t of
+// `tiles` tiles of `items` items each, in a layout stored in column runs of `run` items: every tile's
+// items of a run, tile after tile, before the next run's; the last run shorter. run 0 (or one run
+// covering the row): tile after tile.
+constexpr std::size_t run_place(std::size_t t, std::size_t i, std::size_t items, std::size_t tiles,
+                                std::size_t run) noexcept {
+  if (run == 0) return t * items + i;
+  const std::size_t r0 = i / run * run, n = std::min(run, items - r0);
+  return r0 * tiles + t * n + (i - r0);
+}
+
 // Shared argument checks of the linear entry points (W is rows x cols).
 inline void check_linear_shape(const char* fn, std::size_t rows, std::size_t cols, std::size_t x_size,
                                std::size_t tokens, std::size_t y_size, std::size_t bias_size) {

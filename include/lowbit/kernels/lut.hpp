@@ -274,10 +274,7 @@ public:
   }
   // The tile_block_bytes of block b of tile t; a run's blocks of one tile are contiguous.
   const std::uint8_t* block_codes(std::size_t t, std::size_t b) const noexcept {
-    const std::size_t rb = run_blocks();
-    if (rb == 0) return codes_.data() + (t * blocks() + b) * tile_block_bytes;
-    const std::size_t r0 = b / rb * rb, n = std::min(rb, blocks() - r0);
-    return codes_.data() + (r0 * tiles() + t * n + (b - r0)) * tile_block_bytes;
+    return codes_.data() + run_place(t, b, blocks(), tiles(), run_blocks()) * tile_block_bytes;
   }
   // Tile t's first block (its whole row of blocks where run_blocks() is 0).
   const std::uint8_t* tile_codes(std::size_t t) const noexcept { return block_codes(t, 0); }
@@ -293,11 +290,8 @@ public:
   // codes (a run's units of one tile contiguous, tile after tile), so that a thread reading a run
   // reads its scales as one stream too.
   std::size_t side_index(std::size_t t, std::size_t u) const noexcept {
-    const std::size_t rb = run_blocks();
-    if (rb == 0) return (t * units() + u) * lut_tile_rows;
-    const std::size_t ru = traits::unit_of_block(rb) == 0 ? 1 : traits::unit_of_block(rb), r0 = u / ru * ru,
-                      n = std::min(ru, units() - r0);
-    return (r0 * tiles() + t * n + (u - r0)) * lut_tile_rows;
+    const std::size_t rb = run_blocks(), ru = rb == 0 ? 0 : std::max<std::size_t>(1, traits::unit_of_block(rb));
+    return run_place(t, u, units(), tiles(), ru) * lut_tile_rows;
   }
   std::size_t storage_bytes() const noexcept {
     return codes_.size() + scales_.size() * sizeof(scale_type) + zeros_.size();
@@ -338,10 +332,10 @@ auto pack_for_lut(const qmatrix<T>& w) {
       if (codes[c] >= tr::valid_codes)
         throw error("pack_for_lut: row " + std::to_string(r) + " column " + std::to_string(c) + " holds code " +
                     std::to_string(codes[c]) + ", which the element does not define");
-    for (std::size_t b = 0; b < blocks; ++b)
+    for (std::size_t b = 0; b < blocks; ++b) {
+      // Block b's bytes (runs of the permute layout: lut_matrix::block_codes).
+      std::uint8_t* dst = m.codes_.data() + (m.block_codes(tile, b) - m.codes_.data());
       for (std::size_t j = 0; j < lut_tables_per_block; ++j) {
-        // Block b's bytes (runs of the permute layout: lut_matrix::block_codes).
-        std::uint8_t* dst = m.codes_.data() + (m.block_codes(tile, b) - m.codes_.data());
         const std::size_t gp = j / 2, shift = 4 * (j % 2);
         for (std::size_t i = 0; i < tr::planes; ++i) {
           unsigned idx = 0;
@@ -366,6 +360,7 @@ auto pack_for_lut(const qmatrix<T>& w) {
           }
         }
       }
+    }
     for (std::size_t u = 0; u < units; ++u) {
       const std::size_t su = T::scale_index(r, u * (T::gran == granularity::group ? T::block : 0), w.cols());
       auto& s = m.scales_[m.side_index(tile, u) + rr];

@@ -42,7 +42,13 @@
 // into index | k << 4 selects, by one byte permute (vpermb) of the quad's four tables
 // [T_c0 .. T_c0+3], row d's entry of triad c0 + k; a masked negation by the sign word and a
 // vpdpbusd with ones then add each row's four into an int32 lane. No unpack, no int16 step; the
-// sums are the same integers.
+// sums are the same integers. As the bit-plane permute layout (kernels/lut.hpp), rows longer than
+// LOWBIT_TERNARY_RUN_COLS columns are stored in column runs of that many (rounded up to whole blocks
+// and scale units; the last run shorter): every tile's blocks of the first run, tile after tile, then
+// the next run's, and the scales in the same runs (ternary_lut_matrix::block_codes and tile_scales).
+// The one-token driver takes a thread's tiles run by run (avx2::run_lut_token), so its codes and
+// scales are two plain streams while a run's tables stay in L1; with several tokens the kernel takes
+// whole rows, following the runs (kernels/avx512/ternary_perm.hpp).
 //
 // Arithmetic, per block b, row r and token t, in this order (the kernels are bit-exact against
 // reference::linear_ternary_lut, which writes it out from the qmatrix itself):
@@ -80,6 +86,18 @@ inline constexpr std::size_t ternary_block_bytes = ternary_block_triads / 8 * te
 // The byte layout of a ternary_lut_matrix (the header comment): shuffle for the AVX2 and AVX-512 BW
 // kernels, permute for the AVX-512 VBMI + VNNI kernel.
 enum class ternary_lut_layout { shuffle, permute };
+
+// Columns per run of the permute layout (see the header comment; rounded up to whole blocks of 96
+// columns and whole scale units: 11 blocks, 5.5 KiB of a token's tables and 7 KiB of a tile's codes).
+// From DRAM at K = 8192 (2 threads, Xeon, bench/README.md run 32) runs of 1024 columns streamed at
+// 72-81 % of the read bandwidth (median 78), 1536 at 74-79 %, 2048-4096 at 70-77 %, whole rows at
+// 68-76 % (median 70.5): a shorter run than the bit-plane layout's 4096, whose blocks carry 4096
+// columns in 16 KiB of tables and 16 KiB of INT2 codes; here 4096 columns are 22 KiB of tables and
+// 27.5 KiB of codes, more than the 48 KiB L1 holds between two reads of a table line.
+#ifndef LOWBIT_TERNARY_RUN_COLS
+#define LOWBIT_TERNARY_RUN_COLS 1024
+#endif
+static_assert(LOWBIT_TERNARY_RUN_COLS >= 96, "LOWBIT_TERNARY_RUN_COLS must be at least one block (96)");
 
 // Schemes the base-3 LUT kernels run on: ternary codes in either layout (2-bit or base 3), no zero
 // points, tensor or row scales, or group scales whose groups are a multiple of 96 columns (so that
@@ -126,12 +144,29 @@ public:
   static constexpr std::size_t unit_of_block(std::size_t b) noexcept {
     return S::gran == granularity::group ? b * ternary_block_cols / S::block : 0;
   }
-  const std::uint8_t* tile_codes(std::size_t t) const noexcept {
-    return codes_.data() + t * blocks_ * ternary_block_bytes;
+  // Blocks per column run: 0 where the codes are stored tile after tile (the shuffle layout, and
+  // rows of at most one run), else the run length of the permute layout (the header comment).
+  std::size_t run_blocks() const noexcept {
+    if constexpr (L == ternary_lut_layout::permute) {
+      const std::size_t unit = S::gran == granularity::group ? S::block / ternary_block_cols : 1;
+      const std::size_t rb =
+          (LOWBIT_TERNARY_RUN_COLS + unit * ternary_block_cols - 1) / (unit * ternary_block_cols) * unit;
+      return blocks_ > rb ? rb : 0;
+    } else {
+      return 0;
+    }
   }
-  // The 32 rows' scales of unit u of tile t, bit for bit as scale_reader gives them.
+  // The ternary_block_bytes of block b of tile t; a run's blocks of one tile are contiguous.
+  const std::uint8_t* block_codes(std::size_t t, std::size_t b) const noexcept {
+    return codes_.data() + run_place(t, b, blocks_, tiles(), run_blocks()) * ternary_block_bytes;
+  }
+  // Tile t's first block (its whole row of blocks where run_blocks() is 0).
+  const std::uint8_t* tile_codes(std::size_t t) const noexcept { return block_codes(t, 0); }
+  // The 32 rows' scales of unit u of tile t, bit for bit as scale_reader gives them: tile after
+  // tile, or in the runs of the codes (a run's units of one tile contiguous, tile after tile).
   const float* tile_scales(std::size_t t, std::size_t u) const noexcept {
-    return scales_.data() + (t * units_ + u) * ternary_tile_rows;
+    const std::size_t rb = run_blocks(), ru = rb == 0 ? 0 : std::max<std::size_t>(1, unit_of_block(rb));
+    return scales_.data() + run_place(t, u, units_, tiles(), ru) * ternary_tile_rows;
   }
   std::size_t storage_bytes() const noexcept { return codes_.size() + scales_.size() * sizeof(float); }
 
@@ -161,14 +196,15 @@ auto pack_for_ternary_lut(const qmatrix<T>& w) {
   m.scales_.assign(tiles * m.units_ * ternary_tile_rows, 0.0f);
   const scale_reader<T> sr(w);
   std::vector<std::uint8_t> codes(pc);
-  // Every triad starts as index 13 (all zero), sign 0; rows past N keep it.
-  for (std::size_t tile = 0; tile < tiles; ++tile)
-    for (std::size_t p = 0; p < m.blocks_ * ternary_block_triads / 8; ++p) {
-      if constexpr (L == ternary_lut_layout::shuffle)
-        std::fill_n(m.codes_.data() + tile * tile_bytes + p * ternary_pair_bytes + 32, 128, std::uint8_t{0xDD});
-      else if (p % 4 == 0) // one block per 4 pairs: its 512 index bytes, then the signs
-        std::fill_n(m.codes_.data() + tile * tile_bytes + p / 4 * ternary_block_bytes, 512, std::uint8_t{0xDD});
-    }
+  // Every triad starts as index 13 (all zero), sign 0; rows past N keep it. (Whatever the order of
+  // the blocks, every block's bytes are alike: per pair its signs, then indices; per block of the
+  // permute layout its 512 index bytes, then the signs.)
+  for (std::size_t p = 0; p < tiles * m.blocks_ * ternary_block_triads / 8; ++p) {
+    if constexpr (L == ternary_lut_layout::shuffle)
+      std::fill_n(m.codes_.data() + p * ternary_pair_bytes + 32, 128, std::uint8_t{0xDD});
+    else if (p % 4 == 0)
+      std::fill_n(m.codes_.data() + p / 4 * ternary_block_bytes, 512, std::uint8_t{0xDD});
+  }
   for (std::size_t r = 0; r < w.rows(); ++r) {
     unpack_codes(T::layout, T::code_bits, w.row_codes(r), codes);
     for (std::size_t c = 0; c < cols; ++c)
@@ -183,7 +219,7 @@ auto pack_for_ternary_lut(const qmatrix<T>& w) {
       const unsigned v = ternary_triad(c[0], c[1], c[2]);
       if constexpr (L == ternary_lut_layout::permute) {
         const std::size_t quad = j % ternary_block_triads / 4, i = 4 * (r % 16) + j % 4;
-        std::uint8_t* blk = dst + j / ternary_block_triads * ternary_block_bytes;
+        std::uint8_t* blk = m.codes_.data() + (m.block_codes(tile, j / ternary_block_triads) - m.codes_.data());
         std::uint8_t& idx = blk[64 * quad + i];
         idx = static_cast<std::uint8_t>((idx & ~(15u << (4 * h))) | (v & 15u) << (4 * h));
         blk[512 + 16 * quad + 8 * h + i / 8] |= static_cast<std::uint8_t>((v >> 4) << (i % 8));
@@ -197,7 +233,7 @@ auto pack_for_ternary_lut(const qmatrix<T>& w) {
       pp[i] |= static_cast<std::uint8_t>((v >> 4) << (7 - (4 * qq + 2 * h + s)));
     }
     for (std::size_t u = 0; u < m.units_; ++u)
-      m.scales_[(tile * m.units_ + u) * ternary_tile_rows + r % ternary_tile_rows] =
+      m.scales_[(m.tile_scales(tile, u) - m.scales_.data()) + r % ternary_tile_rows] =
           sr(T::scale_index(r, T::gran == granularity::group ? u * T::block : 0, cols));
   }
   return m;
@@ -340,7 +376,7 @@ void linear_ternary_lut(const ternary_lut_matrix<S, ternary_lut_layout::permute>
         float acc[ternary_tile_rows] = {};
         const std::int8_t* q = a.q_row(t);
         for (std::size_t b = 0; b < w.blocks(); ++b) {
-          const std::uint8_t* blk = w.tile_codes(tile) + b * ternary_block_bytes;
+          const std::uint8_t* blk = w.block_codes(tile, b);
           const std::size_t u = w.unit_of_block(b);
           for (std::size_t r = 0; r < ternary_tile_rows; ++r) {
             std::int32_t isum = 0;

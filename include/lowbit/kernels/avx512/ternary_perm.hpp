@@ -52,25 +52,42 @@ LOWBIT_ALWAYS_INLINE inline __mmask64 load_mask64(const std::uint8_t* p) noexcep
   return _cvtu64_mask64(m);
 }
 
-// Tokens t0 .. t0 + NT - 1 of one tile; out receives NT x 32 sums (before bias).
+// Tokens t0 .. t0 + NT - 1 of one tile's run of blocks (avx2::tile_run); out receives NT x 32 sums
+// (before bias), continuing from run.acc_in where it is not null.
 template <ternary_lut_scheme S, std::size_t NT>
 void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activations& a, std::size_t tile, std::size_t t0,
-                       float (*out)[ternary_tile_rows]) noexcept {
+                       const avx2::tile_run& run, float (*out)[ternary_tile_rows]) noexcept {
   const __m512i nib = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
   const __m512i sel = _mm512_set1_epi32(0x30201000); // byte 4 d + k reads table k of the quad
   __m512 acc[NT][2];
   LOWBIT_UNROLL
-  for (std::size_t t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (std::size_t t = 0; t < NT; ++t)
+    for (std::size_t i = 0; i < 2; ++i)
+      acc[t][i] =
+          run.acc_in != nullptr ? _mm512_loadu_ps(run.acc_in + t * ternary_tile_rows + 16 * i) : _mm512_setzero_ps();
   const std::int8_t* q[NT];
   LOWBIT_UNROLL
   for (std::size_t t = 0; t < NT; ++t) q[t] = a.q_row(t0 + t);
-  const std::uint8_t* cp = w.tile_codes(tile);
-  [[maybe_unused]] const bool first = t0 == 0; // later tokens find the tile's codes in cache
+  const std::uint8_t* cp = w.block_codes(tile, run.begin); // a run's blocks are contiguous
+  [[maybe_unused]] const bool first = t0 == 0;             // later tokens find the tile's codes in cache
   std::size_t unit = ~std::size_t{0};
+  // The run's scales: its units of this tile are contiguous (ternary_lut_matrix::tile_scales).
+  std::size_t u0 = w.unit_of_block(run.begin);
+  const float* sp = w.tile_scales(tile, u0);
+  // Blocks [begin, end) may span several of the layout's runs (the multi-token entry passes whole
+  // rows): at each run's first block the codes and scales continue at that run's place.
+  const std::size_t rb = w.run_blocks();
+  std::size_t next_run = rb == 0 ? run.end : (run.begin / rb + 1) * rb;
   [[maybe_unused]] const std::size_t s_ahead = avx2::side_ahead(
       avx2::lut_prefetch, w.units() * ternary_tile_rows * sizeof(float), w.blocks() * ternary_block_bytes);
   __m512 ws[2] = {};
-  for (std::size_t b = 0; b < w.blocks(); ++b, cp += ternary_block_bytes) {
+  for (std::size_t b = run.begin; b < run.end; ++b, cp += ternary_block_bytes) {
+    if (b == next_run) {
+      next_run += rb;
+      cp = w.block_codes(tile, b);
+      u0 = w.unit_of_block(b);
+      sp = w.tile_scales(tile, u0);
+    }
     // Rows 0-15 and 16-31, one int32 lane each; with up to 2 tokens two sums per half (even and odd
     // quads), so that fewer vpdpbusd wait on the one before (added at the end of the block, exact).
     constexpr std::size_t C = NT <= 2 ? 2 : 1;
@@ -101,9 +118,9 @@ void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activation
       unit = u;
       if constexpr (avx2::side_prefetch)
         if (first && avx2::lut_prefetch != 0)
-          avx2::prefetch_l2<ternary_tile_rows * sizeof(float)>(w.tile_scales(tile, u), s_ahead);
-      ws[0] = _mm512_loadu_ps(w.tile_scales(tile, u));
-      ws[1] = _mm512_loadu_ps(w.tile_scales(tile, u) + 16);
+          avx2::prefetch_l2<ternary_tile_rows * sizeof(float)>(sp + (u - u0) * ternary_tile_rows, s_ahead);
+      ws[0] = _mm512_loadu_ps(sp + (u - u0) * ternary_tile_rows);
+      ws[1] = _mm512_loadu_ps(sp + (u - u0) * ternary_tile_rows + 16);
     }
     LOWBIT_UNROLL
     for (std::size_t t = 0; t < NT; ++t) {
@@ -126,26 +143,30 @@ void ternary_perm_tile(const ternary_perm_matrix<S>& w, const ternary_activation
 } // namespace detail
 
 // Y = X * W^T (+ bias) on the permute layout and tables built by build_ternary_tables (either
-// builder); tiles split across threads. Bit-identical to the shuffle layout's kernels.
+// builder); tiles split across threads. Bit-identical to the shuffle layout's kernels. Each pass
+// takes a tile's whole row, the kernel following the layout's column runs: with several tokens
+// the kernel computes more than it streams, and taking every thread's tiles run by run (the sums
+// through Y between runs of 11 blocks) took 1.24-1.55x the time in L3 at N = 2-128 (4096 x 4096,
+// Xeon, bench/README.md run 32), where whole rows on the same layout took the time of whole rows.
 template <ternary_lut_scheme S>
 void linear_ternary_lut(const ternary_perm_matrix<S>& w, const ternary_activations& a, std::span<float> y,
                         std::span<const float> bias) {
   check_lut_call("avx512::linear_ternary_lut", w, a, y.size(), bias.size());
   avx2::run_lut_tiles<ternary_tile_rows, ternary_perm_tokens>(
       w, a.tokens, a.row_entries(), y, bias, [&](auto nt, std::size_t tile, std::size_t t, auto* out) {
-        detail::ternary_perm_tile<S, decltype(nt)::value>(w, a, tile, t, out);
+        detail::ternary_perm_tile<S, decltype(nt)::value>(w, a, tile, t, avx2::tile_run{0, w.blocks()}, out);
       });
 }
 
 // One token on the permute layout, each thread building its own copy of the tables
-// (avx2::run_lut_token) with the AVX-512 table builder.
+// (avx2::run_lut_token) with the AVX-512 table builder; a thread's tiles run by run, so that from
+// DRAM its codes and scales are one stream per run while the run's tables stay in L1.
 template <ternary_lut_scheme S, activation_type T>
 void linear_ternary_lut_token(const ternary_perm_matrix<S>& w, std::span<const T> x, std::span<float> y,
                               std::span<const float> bias, std::vector<ternary_activations>& tables) {
   avx2::detail::ternary_token(w, x, y, bias, tables, build_ternary_table_row<T>,
-                              [&](const ternary_activations& a, std::size_t tile, auto* out) {
-                                detail::ternary_perm_tile<S, 1>(w, a, tile, 0, out);
-                              });
+                              [&](const ternary_activations& a, std::size_t tile, const avx2::tile_run& run,
+                                  auto* out) { detail::ternary_perm_tile<S, 1>(w, a, tile, 0, run, out); });
 }
 
 } // namespace lowbit::kernels::avx512
