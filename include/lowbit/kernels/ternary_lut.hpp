@@ -213,13 +213,15 @@ auto pack_for_ternary_lut(const qmatrix<T>& w) {
                     std::to_string(codes[c]) + ", which the element does not define");
     const std::size_t tile = r / ternary_tile_rows, h = r % ternary_tile_rows / 16, rr = r % 16;
     std::uint8_t* dst = m.codes_.data() + tile * tile_bytes;
+    std::uint8_t* blk = dst; // the permute layout's current block (its place found once per block)
     for (std::size_t j = 0; j < m.blocks_ * ternary_block_triads; ++j) {
       unsigned c[3];
       for (std::size_t l = 0; l < 3; ++l) c[l] = 3 * j + l < cols ? codes[3 * j + l] : 1u;
       const unsigned v = ternary_triad(c[0], c[1], c[2]);
       if constexpr (L == ternary_lut_layout::permute) {
         const std::size_t quad = j % ternary_block_triads / 4, i = 4 * (r % 16) + j % 4;
-        std::uint8_t* blk = m.codes_.data() + (m.block_codes(tile, j / ternary_block_triads) - m.codes_.data());
+        if (j % ternary_block_triads == 0)
+          blk = m.codes_.data() + (m.block_codes(tile, j / ternary_block_triads) - m.codes_.data());
         std::uint8_t& idx = blk[64 * quad + i];
         idx = static_cast<std::uint8_t>((idx & ~(15u << (4 * h))) | (v & 15u) << (4 * h));
         blk[512 + 16 * quad + 8 * h + i / 8] |= static_cast<std::uint8_t>((v >> 4) << (i % 8));
